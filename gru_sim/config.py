@@ -1,0 +1,139 @@
+"""What one GRU call is: its shape, what it computes (inference or training), in which number format,
+with which implementation, on which device and with how many threads.
+
+A :class:`GruConfig` is frozen and checked once, where it is made; every stage after that trusts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+MODES = ("inference", "training")
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+IMPLS = ("torch-gru", "torch-gru-cell", "numpy-reference")
+DEVICES = ("cpu", "cuda")
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+CPU_DTYPES = ("float32", "float64")
+# Number of gates of a GRU cell: reset r, update z, new n (torch's order r|z|n).
+GATES = 3
+
+INT_FIELDS = ("batch", "seq_len", "input_size", "hidden_size", "num_layers", "threads")
+
+
+@dataclass(frozen=True)
+class GruConfig:
+    """One GRU call. Sizes are element counts; ``threads`` is the intra-op thread count."""
+
+    batch: int
+    seq_len: int
+    input_size: int
+    hidden_size: int
+    num_layers: int = 1
+    bidirectional: bool = False
+    mode: str = "inference"
+    dtype: str = "float32"
+    impl: str = "torch-gru"
+    device: str = "cpu"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name}(={value!r}) must be a whole number")
+            if value <= 0:
+                raise ConfigError(f"{name}(={value}) must be > 0")
+        if not isinstance(self.bidirectional, bool):
+            raise ConfigError(f"bidirectional(={self.bidirectional!r}) must be true or false")
+        _check_choice("mode", self.mode, MODES)
+        _check_choice("dtype", self.dtype, DTYPES)
+        _check_choice("impl", self.impl, IMPLS)
+        _check_choice("device", self.device, DEVICES)
+        if self.device == "cpu" and self.dtype not in CPU_DTYPES:
+            raise ConfigError(
+                f"dtype(={self.dtype}) is not measured on cpu: use one of {', '.join(CPU_DTYPES)}, "
+                "or --device cuda")
+        if self.impl == "numpy-reference" and self.device != "cpu":
+            raise ConfigError("impl(=numpy-reference) runs on cpu only")
+        if self.impl == "numpy-reference" and self.mode != "inference":
+            raise ConfigError("impl(=numpy-reference) has no backward pass: use --mode inference")
+
+    @property
+    def directions(self) -> int:
+        """1 for a unidirectional GRU, 2 for a bidirectional one."""
+        return 2 if self.bidirectional else 1
+
+    @property
+    def dtype_bytes(self) -> int:
+        """Bytes of one element of ``dtype``."""
+        return DTYPE_BYTES[self.dtype]
+
+    @property
+    def tokens(self) -> int:
+        """Sequence elements processed by one call: batch * seq_len."""
+        return self.batch * self.seq_len
+
+    def layer_input_size(self, layer: int) -> int:
+        """Input features of ``layer`` (0-based): input_size for the first, directions*H after."""
+        return self.input_size if layer == 0 else self.directions * self.hidden_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as the JSON records write it."""
+        return asdict(self)
+
+    def with_(self, **changes: Any) -> "GruConfig":
+        """A copy with some fields changed (and checked again)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "GruConfig":
+        """Build from a mapping such as a CSV row or JSON object; unknown keys are refused.
+
+        Accepts ``layers`` as an alias of ``num_layers`` (the command line's name) and strings for
+        numbers and booleans (as a CSV gives them).
+        """
+        known = {f.name for f in fields(cls)}
+        data: dict[str, Any] = {}
+        for key, raw in values.items():
+            name = key.strip().replace("-", "_")
+            if name == "layers":
+                name = "num_layers"
+            if name not in known:
+                raise ConfigError(f"unknown field {key!r}: expected some of {', '.join(sorted(known))}")
+            if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+                continue
+            data[name] = _coerce(name, raw)
+        missing = [n for n in ("batch", "seq_len", "input_size", "hidden_size") if n not in data]
+        if missing:
+            raise ConfigError(f"missing field(s): {', '.join(missing)}")
+        return cls(**data)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}(={value!r}) must be one of {', '.join(choices)}")
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    if name in INT_FIELDS:
+        if isinstance(raw, str):
+            try:
+                return int(raw.strip())
+            except ValueError:
+                raise ConfigError(f"{name}(={raw!r}) must be a whole number") from None
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        return raw
+    if name == "bidirectional" and isinstance(raw, str):
+        text = raw.strip().lower()
+        if text in ("1", "true", "yes"):
+            return True
+        if text in ("0", "false", "no"):
+            return False
+        raise ConfigError(f"bidirectional(={raw!r}) must be true or false")
+    if isinstance(raw, str):
+        return raw.strip()
+    return raw
