@@ -24,13 +24,20 @@ from .config import GATES, GruConfig
 POINTWISE_OPS_PER_UNIT = 10
 POINTWISE_BACKWARD_OPS_PER_UNIT = 20
 
-# Activations, in units of T·B·H elements, that ATen's CPU path holds at its peak within one
-# layer-direction in inference: the input projection (3), the per-step outputs (1) and their stacked
-# copy (1). Read off aten/src/ATen/native/RNN.cpp (FullLayer::operator()).
-INFERENCE_LIVE_TBH = 5
+# Activations, in units of T·B·H elements, that ATen's CPU path holds at its peak within one layer in
+# inference: for one direction the input projection (3), the per-step outputs (1) and their stacked
+# copy (1) (aten/src/ATen/native/RNN.cpp, FullLayer::operator()); a bidirectional layer holds 9 at its
+# peak (the forward result, the reverse direction's 5, the 2H-wide concatenation). Checked against the
+# resident-set growth of torch 2.13 on CPU (tests/test_accounting.py).
+INFERENCE_LIVE_TBH = {1: 5, 2: 9}
 # Tensors autograd keeps per step for backward, in units of B·H: the recurrent matmul output (3H wide,
 # whose chunks r, z and n views keep alive), the r and z gate values, n, (h − n) and the new hidden state.
 TRAINING_SAVED_BH_PER_STEP = 8
+# Transient peak of a training call on top of what is saved, in units of T·B·H (gradients flowing back
+# through a layer's outputs and projection), and in units of the weights (per-step weight gradients
+# accumulated into a buffer while the next one is formed). Fitted to torch 2.13's CPU resident set.
+TRAINING_TRANSIENT_TBH = 5
+TRAINING_TRANSIENT_WEIGHTS = 2
 
 
 @dataclass(frozen=True)
@@ -158,9 +165,9 @@ def activation_bytes(config: GruConfig) -> int:
     weight gradients).
 
     Inference: the largest set of tensors alive at once, walking ATen's CPU path layer by layer —
-    the previous layer's output, the outputs of directions already done and the current direction's
-    ``INFERENCE_LIVE_TBH``·T·B·H. Training: what autograd keeps for backward from every step of every
-    layer-direction, plus the stacked outputs and the input projections that backward needs.
+    the previous layer's output and the current layer's ``INFERENCE_LIVE_TBH``·T·B·H. Training: what
+    autograd keeps for backward from every step of every layer-direction and the stacked outputs, plus
+    the transient peak of the backward pass.
     """
     tbh = config.tokens * config.hidden_size
     s = config.dtype_bytes
@@ -169,13 +176,11 @@ def activation_bytes(config: GruConfig) -> int:
         peak = 0
         for layer in range(config.num_layers):
             previous = d * tbh if layer > 0 else 0
-            for direction in range(d):
-                peak = max(peak, previous + direction * tbh + INFERENCE_LIVE_TBH * tbh)
-            if d == 2:  # concatenating both directions: fw + bw + the 2H-wide result
-                peak = max(peak, previous + 4 * tbh)
+            peak = max(peak, previous + INFERENCE_LIVE_TBH[d] * tbh)
         return peak * s
-    per_layer_dir = TRAINING_SAVED_BH_PER_STEP * tbh + tbh  # saved per step + stacked output
-    return config.num_layers * d * per_layer_dir * s
+    saved = config.num_layers * d * (TRAINING_SAVED_BH_PER_STEP + 1) * tbh  # + the stacked outputs
+    weights = sum(a.params for a in account_layers(config))
+    return (saved + TRAINING_TRANSIENT_TBH * tbh) * s + TRAINING_TRANSIENT_WEIGHTS * weights * s
 
 
 def footprint_bytes(config: GruConfig) -> int:

@@ -98,6 +98,175 @@ def cmd_measure(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------- predict
+def _load_profile_for(args: argparse.Namespace, device: str) -> Any:
+    """The profile named by --profile, or the shipped default of ``device`` (said on stderr); warns
+    when the profile was made on another machine or stack."""
+    from .machine import differences, host_facts, torch_version_matches
+    from .model.profile import default_profile_path, load_profile
+
+    path = args.profile
+    if path is None:
+        path = default_profile_path(device)
+        print(f"gru-sim: using the shipped default profile {path}", file=sys.stderr)
+    profile = load_profile(path)
+    here = {"device": device, **host_facts()}
+    diff = differences(profile.fingerprint, here, ("device", "cpu_model", "physical_cores"))
+    if not torch_version_matches(profile.fingerprint.get("torch"), here.get("torch")):
+        diff.append(f"torch: {profile.fingerprint.get('torch')!r} here {here.get('torch')!r}")
+    if diff:
+        print(f"gru-sim: warning: profile {path} was made on another machine or stack "
+              f"(profile {'; '.join(diff)}); its predictions may not hold here", file=sys.stderr)
+    return profile
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .model.predict import Predictor
+
+    if args.grid:
+        return _predict_grid(args, Predictor(_load_profile_for(args, args.device or "cpu")))
+    missing = [f"--{n.replace('_', '-')}" for n in ("batch", "seq_len", "input_size", "hidden_size")
+               if getattr(args, n) is None]
+    if missing:
+        raise GruSimError(f"predict needs {', '.join(missing)} (or --grid FILE.csv)")
+    args.device = args.device or "cpu"
+    config = _config_from(args)
+    predictor = Predictor(_load_profile_for(args, config.device))
+    rec = predictor.predict(config)
+    if args.trace:
+        from .sim.executors import simulate_call
+        from .sim.trace import write_chrome_trace
+
+        sim = simulate_call(predictor.call_times(config))
+        write_chrome_trace(sim, args.trace)
+        print(f"gru-sim: wrote {args.trace} (open in https://ui.perfetto.dev or chrome://tracing)",
+              file=sys.stderr)
+    if args.json:
+        print(json.dumps(rec))
+        return 0
+    lo, hi = rec["latency_interval_s"]
+    par = rec["parallelism"]
+    mem = rec["memory_bytes"]
+    rows = [
+        ("latency", f"{fmt_seconds(rec['latency_s'])}  (90% interval {fmt_seconds(lo)} – {fmt_seconds(hi)})"
+                    + ("  EXTRAPOLATED beyond the calibrated " + ", ".join(rec["extrapolated_axes"])
+                       if rec["extrapolated"] else "")),
+        ("throughput", f"{fmt_rate(rec['throughput_seq_per_s'], 'seq/s')}, "
+                       f"{fmt_rate(rec['throughput_tokens_per_s'], 'tokens/s')}"),
+        ("peak memory", f"{fmt_bytes(rec['peak_memory_bytes'])} beyond weights {fmt_bytes(mem['weights'])} "
+                        f"and input {fmt_bytes(mem['inputs'])}"),
+        ("parallelism", f"work {fmt_seconds(par['work_s'])}, critical path {fmt_seconds(par['critical_path_s'])}, "
+                        f"average concurrency {par['avg_concurrency']:.2f}"),
+    ]
+    for term, secs in rec["breakdown_s"].items():
+        label = "  of which backward" if term == "backward_s" else f"  {term[:-2].replace('_', ' ')}"
+        rows.append((label, f"{fmt_seconds(secs)} ({secs / rec['latency_s']:.0%})"))
+    print(_describe(config))
+    print(_table(rows))
+    return 0
+
+
+def _predict_grid(args: argparse.Namespace, predictor: Any) -> int:
+    import csv
+
+    defaults = {"num_layers": args.layers, "bidirectional": args.bidirectional, "mode": args.mode,
+                "dtype": args.dtype, "impl": args.impl, "device": args.device or "cpu", "threads": args.threads}
+    try:
+        with open(args.grid, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as err:
+        raise GruSimError(f"{args.grid}: cannot read the grid: {err.strerror}") from None
+    configs = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            given = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+            configs.append(GruConfig.from_mapping({**defaults, **given}))
+        except GruSimError as err:
+            raise GruSimError(f"{args.grid}:{line}: {err}") from None
+    out = sys.stdout
+    for rec in predictor.predict_many(configs):
+        out.write(json.dumps(rec) + "\n")
+    return 0
+
+
+# --------------------------------------------------------------------------------------- calibrate
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate.jobs import default_job_path, load_job
+    from .calibrate.progress import BudgetProgress
+    from .calibrate.runner import calibrate, store_path_for
+    from .model.profile import default_profile_path
+
+    spec = load_job(args.job or default_job_path(args.device))
+    if spec.device != args.device:
+        raise GruSimError(f"job {spec.name} is for device {spec.device}, not --device {args.device}")
+    if args.budget is not None:
+        if args.budget <= 0:
+            raise GruSimError(f"--budget(={args.budget}) must be > 0 seconds")
+        spec = spec.model_copy(update={"budget_s": args.budget})
+    out = args.out or default_profile_path(args.device)
+    print(f"gru-sim calibrate: job {spec.name}, budget {spec.budget_s:.0f} s, store {store_path_for(out)}",
+          file=sys.stderr)
+    with BudgetProgress(spec.budget_s) as progress:
+        profile = calibrate(spec, out, progress)
+    _print_self_check(profile.self_check)
+    print(f"profile written to {out}")
+    return 0
+
+
+def _print_self_check(check: dict[str, Any]) -> None:
+    rows = []
+    for role, label in (("holdout", "held-out fifth (inside range)"), ("beyond", "beyond the range")):
+        s = check.get(role, {})
+        if s.get("n"):
+            rows.append((label, f"n={s['n']}  median APE {s['median_ape']:.1f}%  p90 APE {s['p90_ape']:.1f}%  "
+                                f"within ±10% {s['within_10pct']:.0%}  90% interval coverage "
+                                f"{s['interval_coverage']:.0%}"))
+    mem = check.get("memory_in_sample", {})
+    if mem.get("n"):
+        rows.append(("peak memory (fitted probes)", f"n={mem['n']}  median APE {mem['median_ape']:.1f}%"))
+    if rows:
+        print("self-check:", file=sys.stderr)
+        print(_table(rows), file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------- run
+def cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .scenario import load_scenario
+    from .study import choose_profile_path, default_out_dir, run_scenario
+
+    scenario = load_scenario(args.scenario)
+    profile_path, source = choose_profile_path(scenario, args.profile)
+    print(f"gru-sim run: profile {profile_path} ({source})", file=sys.stderr)
+    out_dir = Path(args.out) if args.out else default_out_dir(scenario)
+    with Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(task: str, done: int, total: int) -> None:
+            if task not in tasks:
+                tasks[task] = bar.add_task(task, total=total)
+            bar.update(tasks[task], completed=done, total=total)
+
+        output = run_scenario(scenario, profile_path, out_dir, progress, profile_source=source)
+    for warning in output.results.get("warnings", []):
+        print(f"gru-sim run: warning: {warning}", file=sys.stderr)
+    print(f"gru-sim run: results in {output.results_path}", file=sys.stderr)
+    print(f"report written to {output.report_path}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .scenario import scenario_json_schema
+
+    print(json.dumps(scenario_json_schema(), indent=2))
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="gru-sim", description="Measure, calibrate, predict and simulate GRU "
@@ -110,6 +279,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=1.0, help="seconds of timed samples (default 1)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe (a subprocess)")
     p.set_defaults(func=cmd_measure)
+
+    p = sub.add_parser("predict", help="predict from a calibration profile without running a kernel")
+    _add_shape_flags(p, required=False)
+    p.set_defaults(device=None)
+    p.add_argument("--profile", help="calibration profile (default: the shipped one for --device)")
+    p.add_argument("--grid", help="CSV whose columns are shape-flag names (batch, seq_len, ...): "
+                   "one JSON record per row on stdout")
+    p.add_argument("--trace", help="also write the simulated kernels as a Chrome trace JSON")
+    p.add_argument("--json", action="store_true", help="print the JSON record instead of a table")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("calibrate", help="run a calibration job and write a profile (resumable)")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.add_argument("--job", help="job spec YAML (default: calibration/jobs/<device>-default.yaml)")
+    p.add_argument("--budget", type=float, help="seconds of measuring (default: the job's budget_s)")
+    p.add_argument("--out", help="profile path (default: calibration/profiles/<device>-default.json); "
+                   "re-running with the same --out resumes")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("run", help="forecast a scenario file and write results.json and report.html")
+    p.add_argument("scenario", metavar="SCENARIO.yaml", help="the scenario file (see 'gru-sim schema')")
+    p.add_argument("--profile", help="calibration profile (default: the scenario's, else the shipped one)")
+    p.add_argument("--out", help="output folder (default: reports/<scenario name>/)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("schema", help="print the scenario file's JSON Schema")
+    p.set_defaults(func=cmd_schema)
     return parser
 
 

@@ -1,0 +1,289 @@
+"""Running a calibration job: measure, store, fit, self-check, and write the profile.
+
+Per hardware group (dtype × impl × thread count) the job spends its share of the budget on, in order:
+the primitive micro-benchmarks, the beyond-range slice, the space-filling design (``design_share`` of
+the group's budget), then rounds of extra points next to the configurations the model fits worst.
+Peak memory is probed for a few design points per dtype. Every point goes to the store at once, so
+an interrupted job resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..accounting import activation_bytes
+from ..config import GruConfig
+from ..errors import GruSimError, OutOfMemoryError
+from ..measure import measure_gru
+from ..machine import differences
+from ..measure.fingerprint import fingerprint
+from ..measure.memory import peak_memory_cpu, peak_memory_cuda
+from ..measure.primitives import run_primitives
+from ..measure.timing import TimingPolicy
+from ..model.costmodel import GruCostModel
+from ..model.memory_model import MemoryModel
+from ..model.metrics import error_summary
+from ..model.profile import Profile, save_profile
+from . import design
+from .jobs import JobSpec
+from .store import MeasurementStore
+
+# Progress callback: (seconds spent, seconds budgeted, what is being measured).
+Progress = Callable[[float, float, str], None]
+ADAPTIVE_ROUND = 6  # points per "fit worst" round
+CANARIES = 4
+BEYOND_SHARE = 0.1  # budget share of the beyond-range slice, after the design
+
+
+@dataclass(frozen=True)
+class Group:
+    dtype: str
+    impl: str
+    threads: int
+
+    def key(self, device: str) -> str:
+        return f"{device}/{self.dtype}/{self.impl}/t{self.threads}"
+
+
+def store_path_for(profile_path: str | Path) -> Path:
+    """The SQLite store that sits beside a profile: ``x.json`` → ``x.sqlite``."""
+    return Path(profile_path).with_suffix(".sqlite")
+
+
+class Calibration:
+    """One calibration job against one store."""
+
+    def __init__(self, spec: JobSpec, store: MeasurementStore, progress: Progress | None = None) -> None:
+        self.spec = spec
+        self.store = store
+        self.progress = progress or (lambda spent, budget, what: None)
+        self.policy = TimingPolicy(min_sample_s=spec.timing.min_sample_s, budget_s=spec.timing.budget_s,
+                                   min_samples=spec.timing.min_samples, max_samples=spec.timing.max_samples,
+                                   warmup_s=0.02)
+        self.groups = [Group(d, i, t) for d in spec.dtypes for i in spec.impls for t in spec.threads]
+        self.group_budget_s = spec.budget_s / len(self.groups)
+
+    # ---------------------------------------------------------------------------------- measuring
+    def run(self) -> None:
+        """Measure until every group's budget is spent (resuming whatever the store already has)."""
+        self._check_store_matches()
+        memory_done: set[str] = set()
+        for g in self.groups:
+            key = g.key(self.spec.device)
+            if self.store.get_primitives(key) is None:
+                self.progress(self.store.spent_s(), self.spec.budget_s, f"{key}: micro-benchmarks")
+                start = time.perf_counter()
+                prims = run_primitives(g.dtype, g.threads) if g.impl != "numpy-reference" else []
+                self.store.set_primitives(key, prims, time.perf_counter() - start)
+            self._design_phase(key, g)
+            estimate = self._estimator(key)
+            for c in design.beyond_configs(self.spec, g.dtype, g.impl, g.threads, self.spec.seed, estimate):
+                if self._out_of_budget(key, min(1.0, self.spec.design_share + BEYOND_SHARE)):
+                    break
+                self._measure(key, "beyond", c)
+            if g.dtype not in memory_done:
+                self._probe_memory(key, g)
+                memory_done.add(g.dtype)
+            self._adaptive_phase(key, g)
+
+    def _check_store_matches(self) -> None:
+        old = self.store.get_meta("job")
+        if old is not None and old != self.spec.model_dump(mode="json"):
+            raise GruSimError(f"{self.store.path} holds a different job ({old.get('name')}); "
+                              "use another --out or delete the store to start over")
+        fp_old = self.store.get_meta("fingerprint")
+        fp_now = fingerprint(self.spec.device)
+        if fp_old is not None and (diff := differences(fp_old, fp_now)):
+            raise GruSimError(f"{self.store.path} was measured on another machine or stack "
+                              f"({'; '.join(diff)}); use another --out")
+        self.store.set_meta("job", self.spec.model_dump(mode="json"))
+        self.store.set_meta("fingerprint", fp_now)
+
+    def _out_of_budget(self, key: str, share: float = 1.0) -> bool:
+        return self.store.spent_s(key) >= share * self.group_budget_s
+
+    def _measure(self, key: str, role: str, config: GruConfig) -> None:
+        if self.store.has(role, config):
+            return
+        self.progress(self.store.spent_s(), self.spec.budget_s, f"{key}: {role} {_short(config)}")
+        start = time.perf_counter()
+        try:
+            m = measure_gru(config, policy=self.policy, probe_memory=False, check_error=False)
+        except OutOfMemoryError:
+            self.store.add(key, role, config, "oom", time.perf_counter() - start)
+            return
+        except Exception as err:  # CUDA OOM surfaces as torch's own error type
+            if "out of memory" not in str(err).lower():
+                raise
+            self.store.add(key, role, config, "oom", time.perf_counter() - start)
+            return
+        self.store.add(key, role, config, "ok", time.perf_counter() - start, latency_s=m.latency_s,
+                       latency_iqr_s=m.latency_iqr_s, noisy=m.noisy, first_call_s=m.first_call_s,
+                       samples_s=m.samples_s)
+
+    def _probe_memory(self, key: str, g: Group) -> None:
+        """Peak memory of a few mid-size design points (memory does not depend on threads)."""
+        rng = np.random.default_rng(self.spec.seed + 31)
+        stream = design.sobol_configs(self.spec, g.dtype, g.impl, g.threads, self.spec.seed + 1)
+        picked = 0
+        for c in stream:
+            if picked >= self.spec.memory_probes:
+                break
+            est = design.rough_estimate_s(c)
+            # Big enough that the allocator's noise (≈1 MiB) is small, cheap enough to run.
+            if not (8 * 2**20 <= activation_bytes(c) <= 2**30 and est <= 4 * self.spec.max_call_s):
+                continue
+            if rng.random() < 0.3:
+                continue
+            picked += 1
+            if self.store.has("memory", c):
+                continue
+            self.progress(self.store.spent_s(), self.spec.budget_s, f"{key}: peak memory {_short(c)}")
+            start = time.perf_counter()
+            try:
+                peak = peak_memory_cuda(_cuda_call(c)) if c.device == "cuda" else peak_memory_cpu(c)
+                self.store.add(key, "memory", c, "ok", time.perf_counter() - start, peak_memory_bytes=peak)
+            except (GruSimError, OSError) as err:
+                self.store.add(key, "memory", c, "oom" if "memory" in str(err) else "failed",
+                               time.perf_counter() - start)
+
+    def _design_phase(self, key: str, g: Group) -> None:
+        stream = design.sobol_configs(self.spec, g.dtype, g.impl, g.threads, self.spec.seed)
+        estimate = self._estimator(key)
+        flags = design.holdout_flags(100_000, self.spec.holdout_fraction, self.spec.seed)
+        for n, c in enumerate(design.affordable(stream, estimate, self.spec.max_call_s)):
+            if self._out_of_budget(key, self.spec.design_share) or n >= flags.size:
+                break
+            self._measure(key, "holdout" if flags[n] else "train", c)
+            if n % 16 == 15:
+                estimate = self._estimator(key)
+
+    def _adaptive_phase(self, key: str, g: Group) -> None:
+        rng = np.random.default_rng(self.spec.seed + 5)
+        while not self._out_of_budget(key):
+            train = [p for p in self.store.points(key, "train") if p.status == "ok"]
+            if len(train) < 10:
+                return
+            model = GruCostModel(seed=self.spec.seed)
+            x = [p.config for p in train]
+            y = np.array([p.latency_s for p in train])
+            model.fit(x, y)
+            err = np.abs(np.log(model.predict(x) / y))
+            estimate = self._estimator(key)
+            added = 0
+            for k in np.argsort(-err)[:ADAPTIVE_ROUND]:
+                for c in design.neighbours(x[k], self.spec, rng, 3):
+                    if estimate(c) <= self.spec.max_call_s and not self.store.has("train", c):
+                        self._measure(key, "train", c)
+                        added += 1
+                        break
+                if self._out_of_budget(key):
+                    return
+            if added == 0:
+                return
+
+    def _estimator(self, key: str) -> Callable[[GruConfig], float]:
+        """Call-time estimate for skipping expensive points: the model fitted so far, else a rough guess."""
+        pts = [p for p in self.store.points(key) if p.status == "ok" and p.role == "train"]
+        if len(pts) < 16:
+            return design.rough_estimate_s
+        model = GruCostModel(seed=self.spec.seed).fit([p.config for p in pts], [p.latency_s for p in pts])
+        return lambda c: max(model.predict_one(c), 0.5 * design.rough_estimate_s(c))
+
+    # -------------------------------------------------------------------------------- the profile
+    def build_profile(self) -> Profile:
+        """Fit on the training points; self-check on the held-out and beyond-range points."""
+        pts = [p for p in self.store.points() if p.status == "ok" and p.latency_s]
+        train = [p for p in pts if p.role == "train"]
+        if len(train) < 3:
+            raise GruSimError(f"only {len(train)} training points were measured: raise --budget")
+        model = GruCostModel(seed=self.spec.seed).fit([p.config for p in train], [p.latency_s for p in train])
+        self_check = {role: self._check(model, [p for p in pts if p.role == role])
+                      for role in ("train", "holdout", "beyond")}
+        self_check["by_group"] = {
+            key: {role: self._check(model, [p for p in pts if p.role == role and p.group == key])
+                  for role in ("holdout", "beyond")}
+            for key in sorted({p.group for p in train})}
+        mem_pts = [p for p in self.store.points(role="memory") if p.status == "ok"]
+        memory = MemoryModel().fit([p.config for p in mem_pts], [p.peak_memory_bytes for p in mem_pts])
+        mem_pred = [memory.predict_one(p.config) for p in mem_pts]
+        self_check["memory_in_sample"] = error_summary([p.peak_memory_bytes for p in mem_pts], mem_pred)
+        ceilings = self._ceilings()
+        canaries = self._canaries(model, train)
+        oom = sum(p.status == "oom" for p in self.store.points())
+        return Profile(
+            path=None,
+            fingerprint=self.store.get_meta("fingerprint") or fingerprint(self.spec.device),
+            job=self.spec.model_dump(mode="json"),
+            ranges={key: model.fit_range_[key] for key in model.fit_range_},
+            ceilings=ceilings,
+            self_check={**self_check, "oom_points": oom, "measuring_s": self.store.spent_s()},
+            cost_model=model,
+            memory_model=memory,
+            canaries=canaries,
+            created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            measurements=[{"group": p.group, "role": p.role, "config": p.config.to_dict(), "status": p.status,
+                           "latency_s": p.latency_s, "latency_iqr_s": p.latency_iqr_s, "noisy": p.noisy,
+                           "first_call_s": p.first_call_s, "peak_memory_bytes": p.peak_memory_bytes}
+                          for p in self.store.points()],
+        )
+
+    @staticmethod
+    def _check(model: GruCostModel, pts: list[Any]) -> dict[str, Any]:
+        if not pts:
+            return error_summary([], [])
+        measured = [p.latency_s for p in pts]
+        predicted = [model.predict_one(p.config) for p in pts]
+        intervals = [model.interval_s(p.config, q) for p, q in zip(pts, predicted)]
+        return error_summary(measured, predicted, intervals)
+
+    def _ceilings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for g in self.groups:
+            key = g.key(self.spec.device)
+            prims = self.store.get_primitives(key) or []
+            flops = [p["flops_per_s"] for p in prims if p["kind"] in ("peak_flops", "matmul")]
+            bw = [p["bytes_per_s"] for p in prims if p["kind"] == "bandwidth"]
+            over = [p for p in prims if p["kind"] == "overheads"]
+            out[key] = {"peak_flops_per_s": max(flops) if flops else None,
+                        "memory_bandwidth_bytes_per_s": max(bw) if bw else None,
+                        "call_overhead_s": over[0]["call_s"] if over else None,
+                        "step_overhead_s": over[0]["step_s"] if over else None,
+                        "primitives": prims}
+        return out
+
+    def _canaries(self, model: GruCostModel, train: list[Any]) -> list[dict[str, Any]]:
+        """A few quick, quiet training points re-measured by ``validate --quick`` to detect drift."""
+        quiet = sorted((p for p in train if not p.noisy and p.latency_s < 0.05), key=lambda p: p.latency_s)
+        if not quiet:
+            return []
+        picks = [quiet[int(k * (len(quiet) - 1) / max(CANARIES - 1, 1))] for k in range(min(CANARIES, len(quiet)))]
+        return [{"config": p.config.to_dict(), "latency_s": p.latency_s} for p in picks]
+
+
+def calibrate(spec: JobSpec, out: str | Path, progress: Progress | None = None) -> Profile:
+    """Run (or resume) ``spec`` with its store beside ``out`` and write the profile to ``out``."""
+    with MeasurementStore(store_path_for(out)) as store:
+        cal = Calibration(spec, store, progress)
+        cal.run()
+        profile = cal.build_profile()
+    save_profile(profile, out)
+    return profile
+
+
+def _short(c: GruConfig) -> str:
+    return (f"{c.mode[:5]} B{c.batch} T{c.seq_len} I{c.input_size} H{c.hidden_size} L{c.num_layers}"
+            f"{'x2' if c.bidirectional else ''}")
+
+
+def _cuda_call(config: GruConfig) -> Callable[[], object]:
+    from ..measure.kernels import build_kernel
+
+    return build_kernel(config).call
+

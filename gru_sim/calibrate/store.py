@@ -1,0 +1,133 @@
+"""The measurement store of a calibration job: an SQLite file written point by point.
+
+Every measurement is committed as soon as it is taken, so Ctrl-C or a crash loses at most the point
+in flight, and running the job again resumes: points already in the store are not measured twice.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..config import GruConfig
+from ..errors import GruSimError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS points (
+    key TEXT PRIMARY KEY,           -- role + config, canonical JSON: a point is measured once
+    grp TEXT NOT NULL,
+    role TEXT NOT NULL,             -- train | holdout | beyond | memory
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,           -- ok | oom
+    latency_s REAL, latency_iqr_s REAL, noisy INTEGER, first_call_s REAL,
+    samples_s TEXT, peak_memory_bytes INTEGER,
+    wall_s REAL NOT NULL,           -- time spent measuring it: the job's budget is counted in these
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS primitives (grp TEXT PRIMARY KEY, data TEXT NOT NULL, wall_s REAL NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    """One row of the store."""
+
+    group: str
+    role: str
+    config: GruConfig
+    status: str
+    latency_s: float | None
+    latency_iqr_s: float | None
+    noisy: bool
+    first_call_s: float | None
+    samples_s: tuple[float, ...]
+    peak_memory_bytes: int | None
+    wall_s: float
+
+
+def point_key(role: str, config: GruConfig) -> str:
+    return role + ":" + json.dumps(config.to_dict(), sort_keys=True)
+
+
+class MeasurementStore:
+    """A calibration job's measurements on disk (SQLite)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path)
+            self._db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as err:
+            raise GruSimError(f"{self.path}: cannot open the measurement store: {err}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> "MeasurementStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # meta ------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    # points ----------------------------------------------------------------------------------
+    def has(self, role: str, config: GruConfig) -> bool:
+        return self._db.execute("SELECT 1 FROM points WHERE key = ?", (point_key(role, config),)).fetchone() is not None
+
+    def add(self, group: str, role: str, config: GruConfig, status: str, wall_s: float,
+            latency_s: float | None = None, latency_iqr_s: float | None = None, noisy: bool = False,
+            first_call_s: float | None = None, samples_s: tuple[float, ...] = (),
+            peak_memory_bytes: int | None = None) -> None:
+        """Record one measured point and commit at once."""
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO points VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (point_key(role, config), group, role, json.dumps(config.to_dict()), status, latency_s,
+                 latency_iqr_s, int(noisy), first_call_s, json.dumps(list(samples_s)), peak_memory_bytes,
+                 wall_s, time.time()))
+
+    def points(self, group: str | None = None, role: str | None = None) -> list[StoredPoint]:
+        query, args = "SELECT grp, role, config, status, latency_s, latency_iqr_s, noisy, first_call_s, " \
+                      "samples_s, peak_memory_bytes, wall_s FROM points WHERE 1=1", []
+        if group is not None:
+            query += " AND grp = ?"
+            args.append(group)
+        if role is not None:
+            query += " AND role = ?"
+            args.append(role)
+        return [StoredPoint(g, r, GruConfig(**json.loads(c)), st, lat, iqr, bool(nz), fc,
+                            tuple(json.loads(smp)), mem, w)
+                for g, r, c, st, lat, iqr, nz, fc, smp, mem, w in self._db.execute(query + " ORDER BY created_at", args)]
+
+    def spent_s(self, group: str | None = None) -> float:
+        """Seconds of measuring recorded so far (for one group, or all)."""
+        q = "SELECT COALESCE(SUM(wall_s), 0) FROM points" + (" WHERE grp = ?" if group else "")
+        pts = self._db.execute(q, (group,) if group else ()).fetchone()[0]
+        q2 = "SELECT COALESCE(SUM(wall_s), 0) FROM primitives" + (" WHERE grp = ?" if group else "")
+        return float(pts + self._db.execute(q2, (group,) if group else ()).fetchone()[0])
+
+    # primitives -------------------------------------------------------------------------------
+    def get_primitives(self, group: str) -> list[dict[str, Any]] | None:
+        row = self._db.execute("SELECT data FROM primitives WHERE grp = ?", (group,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_primitives(self, group: str, data: list[dict[str, Any]], wall_s: float) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO primitives VALUES (?, ?, ?)", (group, json.dumps(data), wall_s))
+
+    def iter_all(self) -> Iterator[StoredPoint]:
+        yield from self.points()

@@ -1,0 +1,135 @@
+"""The terms a GRU call's time is built from, as features a linear model can weigh.
+
+Each feature is a count taken from the shape (FLOPs, bytes, steps, calls); the cost model learns one
+non-negative seconds-per-unit coefficient for each, per hardware group (device, dtype, threads, impl).
+That keeps the model physical — every coefficient is a rate or an overhead the hardware has — and
+makes the fit a convex problem with one answer.
+
+The recurrent matmul ``[B,H]×[H,3H]`` reads its whole weight matrix every step. How fast that is
+depends on where the matrix lives — L2, L3 or main memory — so the per-step weight traffic is split
+over "hat" basis functions of log(weight bytes) with knots from 32 KiB to 128 MiB: the model learns
+a cost per weight byte at each knot and interpolates between them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..accounting import POINTWISE_BACKWARD_OPS_PER_UNIT, POINTWISE_OPS_PER_UNIT
+from ..config import GATES, GruConfig
+
+# Knots of the weight-byte basis: 32 KiB .. 128 MiB, a factor of 4 apart (L1/L2/L3/DRAM regimes).
+WEIGHT_KNOTS_BYTES = tuple(32 * 1024 * 4 ** k for k in range(7))
+_LOG_KNOTS = np.log(np.array(WEIGHT_KNOTS_BYTES, dtype=float))
+
+
+@dataclass(frozen=True)
+class Term:
+    """One feature: its name, the breakdown term its time belongs to, and the phase."""
+
+    name: str
+    breakdown: str   # input_projection_s | recurrent_matmul_s | pointwise_s | step_overhead_s | call_overhead_s
+    backward: bool = False
+
+
+FORWARD_TERMS = (
+    Term("call", "call_overhead_s"),
+    Term("layer_direction", "call_overhead_s"),
+    Term("output_copy_bytes", "call_overhead_s"),
+    Term("projection_flops", "input_projection_s"),
+    Term("projection_io_bytes", "input_projection_s"),
+    Term("step", "step_overhead_s"),
+    Term("recurrent_flops", "recurrent_matmul_s"),
+    *(Term(f"recurrent_weight_bytes@{k}", "recurrent_matmul_s") for k in range(len(WEIGHT_KNOTS_BYTES))),
+    Term("pointwise_elements", "pointwise_s"),
+)
+BACKWARD_TERMS = (
+    Term("bwd_call", "call_overhead_s", True),
+    Term("bwd_projection_flops", "input_projection_s", True),
+    Term("bwd_step", "step_overhead_s", True),
+    Term("bwd_recurrent_flops", "recurrent_matmul_s", True),
+    Term("bwd_recurrent_weight_bytes", "recurrent_matmul_s", True),
+    Term("bwd_pointwise_elements", "pointwise_s", True),
+)
+TERMS = FORWARD_TERMS + BACKWARD_TERMS
+TERM_NAMES = tuple(t.name for t in TERMS)
+N_TERMS = len(TERMS)
+BREAKDOWN_TERMS = ("input_projection_s", "recurrent_matmul_s", "pointwise_s", "step_overhead_s",
+                   "call_overhead_s")
+
+
+def weight_basis(weight_bytes: float) -> np.ndarray:
+    """Hat-function weights (summing to 1) of ``weight_bytes`` over the knots, clamped at both ends."""
+    x = math.log(max(weight_bytes, 1.0))
+    out = np.zeros(len(WEIGHT_KNOTS_BYTES))
+    if x <= _LOG_KNOTS[0]:
+        out[0] = 1.0
+    elif x >= _LOG_KNOTS[-1]:
+        out[-1] = 1.0
+    else:
+        k = int(np.searchsorted(_LOG_KNOTS, x) - 1)
+        frac = (x - _LOG_KNOTS[k]) / (_LOG_KNOTS[k + 1] - _LOG_KNOTS[k])
+        out[k], out[k + 1] = 1.0 - frac, frac
+    return out
+
+
+def layer_features(config: GruConfig, layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """Features of one direction of ``layer``, split as (input-projection part, per-step part).
+
+    The per-step part is for ONE time step, so a simulator can place steps one by one; the
+    projection part holds everything else of the layer-direction (projection, its backward, the
+    layer's fixed costs). ``features(config)`` sums them over the whole call.
+    """
+    b, h, s = config.batch, config.hidden_size, config.dtype_bytes
+    i = config.layer_input_size(layer)
+    training = config.mode == "training"
+    t = config.seq_len
+    proj = np.zeros(N_TERMS)
+    step = np.zeros(N_TERMS)
+    idx = {name: k for k, name in enumerate(TERM_NAMES)}
+    w_bytes = GATES * h * h * s
+    proj_flops = 2.0 * t * b * i * GATES * h
+    if config.impl == "torch-gru-cell":
+        # GRUCell computes the input projection inside every step, as a small [B,I]×[I,3H] GEMM.
+        step[idx["recurrent_flops"]] += 2.0 * b * i * GATES * h
+        w_bytes += GATES * h * i * s
+    else:
+        proj[idx["projection_flops"]] = proj_flops
+        proj[idx["projection_io_bytes"]] = s * t * b * (i + GATES * h)
+    proj[idx["layer_direction"]] = 1.0
+    proj[idx["output_copy_bytes"]] = s * t * b * h
+    step[idx["step"]] = 1.0
+    step[idx["recurrent_flops"]] += 2.0 * b * h * GATES * h
+    basis = weight_basis(w_bytes)
+    for k in range(len(WEIGHT_KNOTS_BYTES)):
+        step[idx[f"recurrent_weight_bytes@{k}"]] = w_bytes * basis[k]
+    step[idx["pointwise_elements"]] = POINTWISE_OPS_PER_UNIT * b * h
+    if training:
+        # Weight gradient of the projection; data gradient too for layers > 0 (layer 0's input needs none).
+        proj[idx["bwd_projection_flops"]] = proj_flops * (2.0 if layer > 0 else 1.0)
+        step[idx["bwd_step"]] = 1.0
+        # Data gradient (all steps but the first, whose h0 needs none) + weight gradient: ~2× forward.
+        step[idx["bwd_recurrent_flops"]] = 2.0 * (2.0 * b * h * GATES * h)
+        step[idx["bwd_recurrent_weight_bytes"]] = w_bytes
+        step[idx["bwd_pointwise_elements"]] = POINTWISE_BACKWARD_OPS_PER_UNIT * b * h
+    return proj, step
+
+
+def features(config: GruConfig) -> np.ndarray:
+    """The feature vector of a whole call: sum over layers and directions, T steps each."""
+    x = np.zeros(N_TERMS)
+    for layer in range(config.num_layers):
+        proj, step = layer_features(config, layer)
+        x += config.directions * (proj + config.seq_len * step)
+    x[TERM_NAMES.index("call")] = 1.0
+    if config.mode == "training":
+        x[TERM_NAMES.index("bwd_call")] = 1.0
+    return x
+
+
+def feature_matrix(configs: list[GruConfig]) -> np.ndarray:
+    """Rows of :func:`features` for many configs."""
+    return np.array([features(c) for c in configs]) if configs else np.zeros((0, N_TERMS))

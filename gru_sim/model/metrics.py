@@ -1,0 +1,54 @@
+"""How wrong a set of predictions is: the error figures gru-sim reports everywhere."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def ape(measured: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Absolute percentage errors, in percent: 100·|predicted − measured| / measured."""
+    m = np.asarray(measured, dtype=float)
+    p = np.asarray(predicted, dtype=float)
+    return 100.0 * np.abs(p - m) / m
+
+
+def error_summary(measured: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray,
+                  intervals: Sequence[Sequence[float]] | None = None) -> dict[str, float | int | None]:
+    """Median/mean/p90 APE (%), share within ±5/10/15 %, RMSLE and, given intervals, their coverage."""
+    m = np.asarray(measured, dtype=float)
+    p = np.asarray(predicted, dtype=float)
+    n = int(m.size)
+    if n == 0:
+        return {"n": 0, "median_ape": None, "mape": None, "p90_ape": None, "within_5pct": None,
+                "within_10pct": None, "within_15pct": None, "rmsle": None, "interval_coverage": None}
+    e = ape(m, p)
+    out: dict[str, float | int | None] = {
+        "n": n,
+        "median_ape": float(np.median(e)),
+        "mape": float(np.mean(e)),
+        "p90_ape": float(np.percentile(e, 90)),
+        "within_5pct": float(np.mean(e <= 5.0)),
+        "within_10pct": float(np.mean(e <= 10.0)),
+        "within_15pct": float(np.mean(e <= 15.0)),
+        "rmsle": float(np.sqrt(np.mean((np.log(p) - np.log(m)) ** 2))),
+        "interval_coverage": None,
+    }
+    if intervals is not None:
+        iv = np.asarray(intervals, dtype=float).reshape(-1, 2)
+        out["interval_coverage"] = float(np.mean((iv[:, 0] <= m) & (m <= iv[:, 1])))
+    return out
+
+
+def bootstrap_median_ci(values: Sequence[float] | np.ndarray, n_boot: int = 2000, level: float = 0.95,
+                        seed: int = 0) -> tuple[float, float] | None:
+    """A percentile-bootstrap confidence interval for the median of ``values``."""
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    medians = np.median(v[rng.integers(0, v.size, size=(n_boot, v.size))], axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(medians, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
