@@ -14,7 +14,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from .config import DEVICES, DTYPES, IMPLS, MODES, GruConfig
-from .errors import GruSimError
+from .errors import GruSimError, ThresholdFailed
 from .units import fmt_bytes, fmt_rate, fmt_seconds
 
 
@@ -99,7 +99,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------- predict
-def _load_profile_for(args: argparse.Namespace, device: str) -> Any:
+def _load_profile_for(args: argparse.Namespace, device: str | None) -> Any:
     """The profile named by --profile, or the shipped default of ``device`` (said on stderr); warns
     when the profile was made on another machine or stack."""
     from .machine import differences, host_facts, torch_version_matches
@@ -107,10 +107,10 @@ def _load_profile_for(args: argparse.Namespace, device: str) -> Any:
 
     path = args.profile
     if path is None:
-        path = default_profile_path(device)
+        path = default_profile_path(device or "cpu")
         print(f"gru-sim: using the shipped default profile {path}", file=sys.stderr)
     profile = load_profile(path)
-    here = {"device": device, **host_facts()}
+    here = {"device": device or profile.device, **host_facts()}
     diff = differences(profile.fingerprint, here, ("device", "cpu_model", "physical_cores"))
     if not torch_version_matches(profile.fingerprint.get("torch"), here.get("torch")):
         diff.append(f"torch: {profile.fingerprint.get('torch')!r} here {here.get('torch')!r}")
@@ -267,6 +267,79 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- validate
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import validate as v
+
+    profile = _load_profile_for(args, "cpu" if args.profile is None else None)
+    if args.quick:
+        result = v.quick_check(profile)
+        print(result["line"])
+        return 0 if result["ok"] else 1
+    if args.sample is not None and args.sample < 0:
+        raise GruSimError(f"--sample(={args.sample}) must be >= 0")
+    configs = (v.read_configs_csv(args.configs) if args.configs
+               else v.choose_configs(profile, 20 if args.sample is None else args.sample, seed=args.seed))
+    if not configs:
+        raise GruSimError("no configuration to validate: raise --sample or pass --configs FILE.csv")
+    out = Path(args.out or Path("reports") / f"validation-{Path(str(profile.path)).stem}")
+    from rich.progress import Progress as Bar
+
+    with Bar(console=_stderr_console()) as bar:
+        task = bar.add_task("measuring", total=len(configs))
+        doc = v.validate(profile, configs, progress=lambda done, total, what: bar.update(task, completed=done))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "validation.json").write_text(json.dumps(doc, indent=1) + "\n")
+    from .report.render import render_validation_report
+
+    render_validation_report(doc, out / "report.html")
+    _print_validation(doc)
+    print(f"wrote {out / 'validation.json'} and {out / 'report.html'}")
+    worst = doc["summary"]["overall"]["median_ape"]
+    if args.max_median_ape is not None and worst is not None and worst > args.max_median_ape:
+        raise ThresholdFailed(f"median APE {worst:.1f}% is above --max-median-ape {args.max_median_ape}%")
+    return 0
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(file=sys.stderr)
+
+
+def _print_validation(doc: dict[str, Any]) -> None:
+    rows = doc["rows"]
+    print(f"{'mode':9} {'B':>4} {'T':>5} {'I':>5} {'H':>5} {'L':>2} {'bi':>3} {'thr':>3}  "
+          f"{'measured':>10} {'predicted':>10} {'APE':>6}  note")
+    for r in rows:
+        c = r["config"]
+        head = (f"{c['mode']:9} {c['batch']:>4} {c['seq_len']:>5} {c['input_size']:>5} {c['hidden_size']:>5} "
+                f"{c['num_layers']:>2} {'y' if c['bidirectional'] else 'n':>3} {c['threads']:>3}  ")
+        if r["status"] != "ok":
+            print(head + f"{'-':>10} {'-':>10} {'-':>6}  {r['status']}")
+            continue
+        note = ", ".join(filter(None, ["beyond: " + ",".join(r["extrapolated_axes"]) if r["extrapolated"] else "",
+                                       "noisy" if r["noisy"] else ""]))
+        print(head + f"{fmt_seconds(r['measured_latency_s']):>10} {fmt_seconds(r['predicted_latency_s']):>10} "
+                     f"{r['ape']:>5.1f}%  {note}")
+    summary = doc["summary"]
+    lines = []
+    for name in ("inside_range", "extrapolated", "overall", "noisy", "memory"):
+        s = summary[name]
+        if not s.get("n"):
+            continue
+        text = f"n={s['n']}  median APE {s['median_ape']:.1f}%  p90 {s['p90_ape']:.1f}%  within ±10% {s['within_10pct']:.0%}"
+        if s.get("median_ape_ci95"):
+            lo, hi = s["median_ape_ci95"]
+            text += f"  (95% CI of median {lo:.1f}–{hi:.1f}%)"
+        if s.get("interval_coverage") is not None:
+            text += f"  90% interval coverage {s['interval_coverage']:.0%}"
+        lines.append((name.replace("_", " "), text))
+    print(_table(lines))
+
+
 # -------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(prog="gru-sim", description="Measure, calibrate, predict and simulate GRU "
@@ -289,6 +362,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", help="also write the simulated kernels as a Chrome trace JSON")
     p.add_argument("--json", action="store_true", help="print the JSON record instead of a table")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("validate", help="measure configurations the profile never saw and compare")
+    p.add_argument("--profile", help="calibration profile (default: the shipped cpu profile)")
+    p.add_argument("--sample", type=int, help="random configs inside the calibrated ranges (default 20); "
+                   "one config beyond the range per axis is added")
+    p.add_argument("--configs", help="CSV of configurations to validate instead (shape-flag columns)")
+    p.add_argument("--max-median-ape", type=float, help="exit 1 when the median APE exceeds this percentage")
+    p.add_argument("--quick", action="store_true", help="re-measure the profile's canaries: is it still valid here?")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random sample (default 0)")
+    p.add_argument("--out", help="output folder (default reports/validation-<profile name>/)")
+    p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("calibrate", help="run a calibration job and write a profile (resumable)")
     p.add_argument("--device", choices=DEVICES, default="cpu")
