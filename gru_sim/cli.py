@@ -72,10 +72,12 @@ def _table(rows: list[tuple[str, str]]) -> str:
 
 # ----------------------------------------------------------------------------------------- measure
 def cmd_measure(args: argparse.Namespace) -> int:
+    config = _config_from(args)  # checked before torch is imported: bad input is refused at once
+    if not args.budget >= 0:  # 0: just the minimum number of samples
+        raise GruSimError(f"--budget(={args.budget}) must be >= 0 seconds")
     from .measure import measure_gru
     from .measure.timing import TimingPolicy
 
-    config = _config_from(args)
     policy = TimingPolicy(budget_s=args.budget)
     m = measure_gru(config, policy=policy, probe_memory=not args.no_memory)
     rec = m.to_record()
@@ -200,7 +202,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if spec.device != args.device:
         raise GruSimError(f"job {spec.name} is for device {spec.device}, not --device {args.device}")
     if args.budget is not None:
-        if args.budget <= 0:
+        if not args.budget > 0:
             raise GruSimError(f"--budget(={args.budget}) must be > 0 seconds")
         spec = spec.model_copy(update={"budget_s": args.budget})
     out = args.out or default_profile_path(args.device)

@@ -38,7 +38,8 @@ from .store import MeasurementStore
 Progress = Callable[[float, float, str], None]
 ADAPTIVE_ROUND = 6  # points per "fit worst" round
 CANARIES = 4
-BEYOND_SHARE = 0.1  # budget share of the beyond-range slice, after the design
+BEYOND_SHARE = 0.1
+MEMORY_PROBE_DRAWS = 2000  # design points looked at to find memory probes of a useful size  # budget share of the beyond-range slice, after the design
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ class Calibration:
             if self.store.get_primitives(key) is None:
                 self.progress(self.store.spent_s(), self.spec.budget_s, f"{key}: micro-benchmarks")
                 start = time.perf_counter()
-                prims = run_primitives(g.dtype, g.threads) if g.impl != "numpy-reference" else []
+                prims = (run_primitives(g.dtype, g.threads)
+                         if self.spec.primitives and g.impl != "numpy-reference" else [])
                 self.store.set_primitives(key, prims, time.perf_counter() - start)
             self._design_phase(key, g)
             estimate = self._estimator(key)
@@ -94,7 +96,9 @@ class Calibration:
 
     def _check_store_matches(self) -> None:
         old = self.store.get_meta("job")
-        if old is not None and old != self.spec.model_dump(mode="json"):
+        new = self.spec.model_dump(mode="json")
+        # The budget may change between runs ("raise --budget" resumes with more time); nothing else.
+        if old is not None and {**old, "budget_s": None} != {**new, "budget_s": None}:
             raise GruSimError(f"{self.store.path} holds a different job ({old.get('name')}); "
                               "use another --out or delete the store to start over")
         fp_old = self.store.get_meta("fingerprint")
@@ -102,7 +106,7 @@ class Calibration:
         if fp_old is not None and (diff := differences(fp_old, fp_now)):
             raise GruSimError(f"{self.store.path} was measured on another machine or stack "
                               f"({'; '.join(diff)}); use another --out")
-        self.store.set_meta("job", self.spec.model_dump(mode="json"))
+        self.store.set_meta("job", new)
         self.store.set_meta("fingerprint", fp_now)
 
     def _out_of_budget(self, key: str, share: float = 1.0) -> bool:
@@ -132,7 +136,7 @@ class Calibration:
         rng = np.random.default_rng(self.spec.seed + 31)
         stream = design.sobol_configs(self.spec, g.dtype, g.impl, g.threads, self.spec.seed + 1)
         picked = 0
-        for c in stream:
+        for _, c in zip(range(MEMORY_PROBE_DRAWS), stream):
             if picked >= self.spec.memory_probes:
                 break
             est = design.rough_estimate_s(c)

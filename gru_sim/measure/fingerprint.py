@@ -29,30 +29,32 @@ def fingerprint(device: str = "cpu", threads: int | None = None) -> dict[str, An
         "cpu_capability": safe(lambda: _build_setting(r"CPU capability usage: (\w+)")),
     }
     if device == "cuda":
-        fp.update(safe(_cuda_fingerprint) or {})
+        fp.update(_cuda_fingerprint())
     return fp
 
 
 def _cuda_fingerprint() -> dict[str, Any]:
-    props = torch.cuda.get_device_properties(0)
-    driver = None
-    try:
+    """CUDA facts, each read on its own so that one unreadable field is None, not all of them."""
+    props = safe(lambda: torch.cuda.get_device_properties(0))
+
+    def driver() -> str | None:
         import subprocess
-        driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                capture_output=True, text=True, timeout=10).stdout.strip() or None
-    except Exception:  # no nvidia-smi: the driver stays unknown
-        pass
+
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        return out or None
+
     return {
-        "gpu_name": props.name,
-        "gpu_sm_count": props.multi_processor_count,
-        "gpu_memory_bytes": props.total_memory,
-        "gpu_compute_capability": f"{props.major}.{props.minor}",
-        "driver": driver,
-        "cuda": torch.version.cuda,
+        "gpu_name": safe(lambda: props.name),
+        "gpu_sm_count": safe(lambda: props.multi_processor_count),
+        "gpu_memory_bytes": safe(lambda: props.total_memory),
+        "gpu_compute_capability": safe(lambda: f"{props.major}.{props.minor}"),
+        "driver": safe(driver),
+        "cuda": safe(lambda: torch.version.cuda),
         "cudnn": safe(torch.backends.cudnn.version),
-        "cudnn_benchmark": torch.backends.cudnn.benchmark,
-        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "cudnn_benchmark": safe(lambda: torch.backends.cudnn.benchmark),
+        "tf32_matmul": safe(lambda: torch.backends.cuda.matmul.allow_tf32),
+        "tf32_cudnn": safe(lambda: torch.backends.cudnn.allow_tf32),
     }
 
 

@@ -70,6 +70,15 @@ def measure_gru(config: GruConfig, policy: TimingPolicy = TimingPolicy(), seed: 
     """Measure ``config`` on this machine now (see :mod:`.timing` for the method)."""
     check_device(config)
     check_fits(config)
+    threads_before = torch.get_num_threads()
+    try:
+        return _measure(config, policy, seed, probe_memory, check_error)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _measure(config: GruConfig, policy: TimingPolicy, seed: int, probe_memory: bool,
+             check_error: bool) -> Measurement:
     torch.set_num_threads(config.threads)
     _set_numpy_threads(config)
     kernel = build_kernel(config, seed)
@@ -90,7 +99,7 @@ def measure_gru(config: GruConfig, policy: TimingPolicy = TimingPolicy(), seed: 
         loops=result.loops,
         peak_memory_bytes=peak,
         max_rel_error=error,
-        fingerprint=fingerprint(config.device, config.threads),
+        fingerprint=fingerprint(config.device, torch.get_num_threads()),  # what was in force
     )
 
 
@@ -98,4 +107,4 @@ def _set_numpy_threads(config: GruConfig) -> None:
     if config.impl == "numpy-reference":
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(config.threads)
+        threadpool_limits(config.threads)  # stays in force for this process: numpy has no "restore"

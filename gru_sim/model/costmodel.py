@@ -28,7 +28,8 @@ from .features import (BREAKDOWN_TERMS, N_TERMS, TERM_NAMES, TERMS, WEIGHT_KNOTS
 from .kernel_times import CallTimes, LayerTimes
 
 AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
-_BASIS_COLS = [TERM_NAMES.index(f"recurrent_weight_bytes@{k}") for k in range(len(WEIGHT_KNOTS_BYTES))]
+_BASIS_BLOCKS = [[TERM_NAMES.index(f"{prefix}recurrent_weight_bytes@{k}") for k in range(len(WEIGHT_KNOTS_BYTES))]
+                 for prefix in ("", "bwd_")]
 # Fewer out-of-fold residuals than this in a group: pool the residuals of all groups for its interval.
 MIN_GROUP_RESIDUALS = 20
 
@@ -50,14 +51,15 @@ def _to_monotone(x: np.ndarray) -> np.ndarray:
     """Re-express the weight-byte basis columns so that non-negative coefficients make the cost per
     byte non-decreasing with matrix size: θ_k = Σ_{j≤k} δ_j, column for δ_j = Σ_{k≥j} x_k."""
     z = x.copy()
-    basis = x[:, _BASIS_COLS]
-    z[:, _BASIS_COLS] = np.cumsum(basis[:, ::-1], axis=1)[:, ::-1]
+    for cols in _BASIS_BLOCKS:
+        z[:, cols] = np.cumsum(x[:, cols][:, ::-1], axis=1)[:, ::-1]
     return z
 
 
 def _from_monotone(delta: np.ndarray) -> np.ndarray:
     theta = delta.copy()
-    theta[_BASIS_COLS] = np.cumsum(delta[_BASIS_COLS])
+    for cols in _BASIS_BLOCKS:
+        theta[cols] = np.cumsum(delta[cols])
     return theta
 
 

@@ -51,7 +51,7 @@ BACKWARD_TERMS = (
     Term("bwd_projection_flops", "input_projection_s", True),
     Term("bwd_step", "step_overhead_s", True),
     Term("bwd_recurrent_flops", "recurrent_matmul_s", True),
-    Term("bwd_recurrent_weight_bytes", "recurrent_matmul_s", True),
+    *(Term(f"bwd_recurrent_weight_bytes@{k}", "recurrent_matmul_s", True) for k in range(len(WEIGHT_KNOTS_BYTES))),
     Term("bwd_pointwise_elements", "pointwise_s", True),
 )
 TERMS = FORWARD_TERMS + BACKWARD_TERMS
@@ -113,7 +113,9 @@ def layer_features(config: GruConfig, layer: int) -> tuple[np.ndarray, np.ndarra
         step[idx["bwd_step"]] = 1.0
         # Data gradient (all steps but the first, whose h0 needs none) + weight gradient: ~2× forward.
         step[idx["bwd_recurrent_flops"]] = 2.0 * (2.0 * b * h * GATES * h)
-        step[idx["bwd_recurrent_weight_bytes"]] = w_bytes
+        for k in range(len(WEIGHT_KNOTS_BYTES)):
+            # The weight gradient is read and written every step: the same cache regimes as forward.
+            step[idx[f"bwd_recurrent_weight_bytes@{k}"]] = w_bytes * basis[k]
         step[idx["bwd_pointwise_elements"]] = POINTWISE_BACKWARD_OPS_PER_UNIT * b * h
     return proj, step
 

@@ -1,0 +1,60 @@
+"""Only the measuring side imports torch, so that predicting, simulating and the CLI start fast.
+
+Each check imports modules in a fresh interpreter and looks at ``sys.modules`` there: the test
+process itself has long since imported torch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# Modules that must load without torch. Add a module here when it lands (only modules that exist:
+# a missing one fails the test), e.g. the simulator:
+#   "gru_sim.sim",             the SimPy simulator (no package yet: gru_sim/sim has no __init__.py)
+TORCH_FREE_MODULES = [
+    "gru_sim",
+    "gru_sim.errors",
+    "gru_sim.config",
+    "gru_sim.units",
+    "gru_sim.machine",
+    "gru_sim.accounting",
+    "gru_sim.reference",
+    "gru_sim.model.kernel_times",
+    "gru_sim.model.predict",   # the cost model's predict: `gru-sim predict` must start fast
+    "gru_sim.cli",             # imports the stage a subcommand needs inside that subcommand
+]
+
+
+def _loaded_after_import(modules: list[str]) -> set[str]:
+    """Names in ``sys.modules`` of a fresh interpreter after importing ``modules``."""
+    code = ("import importlib, json, sys\n"
+            f"for name in {modules!r}:\n"
+            "    importlib.import_module(name)\n"
+            "print(json.dumps(sorted(sys.modules)))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(proc.stdout))
+
+
+def _torch_modules(loaded: set[str]) -> list[str]:
+    return sorted(m for m in loaded if m == "torch" or m.startswith("torch."))
+
+
+@pytest.mark.parametrize("module", TORCH_FREE_MODULES)
+def test_module_imports_without_torch(module: str) -> None:
+    loaded = _loaded_after_import([module])
+    assert module in loaded
+    assert _torch_modules(loaded) == []
+
+
+def test_all_torch_free_modules_together_import_without_torch() -> None:
+    assert _torch_modules(_loaded_after_import(TORCH_FREE_MODULES)) == []
+
+
+def test_measure_imports_torch() -> None:
+    # The probe above can see torch: the measuring side does load it.
+    assert "torch" in _loaded_after_import(["gru_sim.measure"])
