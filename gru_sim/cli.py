@@ -223,6 +223,11 @@ def _print_self_check(check: dict[str, Any]) -> None:
             rows.append((label, f"n={s['n']}  median APE {s['median_ape']:.1f}%  p90 APE {s['p90_ape']:.1f}%  "
                                 f"within ±10% {s['within_10pct']:.0%}  90% interval coverage "
                                 f"{s['interval_coverage']:.0%}"))
+    for group, by_role in sorted(check.get("by_group", {}).items()):
+        s = by_role.get("holdout", {})
+        if s.get("n"):
+            rows.append((f"  {group} held out", f"n={s['n']}  median APE {s['median_ape']:.1f}%  "
+                                               f"within ±10% {s['within_10pct']:.0%}"))
     mem = check.get("memory_in_sample", {})
     if mem.get("n"):
         rows.append(("peak memory (fitted probes)", f"n={mem['n']}  median APE {mem['median_ape']:.1f}%"))

@@ -19,7 +19,7 @@ def true_coefficients() -> np.ndarray:
     """Plausible seconds-per-unit values, monotone in the weight-byte basis."""
     values = {
         "call": 20e-6, "layer_direction": 5e-6, "output_copy_bytes": 1e-10, "projection_flops": 1.5e-11,
-        "projection_io_bytes": 5e-11, "step": 8e-6, "recurrent_flops": 1.2e-11, "pointwise_elements": 3e-10,
+        "projection_io_bytes": 5e-11, "step": 8e-6,
         "bwd_call": 40e-6, "bwd_projection_flops": 1.5e-11, "bwd_step": 40e-6, "bwd_recurrent_flops": 1.2e-11,
         "bwd_pointwise_elements": 6e-10,
     }
@@ -27,6 +27,12 @@ def true_coefficients() -> np.ndarray:
     for k, v in enumerate(per_byte):
         values[f"recurrent_weight_bytes@{k}"] = v
         values[f"bwd_recurrent_weight_bytes@{k}"] = 2 * v
+        values[f"projection_weight_bytes@{k}"] = v
+    values["bwd_projection_weight_bytes"] = 1e-10
+    for k, v in enumerate([3e-11, 2e-11, 1.5e-11, 1.2e-11, 1.1e-11]):  # per FLOP, by batch knot
+        values[f"recurrent_flops@b{k}"] = v
+    for k, v in enumerate([6e-10, 3e-10, 3e-10, 2e-10]):  # per element, by size knot
+        values[f"pointwise_elements@{k}"] = v
     return np.array([values[name] for name in TERM_NAMES])
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import least_squares, nnls
 
 from ..config import GruConfig
 from ..errors import ProfileError
@@ -28,10 +28,12 @@ from .features import (BREAKDOWN_TERMS, N_TERMS, TERM_NAMES, TERMS, WEIGHT_KNOTS
 from .kernel_times import CallTimes, LayerTimes
 
 AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
-_BASIS_BLOCKS = [[TERM_NAMES.index(f"{prefix}recurrent_weight_bytes@{k}") for k in range(len(WEIGHT_KNOTS_BYTES))]
-                 for prefix in ("", "bwd_")]
+_BASIS_BLOCKS = [[TERM_NAMES.index(f"{prefix}_weight_bytes@{k}") for k in range(len(WEIGHT_KNOTS_BYTES))]
+                 for prefix in ("recurrent", "bwd_recurrent", "projection")]
 # Fewer out-of-fold residuals than this in a group: pool the residuals of all groups for its interval.
 MIN_GROUP_RESIDUALS = 20
+# Relative error at which the fit's loss turns from squared to linear (soft-L1).
+ROBUST_SCALE = 0.1
 
 
 def group_key(config: GruConfig) -> str:
@@ -64,12 +66,26 @@ def _from_monotone(delta: np.ndarray) -> np.ndarray:
 
 
 def _fit_nnls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Non-negative coefficients minimising Σ((x·θ − y)/y)², with the monotone weight-byte cost."""
+    """Non-negative coefficients minimising a robust loss of the relative errors (x·θ − y)/y, with
+    the monotone weight-byte cost.
+
+    Least squares (NNLS) gives the start; a soft-L1 loss (scipy's least_squares) then stops the few
+    measurements a loaded machine spoils from pulling the fit: errors beyond ``ROBUST_SCALE`` count
+    linearly, not squared.
+    """
     z = _to_monotone(x) / y[:, None]
     scale = np.max(np.abs(z), axis=0)
     scale[scale == 0] = 1.0
-    delta_scaled, _ = nnls(z / scale, np.ones_like(y), maxiter=50 * z.shape[1])
-    return _from_monotone(delta_scaled / scale)
+    zs = z / scale
+    delta0, _ = nnls(zs, np.ones_like(y), maxiter=50 * z.shape[1])
+    used = np.any(zs != 0, axis=0)  # columns no measurement touches stay at 0
+    if used.sum() and len(y) > used.sum():
+        sol = least_squares(lambda d: zs[:, used] @ d - 1.0, np.maximum(delta0[used], 1e-9),
+                            jac=lambda d: zs[:, used], bounds=(0.0, np.inf), loss="soft_l1",
+                            f_scale=ROBUST_SCALE, method="trf", max_nfev=200)
+        delta0 = np.zeros_like(delta0)
+        delta0[used] = sol.x
+    return _from_monotone(delta0 / scale)
 
 
 class GruCostModel:
