@@ -34,8 +34,9 @@ INFERENCE_LIVE_TBH = {1: 5, 2: 9}
 # whose chunks r, z and n views keep alive), the r and z gate values, n, (h − n) and the new hidden state.
 TRAINING_SAVED_BH_PER_STEP = 8
 # Transient peak of a training call on top of what is saved, in units of T·B·H (gradients flowing back
-# through a layer's outputs and projection), and in units of the weights (per-step weight gradients
-# accumulated into a buffer while the next one is formed). Fitted to torch 2.13's CPU resident set.
+# through a layer's outputs and projection), and in units of one W_hh matrix (the per-step weight
+# gradient formed before it is added into the accumulated one, and that sum). Fitted to torch 2.13's
+# CPU resident set.
 TRAINING_TRANSIENT_TBH = 5
 TRAINING_TRANSIENT_WEIGHTS = 2
 
@@ -178,9 +179,21 @@ def activation_bytes(config: GruConfig) -> int:
             previous = d * tbh if layer > 0 else 0
             peak = max(peak, previous + INFERENCE_LIVE_TBH[d] * tbh)
         return peak * s
-    saved = config.num_layers * d * (TRAINING_SAVED_BH_PER_STEP + 1) * tbh  # + the stacked outputs
-    weights = sum(a.params for a in account_layers(config))
-    return (saved + TRAINING_TRANSIENT_TBH * tbh) * s + TRAINING_TRANSIENT_WEIGHTS * weights * s
+    return training_activation_bytes(config) + TRAINING_TRANSIENT_WEIGHTS * recurrent_weight_bytes(config)
+
+
+def training_activation_bytes(config: GruConfig) -> int:
+    """What a training call keeps for backward (every step of every layer-direction, and the stacked
+    outputs) plus the transient T·B·H-sized gradients of the backward pass, in bytes."""
+    tbh = config.tokens * config.hidden_size
+    saved = config.num_layers * config.directions * (TRAINING_SAVED_BH_PER_STEP + 1) * tbh
+    return (saved + TRAINING_TRANSIENT_TBH * tbh) * config.dtype_bytes
+
+
+def recurrent_weight_bytes(config: GruConfig) -> int:
+    """Bytes of one W_hh matrix [3H, H]: the size of the per-step weight gradient autograd forms
+    before adding it into the accumulated one."""
+    return GATES * config.hidden_size * config.hidden_size * config.dtype_bytes
 
 
 def footprint_bytes(config: GruConfig) -> int:

@@ -13,7 +13,7 @@ import json
 import sys
 from typing import Any, Callable, Sequence
 
-from .config import DEVICES, DTYPES, IMPLS, MODES, GruConfig
+from .config import DEVICES, DTYPES, IMPLS, MODES, GruConfig, read_configs_csv
 from .errors import GruSimError, ThresholdFailed
 from .units import fmt_bytes, fmt_rate, fmt_seconds
 
@@ -169,25 +169,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _predict_grid(args: argparse.Namespace, predictor: Any) -> int:
-    import csv
-
     defaults = {"num_layers": args.layers, "bidirectional": args.bidirectional, "mode": args.mode,
                 "dtype": args.dtype, "impl": args.impl, "device": args.device or "cpu", "threads": args.threads}
-    try:
-        with open(args.grid, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as err:
-        raise GruSimError(f"{args.grid}: cannot read the grid: {err.strerror}") from None
-    configs = []
-    for line, row in enumerate(rows, start=2):
-        try:
-            given = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
-            configs.append(GruConfig.from_mapping({**defaults, **given}))
-        except GruSimError as err:
-            raise GruSimError(f"{args.grid}:{line}: {err}") from None
-    out = sys.stdout
-    for rec in predictor.predict_many(configs):
-        out.write(json.dumps(rec) + "\n")
+    for rec in predictor.predict_many(read_configs_csv(args.grid, defaults)):
+        sys.stdout.write(json.dumps(rec) + "\n")
     return 0
 
 
@@ -287,7 +272,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 0 if result["ok"] else 1
     if args.sample is not None and args.sample < 0:
         raise GruSimError(f"--sample(={args.sample}) must be >= 0")
-    configs = (v.read_configs_csv(args.configs) if args.configs
+    configs = (read_configs_csv(args.configs) if args.configs
                else v.choose_configs(profile, 20 if args.sample is None else args.sample, seed=args.seed))
     if not configs:
         raise GruSimError("no configuration to validate: raise --sample or pass --configs FILE.csv")

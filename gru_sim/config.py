@@ -6,7 +6,9 @@ A :class:`GruConfig` is frozen and checked once, where it is made; every stage a
 
 from __future__ import annotations
 
+import csv
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import ConfigError
@@ -110,6 +112,27 @@ class GruConfig:
         if missing:
             raise ConfigError(f"missing field(s): {', '.join(missing)}")
         return cls(**data)
+
+
+def read_configs_csv(path: str | Path, defaults: Mapping[str, Any] | None = None) -> list[GruConfig]:
+    """Configs from a CSV whose columns are shape-flag names (``batch``, ``seq_len``, ``layers`` or
+    ``num_layers``, ...); empty cells and missing columns take ``defaults``, then GruConfig's own.
+    A bad row is an error naming the file and line."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the configurations: {err.strerror}") from None
+    out = []
+    for line, row in enumerate(rows, start=2):
+        given = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+        try:
+            out.append(GruConfig.from_mapping({**(defaults or {}), **given}))
+        except ConfigError as err:
+            raise ConfigError(f"{path}:{line}: {err}") from None
+    if not out:
+        raise ConfigError(f"{path}: no configurations (a header row and at least one row)")
+    return out
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:

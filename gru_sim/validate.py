@@ -9,7 +9,6 @@ whether the profile still describes this machine (after a driver or torch upgrad
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,24 +88,6 @@ def choose_configs(profile: Profile, sample: int, seed: int = 0, max_call_s: flo
             missing = [v for v in values if v not in rngs[flag]]
             if missing and (c := draw(group, {flag: missing[0]})) is not None:
                 out.append(c)
-    return out
-
-
-def read_configs_csv(path: str | Path) -> list[GruConfig]:
-    """Configs from a CSV whose columns are shape-flag names (``layers`` or ``num_layers``)."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as err:
-        raise GruSimError(f"{path}: cannot read the configs: {err.strerror}") from None
-    out = []
-    for line, row in enumerate(rows, start=2):
-        try:
-            out.append(GruConfig.from_mapping({k: v for k, v in row.items() if k and v not in (None, "")}))
-        except GruSimError as err:
-            raise GruSimError(f"{path}:{line}: {err}") from None
-    if not out:
-        raise GruSimError(f"{path}: no configurations (a header row and at least one row)")
     return out
 
 

@@ -53,7 +53,7 @@ class JobSpec(BaseModel):
     holdout_fraction: float = Field(0.2, ge=0, lt=1)
     beyond_factor: float = Field(2.0, gt=1)
     beyond_points: int = Field(6, ge=0, description="per axis (hidden_size, seq_len) and group")
-    memory_probes: int = Field(8, ge=0, description="peak-memory probes per dtype (a subprocess each)")
+    memory_probes: int = Field(8, ge=0, description="peak-memory probes per mode and dtype (a subprocess each)")
     primitives: bool = Field(True, description="run the micro-benchmarks (roofline ceilings)")
     design_share: float = Field(0.7, gt=0, le=1, description="budget share of the space-filling design")
     seed: int = 0

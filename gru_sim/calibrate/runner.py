@@ -132,20 +132,20 @@ class Calibration:
                        samples_s=m.samples_s)
 
     def _probe_memory(self, key: str, g: Group) -> None:
-        """Peak memory of a few mid-size design points (memory does not depend on threads)."""
+        """Peak memory of ``memory_probes`` mid-size design points per mode (memory does not
+        depend on the thread count, so one group per dtype is probed)."""
         rng = np.random.default_rng(self.spec.seed + 31)
         stream = design.sobol_configs(self.spec, g.dtype, g.impl, g.threads, self.spec.seed + 1)
-        picked = 0
+        picked = {mode: 0 for mode in self.spec.modes}
         for _, c in zip(range(MEMORY_PROBE_DRAWS), stream):
-            if picked >= self.spec.memory_probes:
+            if all(n >= self.spec.memory_probes for n in picked.values()):
                 break
-            est = design.rough_estimate_s(c)
             # Big enough that the allocator's noise (≈1 MiB) is small, cheap enough to run.
-            if not (8 * 2**20 <= activation_bytes(c) <= 2**30 and est <= 4 * self.spec.max_call_s):
+            if (picked[c.mode] >= self.spec.memory_probes or rng.random() < 0.3
+                    or not 8 * 2**20 <= activation_bytes(c) <= 2**30
+                    or design.rough_estimate_s(c) > 4 * self.spec.max_call_s):
                 continue
-            if rng.random() < 0.3:
-                continue
-            picked += 1
+            picked[c.mode] += 1
             if self.store.has("memory", c):
                 continue
             self.progress(self.store.spent_s(), self.spec.budget_s, f"{key}: peak memory {_short(c)}")

@@ -1,10 +1,12 @@
 """Peak memory of one GRU call: what the call needs beyond the memory allocated before it (the
 weights and the input), as CONTRACT.md defines ``peak_memory_bytes``.
 
-The shape of the answer comes from :func:`gru_sim.accounting.activation_bytes` (ATen's tensor
-lifetimes); calibration measures a few calls and fits, per mode, non-negative weights on its parts —
-activations proportional to T·B·H, weight-sized buffers (gradients while training) and a fixed
-allocator overhead — by least squares on relative error.
+The terms come from :mod:`gru_sim.accounting` (ATen's tensor lifetimes): for inference the largest
+set of live activations; for training the activations kept for backward, the weight gradients and
+the per-step weight-gradient temporary. Calibration measures a few calls per mode and fits a
+non-negative weight on each term plus a fixed allocator overhead, by least squares on relative
+error, pulled towards the analytic weights (1 for each term) so that a handful of probes cannot
+throw a term away.
 """
 
 from __future__ import annotations
@@ -12,23 +14,28 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from scipy.optimize import nnls
+from scipy.optimize import lsq_linear
 
-from ..accounting import account_call, activation_bytes
+from ..accounting import account_call, activation_bytes, recurrent_weight_bytes, training_activation_bytes
 from ..config import GruConfig
 
-FEATURES = ("activations", "weights", "fixed")
+FIXED_BYTES = 2**20
+FEATURES = {
+    "inference": ("activations", "fixed_MiB"),
+    "training": ("activations", "weight_gradients", "weight_gradient_temporary", "fixed_MiB"),
+}
+# Before any fit: the analytic count itself.
+DEFAULT_COEF = {"inference": (1.0, 0.0), "training": (1.0, 1.0, 1.0, 0.0)}
+# Strength of the pull towards DEFAULT_COEF, relative to one probe's squared relative error.
+PRIOR_WEIGHT = 0.3
 
 
 def memory_features(config: GruConfig) -> np.ndarray:
-    """[analytic activation bytes, weight bytes (training: the gradients), 1 MiB]."""
-    acc = account_call(config)
-    weights = acc.weight_bytes if config.mode == "training" else 0.0
-    return np.array([float(activation_bytes(config)), float(weights), float(2**20)])
-
-
-# Before any fit: the analytic count itself (activations + gradients while training).
-DEFAULT_COEF = (1.0, 1.0, 0.0)
+    """The terms of ``config``'s peak memory in bytes (see FEATURES for their names)."""
+    if config.mode == "inference":
+        return np.array([float(activation_bytes(config)), float(FIXED_BYTES)])
+    return np.array([float(training_activation_bytes(config)), float(account_call(config).weight_bytes),
+                     float(recurrent_weight_bytes(config)), float(FIXED_BYTES)])
 
 
 class MemoryModel:
@@ -38,30 +45,30 @@ class MemoryModel:
         self.coef_: dict[str, list[float]] = {}
 
     def fit(self, configs: Sequence[GruConfig], peak_bytes: Sequence[float]) -> "MemoryModel":
-        """Fit from measured peaks; modes with fewer than 3 measurements keep the analytic count."""
-        by_mode: dict[str, list[int]] = {}
-        for k, c in enumerate(configs):
-            by_mode.setdefault(c.mode, []).append(k)
+        """Fit from measured peaks (zero or missing peaks are ignored); returns self."""
         self.coef_ = {}
-        for mode, idx in by_mode.items():
-            y = np.array([float(peak_bytes[k]) for k in idx])
-            keep = y > 0
-            if keep.sum() < 3:
+        for mode in FEATURES:
+            idx = [k for k, c in enumerate(configs) if c.mode == mode and peak_bytes[k]]
+            if not idx:
                 continue
-            x = np.array([memory_features(configs[k]) for k in idx])[keep]
-            z = x / y[keep][:, None]
-            scale = np.max(np.abs(z), axis=0)
+            y = np.array([float(peak_bytes[k]) for k in idx])
+            z = np.array([memory_features(configs[k]) for k in idx]) / y[:, None]
+            prior = np.asarray(DEFAULT_COEF[mode])
+            # Penalty rows: PRIOR_WEIGHT·(θ_k − prior_k)·typical z_k, i.e. in relative-error units.
+            scale = np.median(np.abs(z), axis=0)
             scale[scale == 0] = 1.0
-            coef, _ = nnls(z / scale, np.ones(int(keep.sum())))
-            self.coef_[mode] = (coef / scale).tolist()
+            pen = np.sqrt(PRIOR_WEIGHT) * np.diag(scale)
+            a = np.vstack([z, pen])
+            b = np.concatenate([np.ones(len(y)), pen @ prior])
+            self.coef_[mode] = lsq_linear(a, b, bounds=(0.0, np.inf)).x.tolist()
         return self
 
     def predict_one(self, config: GruConfig) -> int:
-        coef = self.coef_.get(config.mode, DEFAULT_COEF)
+        coef = self.coef_.get(config.mode, DEFAULT_COEF[config.mode])
         return int(round(float(memory_features(config) @ np.asarray(coef))))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"features": list(FEATURES), "coef": self.coef_}
+        return {"features": {k: list(v) for k, v in FEATURES.items()}, "coef": self.coef_}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MemoryModel":
