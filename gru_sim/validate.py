@@ -154,7 +154,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     inside = [r for r in quiet if not r["extrapolated"]]
     beyond = [r for r in quiet if r["extrapolated"]]
     per_axis: dict[str, Any] = {}
-    for axis in (*AXES, "bidirectional", "mode"):
+    for axis in (*AXES, "bidirectional", "mode", "threads"):
         along = [r for r in beyond if axis in r["extrapolated_axes"]]
         entry: dict[str, Any] = {"beyond": _stats(along)}
         if axis in AXES and inside:
@@ -163,7 +163,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             for name, sel in (("low", values <= cuts[0]), ("mid", (values > cuts[0]) & (values <= cuts[1])),
                               ("high", values > cuts[1])):
                 entry[f"inside_{name}"] = _stats([r for r, s in zip(inside, sel) if s])
-        elif axis in ("bidirectional", "mode"):
+        else:
             for v in sorted({r["config"][axis] for r in inside}, key=str):
                 entry[f"inside_{v}"] = _stats([r for r in inside if r["config"][axis] == v])
         per_axis[axis] = entry
