@@ -158,9 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"arrival rate {rate:.1f}/s, {args.requests} requests, {args.replicas} replica(s), max batch "
           f"{args.max_batch}, max wait {args.max_wait_s * 1e3:.2f} ms")
 
-    simulated = simulate_serving(spec, lambda batch, seq_len: table[batch])
     arrivals = generate_requests(spec).arrival_s
     real = serve_for_real(gru, inputs, arrivals, args.max_batch, args.max_wait_s, args.replicas)
+    # Time the batches again after the real run: on a shared machine the speed drifts, and a table
+    # taken only before would blame that drift on the simulator. The simulation uses the mean of both.
+    after = measure_service_times(gru, inputs, args.calib_repeats)
+    print("service time per batch size after the run (ms): "
+          + ", ".join(f"{b}: {t * 1e3:.3f}" for b, t in after.items()))
+    table = {b: (table[b] + after[b]) / 2 for b in table}
+    simulated = simulate_serving(spec, lambda batch, seq_len: table[batch])
     # Also simulate the arrivals as they really happened (sleep jitter included), to separate the
     # generator's error from the model's.
     happened = tuple((float(t), args.seq_len) for t in np.maximum.accumulate(real["arrival_s"]))
