@@ -17,7 +17,7 @@ import time
 from gru_sim.config import GruConfig
 from gru_sim.measure import measure_gru
 from gru_sim.measure.timing import TimingPolicy
-from gru_sim.model.predict import Predictor
+from gru_sim.predict import Predictor
 from gru_sim.model.profile import default_profile_path, load_profile
 from gru_sim.sim.executors import simulate_call
 

@@ -123,7 +123,7 @@ def _load_profile_for(args: argparse.Namespace, device: str | None) -> Any:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .model.predict import Predictor
+    from .predict import Predictor
 
     if args.grid:
         return _predict_grid(args, Predictor(_load_profile_for(args, args.device or "cpu")))

@@ -28,7 +28,7 @@ from .config import GruConfig
 from .errors import GruSimError
 from .model.costmodel import group_key
 from .model.kernel_times import CallTimes
-from .model.predict import Predictor
+from .predict import Predictor
 from .model.profile import default_profile_path, load_profile
 from .scenario import Scenario
 from .sim.executors import simulate_call
@@ -49,7 +49,7 @@ ProgressFn = Callable[[str, int, int], None]
 
 
 class CostModel(Protocol):
-    """What the runner asks of the calibrated cost model (``gru_sim.model.predict.Predictor``)."""
+    """What the runner asks of the calibrated cost model (``gru_sim.predict.Predictor``)."""
 
     def predict(self, config: GruConfig) -> dict[str, Any]: ...
 
@@ -248,7 +248,7 @@ def predict_all(configs: Sequence[GruConfig], profile_path: Path, engine: Engine
 
 def compulsory_bytes(config: GruConfig) -> int:
     """Bytes a call must move at least once: weights, input and output. The roofline's intensity is
-    taken against these, as the cost model's roofline floor is (model/predict.py), so no prediction
+    taken against these, as the cost model's roofline floor is (gru_sim/predict.py), so no prediction
     can sit above the ceilings."""
     acc = account_call(config)
     return acc.weight_bytes + acc.input_bytes + acc.output_bytes

@@ -25,7 +25,7 @@ from .measure.timing import TimingPolicy
 from .machine import differences
 from .model.costmodel import AXES
 from .model.metrics import ape, bootstrap_median_ci, error_summary
-from .model.predict import Predictor
+from .predict import Predictor
 from .model.profile import Profile
 
 LOG_AXES = ("batch", "seq_len", "input_size", "hidden_size")

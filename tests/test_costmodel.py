@@ -121,3 +121,10 @@ def test_gru_cell_moves_the_input_projection_into_the_steps() -> None:
     assert cell[TERM_NAMES.index("projection_flops")] == 0
     step_flops = [TERM_NAMES.index(f"recurrent_flops@b{k}") for k in range(5)]
     assert cell[step_flops].sum() > native[step_flops].sum()
+
+
+def test_a_fit_without_cross_validation_still_gives_an_interval() -> None:
+    train = design(0, n=40)
+    model = GruCostModel(cv_folds=0).fit(train, synthetic_latencies(train))
+    lo, hi = model.interval_s(train[0])
+    assert lo < model.predict_one(train[0]) < hi

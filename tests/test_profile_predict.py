@@ -11,7 +11,7 @@ import pytest
 
 from gru_sim.config import GruConfig
 from gru_sim.errors import ProfileError
-from gru_sim.model.predict import Predictor
+from gru_sim.predict import Predictor
 from gru_sim.model.profile import default_profile_path, load_profile
 
 from model_fixtures import make_profile

@@ -174,7 +174,7 @@ class Calibration:
             train = [p for p in self.store.points(key, "train") if p.status == "ok"]
             if len(train) < 10:
                 return
-            model = GruCostModel(seed=self.spec.seed)
+            model = GruCostModel(cv_folds=0, seed=self.spec.seed)  # no interval needed: skip the CV fits
             x = [p.config for p in train]
             y = np.array([p.latency_s for p in train])
             model.fit(x, y)
@@ -197,7 +197,7 @@ class Calibration:
         pts = [p for p in self.store.points(key) if p.status == "ok" and p.role == "train"]
         if len(pts) < 16:
             return design.rough_estimate_s
-        model = GruCostModel(seed=self.spec.seed).fit([p.config for p in pts], [p.latency_s for p in pts])
+        model = GruCostModel(cv_folds=0, seed=self.spec.seed).fit([p.config for p in pts], [p.latency_s for p in pts])
         return lambda c: max(model.predict_one(c), 0.5 * design.rough_estimate_s(c))
 
     # -------------------------------------------------------------------------------- the profile

@@ -127,7 +127,7 @@ class GruCostModel:
             self.n_samples_[key] = len(ix)
             self.fit_range_[key] = _ranges([configs[k] for k in idx])
             residuals[key] = self._cv_log_residuals(x, y, rng)
-        pooled = np.concatenate([r for r in residuals.values() if r.size]) if residuals else np.zeros(0)
+        pooled = np.concatenate([np.zeros(0), *residuals.values()])
         self.log_residual_quantiles_: dict[str, tuple[float, float]] = {}
         alpha = (1.0 - self.interval) / 2.0
         for key, r in residuals.items():

@@ -1,7 +1,8 @@
 """Predictions for configurations never measured: the record ``gru-sim predict`` prints.
 
 A :class:`Predictor` joins a profile's cost model (latency, its interval and breakdown), its memory
-model (peak memory) and the kernel-graph simulator (parallelism) into one CONTRACT.md record. It
+model (peak memory) and the kernel-graph simulator (parallelism) into one CONTRACT.md record: it
+sits after both stages of the pipeline, which know nothing of it. It
 imports numpy, scipy and simpy — never torch — so one prediction starts and returns fast.
 """
 
@@ -10,12 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..accounting import account_call
-from ..config import GruConfig
-from ..sim.executors import parallelism
-from .features import BREAKDOWN_TERMS, TERMS, features
-from .kernel_times import CallTimes
-from .profile import Profile
+from .accounting import account_call
+from .config import GruConfig
+from .model.features import BREAKDOWN_TERMS, TERMS, features
+from .model.kernel_times import CallTimes
+from .model.profile import Profile
+from .sim.executors import parallelism
 
 # The grid path merges steps so that every layer-direction has at most this many kernels: the
 # critical path then differs from the step-by-step one by at most one chunk per layer.
