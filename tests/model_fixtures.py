@@ -56,14 +56,20 @@ def synthetic_latencies(configs: list[GruConfig], noise: float = 0.0, seed: int 
     return y
 
 
-def make_profile(path: Path, noise: float = 0.03) -> Path:
-    """A profile whose cost model was fitted on synthetic measurements (threads 1 and 2)."""
+TINY = GruConfig(batch=2, seq_len=4, input_size=8, hidden_size=8)
+
+
+def make_profile(path: Path, noise: float = 0.03, canary_latency_s: float | None = None) -> Path:
+    """A profile whose cost model was fitted on synthetic measurements (threads 1 and 2). With
+    ``canary_latency_s`` its one canary is the TINY config said to take that long."""
     configs = design(0) + design(1, threads=2)
     y = synthetic_latencies(configs, noise)
     model = GruCostModel().fit(configs, y)
     mem_configs = [c for c in configs[:40]]
     memory = MemoryModel()
     canaries = [{"config": c.to_dict(), "latency_s": float(v)} for c, v in itertools.islice(zip(configs, y), 3)]
+    if canary_latency_s is not None:
+        canaries = [{"config": TINY.to_dict(), "latency_s": canary_latency_s}]
     profile = Profile(path=None, fingerprint={"device": "cpu", "cpu_model": "synthetic", "torch": "2.13.0"},
                       job={"name": "synthetic", "max_call_s": 0.25}, ranges=model.fit_range_,
                       ceilings={k: {"peak_flops_per_s": 1e11, "memory_bandwidth_bytes_per_s": 1e10}

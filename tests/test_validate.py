@@ -1,0 +1,83 @@
+"""gru-sim validate: which configurations it picks, the figures it reports, and its exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gru_sim.model.profile import load_profile
+from gru_sim.validate import choose_configs, summarise
+
+from model_fixtures import make_profile
+
+GRU_SIM = str(Path(sys.executable).parent / "gru-sim")
+
+
+@pytest.fixture(scope="module")
+def profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_profile(tmp_path_factory.mktemp("validate") / "synthetic.json")
+
+
+def _row(measured: float, predicted: float, extrapolated: bool = False, noisy: bool = False,
+         axes: dict[str, float] | None = None, **config: object) -> dict[str, object]:
+    cfg = {"batch": 4, "seq_len": 10, "input_size": 8, "hidden_size": 16, "num_layers": 1,
+           "bidirectional": False, "mode": "inference", "threads": 1, **config}
+    return {"config": cfg, "status": "ok", "measured_latency_s": measured, "predicted_latency_s": predicted,
+            "latency_interval_s": [predicted * 0.9, predicted * 1.1], "ape": 100 * abs(predicted - measured) / measured,
+            "extrapolated": extrapolated, "extrapolated_axes": axes or {}, "noisy": noisy,
+            "measured_peak_memory_bytes": None, "predicted_peak_memory_bytes": 1}
+
+
+def test_inside_configs_lie_in_the_fitted_ranges_and_one_per_axis_lies_beyond(profile_path: Path) -> None:
+    profile = load_profile(profile_path)
+    configs = choose_configs(profile, sample=12, seed=3, max_call_s=1e9)
+    model = profile.cost_model
+    inside = [c for c in configs if not model.extrapolation(c)]
+    beyond = [c for c in configs if model.extrapolation(c)]
+    assert len(inside) == 12
+    for axis in ("batch", "seq_len", "input_size", "hidden_size", "num_layers"):
+        assert any(axis in model.extrapolation(c) for c in beyond), axis
+
+
+def test_the_summary_splits_inside_from_beyond_and_keeps_noisy_points_apart() -> None:
+    rows = [_row(1.0, 1.05), _row(1.0, 0.9), _row(1.0, 1.3, extrapolated=True, axes={"hidden_size": 1.5}),
+            _row(1.0, 3.0, noisy=True)]
+    s = summarise(rows)
+    assert s["inside_range"]["n"] == 2 and s["extrapolated"]["n"] == 1 and s["noisy"]["n"] == 1
+    assert s["overall"]["n"] == 3  # the noisy row is not mixed in
+    assert s["inside_range"]["median_ape"] == pytest.approx(7.5)
+    assert s["inside_range"]["interval_coverage"] == pytest.approx(0.5)  # 0.9 ± 10 % misses 1.0
+    assert s["per_axis"]["hidden_size"]["beyond"]["median_ape"] == pytest.approx(30.0)
+
+
+def _validate(profile_path: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    configs = tmp_path / "configs.csv"
+    configs.write_text("batch,seq_len,input_size,hidden_size\n2,4,8,8\n1,3,4,6\n")
+    return subprocess.run([GRU_SIM, "validate", "--profile", str(profile_path), "--configs", str(configs),
+                           "--out", str(tmp_path / "out"), *extra], capture_output=True, text=True, timeout=300)
+
+
+def test_validate_writes_its_json_and_report_and_passes_a_loose_threshold(profile_path: Path, tmp_path: Path) -> None:
+    proc = _validate(profile_path, tmp_path, "--max-median-ape", "1e12")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "out" / "validation.json").read_text())
+    assert len(doc["rows"]) == 2 and all(r["measured_latency_s"] > 0 for r in doc["rows"])
+    assert (tmp_path / "out" / "report.html").stat().st_size > 0
+
+
+def test_validate_exits_1_when_the_median_error_is_over_the_threshold(profile_path: Path, tmp_path: Path) -> None:
+    proc = _validate(profile_path, tmp_path, "--max-median-ape", "0.0001")
+    assert proc.returncode == 1
+    assert "median APE" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_quick_check_says_drifted_when_the_canaries_run_far_from_calibration(tmp_path: Path) -> None:
+    path = make_profile(tmp_path / "canary.json", canary_latency_s=1e-9)  # no GRU call is that fast
+    proc = subprocess.run([GRU_SIM, "validate", "--quick", "--profile", str(path)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("profile DRIFTED") and "recalibrate" in proc.stdout
