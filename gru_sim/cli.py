@@ -193,8 +193,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     out = args.out or default_profile_path(args.device)
     print(f"gru-sim calibrate: job {spec.name}, budget {spec.budget_s:.0f} s, store {store_path_for(out)}",
           file=sys.stderr)
-    with BudgetProgress(spec.budget_s) as progress:
-        profile = calibrate(spec, out, progress)
+    try:
+        with BudgetProgress(spec.budget_s) as progress:
+            profile = calibrate(spec, out, progress)
+    except KeyboardInterrupt:
+        print(f"gru-sim calibrate: interrupted; every point measured so far is in {store_path_for(out)}: "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
     _print_self_check(profile.self_check)
     print(f"profile written to {out}")
     return 0
@@ -206,13 +211,13 @@ def _print_self_check(check: dict[str, Any]) -> None:
         s = check.get(role, {})
         if s.get("n"):
             rows.append((label, f"n={s['n']}  median APE {s['median_ape']:.1f}%  p90 APE {s['p90_ape']:.1f}%  "
-                                f"within ±10% {s['within_10pct']:.0%}  90% interval coverage "
-                                f"{s['interval_coverage']:.0%}"))
+                                f"within ±10% {s['within_10pct']:.0%}  within ±15% {s['within_15pct']:.0%}  "
+                                f"90% interval coverage {s['interval_coverage']:.0%}"))
     for group, by_role in sorted(check.get("by_group", {}).items()):
         s = by_role.get("holdout", {})
         if s.get("n"):
             rows.append((f"  {group} held out", f"n={s['n']}  median APE {s['median_ape']:.1f}%  "
-                                               f"within ±10% {s['within_10pct']:.0%}"))
+                                               f"within ±15% {s['within_15pct']:.0%}"))
     mem = check.get("memory_in_sample", {})
     if mem.get("n"):
         rows.append(("peak memory (fitted probes)", f"n={mem['n']}  median APE {mem['median_ape']:.1f}%"))
