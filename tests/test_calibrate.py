@@ -102,3 +102,20 @@ def test_resuming_with_another_job_in_the_same_store_is_refused(tmp_path: Path) 
     proc = subprocess.run([GRU_SIM, "calibrate", "--job", str(other), "--out", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "different job" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_stops_the_job_saying_how_to_resume(tmp_path: Path) -> None:
+    out = tmp_path / "p.json"
+    store = tmp_path / "p.sqlite"
+    proc = subprocess.Popen([GRU_SIM, "calibrate", "--job", str(TINY), "--out", str(out), "--budget", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        if store.exists() and len(_rows(store)) >= 3:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    assert len(_rows(store)) >= 3
