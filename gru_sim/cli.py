@@ -213,6 +213,9 @@ def _print_self_check(check: dict[str, Any]) -> None:
             rows.append((label, f"n={s['n']}  median APE {s['median_ape']:.1f}%  p90 APE {s['p90_ape']:.1f}%  "
                                 f"within ±10% {s['within_10pct']:.0%}  within ±15% {s['within_15pct']:.0%}  "
                                 f"90% interval coverage {s['interval_coverage']:.0%}"))
+    s = check.get("noisy", {})
+    if s.get("n"):
+        rows.append(("noisy even when re-measured (apart)", f"n={s['n']}  median APE {s['median_ape']:.1f}%"))
     for group, by_role in sorted(check.get("by_group", {}).items()):
         s = by_role.get("holdout", {})
         if s.get("n"):

@@ -20,7 +20,7 @@ def true_coefficients() -> np.ndarray:
     values = {
         "call": 20e-6, "layer_direction": 5e-6, "output_copy_bytes": 1e-10, "projection_flops": 1.5e-11,
         "projection_io_bytes": 5e-11, "step": 8e-6,
-        "bwd_call": 40e-6, "bwd_projection_flops": 1.5e-11, "bwd_step": 40e-6, "bwd_recurrent_flops": 1.2e-11,
+        "bwd_call": 40e-6, "bwd_projection_flops": 1.5e-11, "bwd_step": 40e-6,
         "bwd_pointwise_elements": 6e-10,
     }
     per_byte = [1e-11, 1e-11, 2e-11, 4e-11, 8e-11, 1.6e-10, 1.6e-10]
@@ -31,6 +31,7 @@ def true_coefficients() -> np.ndarray:
     values["bwd_projection_weight_bytes"] = 1e-10
     for k, v in enumerate([3e-11, 2e-11, 1.5e-11, 1.2e-11, 1.1e-11]):  # per FLOP, by batch knot
         values[f"recurrent_flops@b{k}"] = v
+        values[f"bwd_recurrent_flops@b{k}"] = v
     for k, v in enumerate([6e-10, 3e-10, 3e-10, 2e-10]):  # per element, by size knot
         values[f"pointwise_elements@{k}"] = v
     return np.array([values[name] for name in TERM_NAMES])

@@ -25,7 +25,11 @@ def test_fit_recovers_latencies_of_unseen_configs_from_noise_free_data() -> None
     train, test = design(0), design(7, n=80)
     model = GruCostModel().fit(train, synthetic_latencies(train))
     rel = np.abs(model.predict(test) / synthetic_latencies(test) - 1.0)
-    assert np.max(rel) < 0.02
+    well_inside = np.array([c.hidden_size <= 800 for c in test])
+    assert np.max(rel[well_inside]) < 0.02
+    # Near the largest hidden size trained on, the top weight-size knot has little support and keeps
+    # part of the cost of the knot below (see MIN_KNOT_SUPPORT): a few percent, no more.
+    assert np.max(rel) < 0.05
 
 
 def test_fit_recovers_the_dominant_coefficients() -> None:
@@ -128,3 +132,14 @@ def test_a_fit_without_cross_validation_still_gives_an_interval() -> None:
     model = GruCostModel(cv_folds=0).fit(train, synthetic_latencies(train))
     lo, hi = model.interval_s(train[0])
     assert lo < model.predict_one(train[0]) < hi
+
+
+def test_a_weight_size_few_measurements_reach_costs_what_the_size_below_costs() -> None:
+    # Every training shape is small (W_hh under ~1 MiB): the knots above carry no evidence, so a
+    # much larger hidden size is priced at the largest supported knot's cost per byte, not at a
+    # cost the fit was free to invent.
+    small = [c for c in design(0, n=300) if c.hidden_size <= 200]
+    model = GruCostModel().fit(small, synthetic_latencies(small, noise=0.1))
+    coef = model.coef_["cpu/float32/torch-gru/t1"]
+    per_byte = [coef[TERM_NAMES.index(f"recurrent_weight_bytes@{k}")] for k in range(7)]
+    assert per_byte[4] == per_byte[5] == per_byte[6] == per_byte[3]

@@ -119,6 +119,9 @@ class Calibration:
         start = time.perf_counter()
         try:
             m = measure_gru(config, policy=self.policy, probe_memory=False, check_error=False)
+            if m.noisy:  # measured during a disturbance: take it again, keep the steadier of the two
+                again = measure_gru(config, policy=self.policy, probe_memory=False, check_error=False)
+                m = min(m, again, key=lambda x: x.latency_iqr_s / x.latency_s)
         except OutOfMemoryError:
             self.store.add(key, role, config, "oom", time.perf_counter() - start)
             return
@@ -171,7 +174,7 @@ class Calibration:
     def _adaptive_phase(self, key: str, g: Group) -> None:
         rng = np.random.default_rng(self.spec.seed + 5)
         while not self._out_of_budget(key):
-            train = [p for p in self.store.points(key, "train") if p.status == "ok"]
+            train = [p for p in self.store.points(key, "train") if p.status == "ok" and not p.noisy]
             if len(train) < 10:
                 return
             model = GruCostModel(cv_folds=0, seed=self.spec.seed)  # no interval needed: skip the CV fits
@@ -194,7 +197,7 @@ class Calibration:
 
     def _estimator(self, key: str) -> Callable[[GruConfig], float]:
         """Call-time estimate for skipping expensive points: the model fitted so far, else a rough guess."""
-        pts = [p for p in self.store.points(key) if p.status == "ok" and p.role == "train"]
+        pts = [p for p in self.store.points(key) if p.status == "ok" and p.role == "train" and not p.noisy]
         if len(pts) < 16:
             return design.rough_estimate_s
         model = GruCostModel(cv_folds=0, seed=self.spec.seed).fit([p.config for p in pts], [p.latency_s for p in pts])
@@ -203,13 +206,18 @@ class Calibration:
     # -------------------------------------------------------------------------------- the profile
     def build_profile(self) -> Profile:
         """Fit on the training points; self-check on the held-out and beyond-range points."""
-        pts = [p for p in self.store.points() if p.status == "ok" and p.latency_s]
+        ok = [p for p in self.store.points() if p.status == "ok" and p.latency_s]
+        # Points still noisy after a second try are neither fitted nor mixed into the self-check
+        # figures: they are reported apart (as validate does).
+        pts = [p for p in ok if not p.noisy]
         train = [p for p in pts if p.role == "train"]
         if len(train) < 3:
             raise GruSimError(f"only {len(train)} training points were measured: raise --budget")
         model = GruCostModel(seed=self.spec.seed).fit([p.config for p in train], [p.latency_s for p in train])
         self_check = {role: self._check(model, [p for p in pts if p.role == role])
                       for role in ("train", "holdout", "beyond")}
+        noisy = [p for p in ok if p.noisy and p.role in ("holdout", "beyond")]
+        self_check["noisy"] = self._check(model, noisy)
         self_check["by_group"] = {
             key: {role: self._check(model, [p for p in pts if p.role == role and p.group == key])
                   for role in ("holdout", "beyond")}

@@ -32,6 +32,9 @@ _BASIS_BLOCKS = [[TERM_NAMES.index(f"{prefix}_weight_bytes@{k}") for k in range(
                  for prefix in ("recurrent", "bwd_recurrent", "projection")]
 # Fewer out-of-fold residuals than this in a group: pool the residuals of all groups for its interval.
 MIN_GROUP_RESIDUALS = 20
+# A weight-size knot needs at least one measurement's worth of basis share before its cost may differ
+# from the knot below it.
+MIN_KNOT_SUPPORT = 1.0
 # Relative error at which the fit's loss turns from squared to linear (soft-L1).
 ROBUST_SCALE = 0.1
 
@@ -65,6 +68,19 @@ def _from_monotone(delta: np.ndarray) -> np.ndarray:
     return theta
 
 
+def _unsupported_increments(x: np.ndarray) -> list[int]:
+    """Columns of cost increments at knots that the measurements support less than
+    ``MIN_KNOT_SUPPORT`` points' worth (each point's basis shares summed per knot)."""
+    out = []
+    for cols in _BASIS_BLOCKS:
+        block = x[:, cols]
+        totals = block.sum(axis=1, keepdims=True)
+        shares = np.divide(block, totals, out=np.zeros_like(block), where=totals > 0)
+        support = shares.sum(axis=0)
+        out += [c for c, s in zip(cols[1:], support[1:]) if s < MIN_KNOT_SUPPORT]
+    return out
+
+
 def _fit_nnls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Non-negative coefficients minimising a robust loss of the relative errors (x·θ − y)/y, with
     the monotone weight-byte cost.
@@ -77,6 +93,9 @@ def _fit_nnls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     scale = np.max(np.abs(z), axis=0)
     scale[scale == 0] = 1.0
     zs = z / scale
+    # A knot that (almost) no measurement reaches keeps its neighbour's cost: without this, a point
+    # that touches a knot by a few percent lets the fit give it any cost at all.
+    zs[:, _unsupported_increments(x)] = 0.0
     delta0, _ = nnls(zs, np.ones_like(y), maxiter=50 * z.shape[1])
     used = np.any(zs != 0, axis=0)  # columns no measurement touches stay at 0
     if used.sum() and len(y) > used.sum():

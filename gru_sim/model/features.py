@@ -59,7 +59,7 @@ BACKWARD_TERMS = (
     Term("bwd_projection_flops", "input_projection_s", True),
     Term("bwd_projection_weight_bytes", "input_projection_s", True),
     Term("bwd_step", "step_overhead_s", True),
-    Term("bwd_recurrent_flops", "recurrent_matmul_s", True),
+    *(Term(f"bwd_recurrent_flops@b{k}", "recurrent_matmul_s", True) for k in range(len(BATCH_KNOTS))),
     *(Term(f"bwd_recurrent_weight_bytes@{k}", "recurrent_matmul_s", True) for k in range(len(WEIGHT_KNOTS_BYTES))),
     Term("bwd_pointwise_elements", "pointwise_s", True),
 )
@@ -136,7 +136,8 @@ def layer_features(config: GruConfig, layer: int) -> tuple[np.ndarray, np.ndarra
             proj[idx["bwd_projection_weight_bytes"]] = GATES * h * i * s
         step[idx["bwd_step"]] = 1.0
         # Data gradient (all steps but the first, whose h0 needs none) + weight gradient: ~2× forward.
-        step[idx["bwd_recurrent_flops"]] = 2.0 * (2.0 * b * h * GATES * h)
+        for k, share in enumerate(hat_basis(b, BATCH_KNOTS)):
+            step[idx[f"bwd_recurrent_flops@b{k}"]] = 2.0 * (2.0 * b * h * GATES * h) * share
         for k in range(len(WEIGHT_KNOTS_BYTES)):
             # The weight gradient is read and written every step: the same cache regimes as forward.
             step[idx[f"bwd_recurrent_weight_bytes@{k}"]] = w_bytes * basis[k]
