@@ -196,6 +196,13 @@ def recurrent_weight_bytes(config: GruConfig) -> int:
     return GATES * config.hidden_size * config.hidden_size * config.dtype_bytes
 
 
+def compulsory_bytes(config: GruConfig) -> int:
+    """Bytes a call must move at least once: weights, input and output. The roofline's floor and its
+    arithmetic intensity are taken against these."""
+    acc = account_call(config)
+    return acc.weight_bytes + acc.input_bytes + acc.output_bytes
+
+
 def footprint_bytes(config: GruConfig) -> int:
     """Estimated total memory of one call: weights (and their gradients when training), input and
     peak activations. Used to refuse shapes that cannot fit before trying them."""

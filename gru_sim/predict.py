@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .accounting import account_call
+from .accounting import account_call, compulsory_bytes
 from .config import GruConfig
-from .model.features import BREAKDOWN_TERMS, TERMS, features
 from .model.kernel_times import CallTimes
 from .model.profile import Profile
 from .sim.executors import parallelism
@@ -53,18 +52,10 @@ class Predictor:
     def predict(self, config: GruConfig, max_chunks: int | None = None) -> dict[str, Any]:
         """The ``predict`` record of ``config``. ``max_chunks`` coarsens the kernel graph used for
         the parallelism figures (None: the simulator's default granularity)."""
-        coef, _, _ = self.model.coefficients(config)
-        secs = features(config) * coef
-        breakdown = {name: 0.0 for name in BREAKDOWN_TERMS}
-        backward_s = 0.0
-        for term, value in zip(TERMS, secs):
-            breakdown[term.breakdown] += float(value)
-            if term.backward:
-                backward_s += float(value)
-        breakdown["backward_s"] = backward_s
+        secs = self.model.term_seconds(config)
+        breakdown = self.model.breakdown(config, secs)
         acc = account_call(config)
-        compulsory = acc.weight_bytes + acc.input_bytes + acc.output_bytes
-        latency = max(float(secs.sum()), self.roofline_floor_s(config, acc.total_flops, compulsory))
+        latency = max(float(secs.sum()), self.roofline_floor_s(config, acc.total_flops, compulsory_bytes(config)))
         lo, hi = self.model.interval_s(config, latency)
         chunk = None if max_chunks is None else max(1, math.ceil(config.seq_len / max_chunks))
         par = parallelism(self.model.kernel_times(config), chunk_steps=chunk)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from . import __version__
-from .accounting import account_call
+from .accounting import account_call, compulsory_bytes
 from .config import GruConfig
 from .errors import GruSimError
 from .model.costmodel import group_key
@@ -244,14 +244,6 @@ def predict_all(configs: Sequence[GruConfig], profile_path: Path, engine: Engine
             done += len(chunks[futures[fut]])
             progress(done, total)
     return [r for chunk in out for r in chunk]
-
-
-def compulsory_bytes(config: GruConfig) -> int:
-    """Bytes a call must move at least once: weights, input and output. The roofline's intensity is
-    taken against these, as the cost model's roofline floor is (gru_sim/predict.py), so no prediction
-    can sit above the ceilings."""
-    acc = account_call(config)
-    return acc.weight_bytes + acc.input_bytes + acc.output_bytes
 
 
 def _bandwidth(ceilings: dict[str, Any], config: GruConfig) -> float | None:

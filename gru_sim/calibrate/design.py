@@ -88,11 +88,11 @@ def holdout_flags(count: int, fraction: float, seed: int) -> np.ndarray:
     return np.random.default_rng(seed + 104729).random(count) < fraction
 
 
-def affordable(configs: Iterator[GruConfig], estimate_s: Callable[[GruConfig], float], max_call_s: float,
-               fits: Callable[[GruConfig], bool] = lambda c: True) -> Iterator[GruConfig]:
+def affordable(configs: Iterator[GruConfig], estimate_s: Callable[[GruConfig], float],
+               max_call_s: float) -> Iterator[GruConfig]:
     """Filter a stream to configs whose estimated call time is at most ``max_call_s``."""
     for c in configs:
-        if estimate_s(c) <= max_call_s and fits(c):
+        if estimate_s(c) <= max_call_s:
             yield c
 
 

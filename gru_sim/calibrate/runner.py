@@ -23,6 +23,7 @@ from ..errors import GruSimError, OutOfMemoryError
 from ..measure import measure_gru
 from ..machine import differences
 from ..measure.fingerprint import fingerprint
+from ..measure.kernels import build_kernel
 from ..measure.memory import peak_memory_cpu, peak_memory_cuda
 from ..measure.primitives import run_primitives
 from ..measure.timing import TimingPolicy
@@ -295,7 +296,5 @@ def _short(c: GruConfig) -> str:
 
 
 def _cuda_call(config: GruConfig) -> Callable[[], object]:
-    from ..measure.kernels import build_kernel
-
     return build_kernel(config).call
 

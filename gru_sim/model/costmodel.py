@@ -15,7 +15,6 @@ the 90 % interval; outside the fitted ranges the interval widens with the distan
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ from scipy.optimize import least_squares, nnls
 
 from ..config import GruConfig
 from ..errors import ProfileError
-from .features import (BREAKDOWN_TERMS, N_TERMS, TERM_NAMES, TERMS, WEIGHT_KNOTS_BYTES, feature_matrix,
+from .features import (BREAKDOWN_TERMS, TERM_NAMES, TERMS, WEIGHT_KNOTS_BYTES, feature_matrix,
                        features, layer_features)
 from .kernel_times import CallTimes, LayerTimes
 
@@ -42,14 +41,6 @@ ROBUST_SCALE = 0.1
 def group_key(config: GruConfig) -> str:
     """The hardware group a config's coefficients belong to."""
     return f"{config.device}/{config.dtype}/{config.impl}/t{config.threads}"
-
-
-@dataclass(frozen=True)
-class Roofline:
-    """The machine's two ceilings, measured by micro-benchmarks, per thread count."""
-
-    peak_flops_per_s: float
-    memory_bandwidth_bytes_per_s: float
 
 
 def _to_monotone(x: np.ndarray) -> np.ndarray:
@@ -200,16 +191,16 @@ class GruCostModel:
         coef, _, _ = self.coefficients(config)
         return float(features(config) @ coef)
 
-    def term_seconds(self, config: GruConfig) -> dict[str, float]:
-        """Seconds per feature term for ``config``."""
+    def term_seconds(self, config: GruConfig) -> np.ndarray:
+        """Seconds each feature term (``TERM_NAMES``) contributes to ``config``'s latency."""
         coef, _, _ = self.coefficients(config)
-        return dict(zip(TERM_NAMES, (features(config) * coef).tolist()))
+        return features(config) * coef
 
-    def breakdown(self, config: GruConfig) -> dict[str, float]:
+    def breakdown(self, config: GruConfig, term_seconds: np.ndarray | None = None) -> dict[str, float]:
         """Seconds per breakdown term (input projection, recurrent matmuls, pointwise gates, per-step
-        and per-call overhead) and, for training, the backward's share of them as ``backward_s``."""
-        coef, _, _ = self.coefficients(config)
-        secs = features(config) * coef
+        and per-call overhead) and, for training, the backward's share of them as ``backward_s``.
+        ``term_seconds`` saves recomputing :meth:`term_seconds` when the caller has it."""
+        secs = self.term_seconds(config) if term_seconds is None else term_seconds
         out = {name: 0.0 for name in BREAKDOWN_TERMS}
         out["backward_s"] = 0.0
         for term, value in zip(TERMS, secs):
@@ -312,5 +303,3 @@ def _ranges(configs: Sequence[GruConfig]) -> dict[str, list[Any]]:
     out["mode"] = sorted({c.mode for c in configs})
     return out
 
-
-assert N_TERMS == len(TERMS)
