@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import torch
+from serving_vs_real import measure_service_times  # the back-to-back table, timed the same way
 
 
 def main() -> None:
@@ -33,23 +34,9 @@ def main() -> None:
     gru = torch.nn.GRU(args.input_size, args.hidden_size).eval()
     inputs = {b: torch.randn(args.seq_len, b, args.input_size) for b in (1, 2, 3)}
 
-    def table() -> dict[int, float]:
-        out = {}
-        with torch.inference_mode():
-            for b, x in inputs.items():
-                for _ in range(2):
-                    gru(x)
-                samples = []
-                for _ in range(30):
-                    start = time.perf_counter()
-                    gru(x)
-                    samples.append(time.perf_counter() - start)
-                out[b] = statistics.median(samples)
-        return out
-
     rng = np.random.default_rng(0)
     ratios: dict[str, list[float]] = {"after idle gaps": [], "after idle gaps, second thread waking": []}
-    before = table()
+    before = measure_service_times(gru, inputs, 30)
     stop = threading.Event()
 
     def waker() -> None:
@@ -77,7 +64,7 @@ def main() -> None:
         stop.set()
         if helper:
             helper.join()
-    after = table()
+    after = measure_service_times(gru, inputs, 30)
     reference = {b: (before[b] + after[b]) / 2 for b in before}
     print("back-to-back (ms): " + ", ".join(f"batch {b}: {t * 1e3:.2f}" for b, t in reference.items()))
     for label, timings in raw.items():
