@@ -119,3 +119,15 @@ def test_ctrl_c_stops_the_job_saying_how_to_resume(tmp_path: Path) -> None:
     assert proc.returncode == 130
     assert "run the same command again to resume" in err and "Traceback" not in err
     assert len(_rows(store)) >= 3
+
+
+def test_a_cuda_job_without_cuda_stops_at_once_creating_nothing(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "gpu" / "p.json"
+    proc = subprocess.run([GRU_SIM, "calibrate", "--device", "cuda", "--out", str(out)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "device(=cuda) is not available" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "gpu").exists()

@@ -21,6 +21,7 @@ from ..accounting import activation_bytes
 from ..config import GruConfig
 from ..errors import GruSimError, OutOfMemoryError
 from ..measure import measure_gru
+from ..measure.run import check_device
 from ..machine import differences
 from ..measure.fingerprint import fingerprint
 from ..measure.kernels import build_kernel
@@ -53,6 +54,12 @@ class Group:
         return f"{device}/{self.dtype}/{self.impl}/t{self.threads}"
 
 
+def _device_probe(spec: JobSpec) -> GruConfig:
+    """A small config of the job's device and first dtype, for checks before anything is measured."""
+    return GruConfig(batch=1, seq_len=1, input_size=1, hidden_size=1, dtype=spec.dtypes[0],
+                     impl=spec.impls[0], device=spec.device)
+
+
 def store_path_for(profile_path: str | Path) -> Path:
     """The SQLite store that sits beside a profile: ``x.json`` → ``x.sqlite``."""
     return Path(profile_path).with_suffix(".sqlite")
@@ -81,7 +88,7 @@ class Calibration:
             if self.store.get_primitives(key) is None:
                 self.progress(self.store.spent_s(), self.spec.budget_s, f"{key}: micro-benchmarks")
                 start = time.perf_counter()
-                prims = (run_primitives(g.dtype, g.threads)
+                prims = (run_primitives(g.dtype, g.threads, self.spec.device)
                          if self.spec.primitives and g.impl != "numpy-reference" else [])
                 self.store.set_primitives(key, prims, time.perf_counter() - start)
             self._design_phase(key, g)
@@ -282,6 +289,7 @@ class Calibration:
 
 def calibrate(spec: JobSpec, out: str | Path, progress: Progress | None = None) -> Profile:
     """Run (or resume) ``spec`` with its store beside ``out`` and write the profile to ``out``."""
+    check_device(_device_probe(spec))  # a job for a missing device stops before creating anything
     with MeasurementStore(store_path_for(out)) as store:
         cal = Calibration(spec, store, progress)
         cal.run()
