@@ -126,3 +126,10 @@ def test_a_profile_from_another_machine_warns_naming_the_difference(profile_path
                           capture_output=True, text=True)
     assert proc.returncode == 0
     assert "another machine" in proc.stderr and "cpu_model" in proc.stderr
+
+
+def test_predict_for_a_device_without_a_default_profile_says_how_to_make_one() -> None:
+    if default_profile_path("cuda").exists():
+        pytest.skip("a cuda default profile ships")
+    proc = subprocess.run([GRU_SIM, "predict", *SHAPE, "--device", "cuda"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "gru-sim calibrate --device cuda" in proc.stderr
