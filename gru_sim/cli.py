@@ -14,7 +14,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from .config import DEVICES, DTYPES, IMPLS, MODES, GruConfig, read_configs_csv
-from .errors import GruSimError, ProfileError, ThresholdFailed
+from .errors import GruSimError, ThresholdFailed
 from .units import fmt_bytes, fmt_rate, fmt_seconds
 
 
@@ -105,14 +105,11 @@ def _load_profile_for(args: argparse.Namespace, device: str | None) -> Any:
     """The profile named by --profile, or the shipped default of ``device`` (said on stderr); warns
     when the profile was made on another machine or stack."""
     from .machine import differences, host_facts, torch_version_matches
-    from .model.profile import default_profile_path, load_profile
+    from .model.profile import load_profile, shipped_default_profile
 
     path = args.profile
     if path is None:
-        path = default_profile_path(device or "cpu")
-        if not path.exists():
-            raise ProfileError(f"no default profile for device {device} ({path}): run 'gru-sim calibrate "
-                               f"--device {device}' on a machine with one, or pass --profile")
+        path = shipped_default_profile(device or "cpu")
         print(f"gru-sim: using the shipped default profile {path}", file=sys.stderr)
     profile = load_profile(path)
     here = {"device": device or profile.device, **host_facts()}

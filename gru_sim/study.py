@@ -29,7 +29,7 @@ from .errors import GruSimError
 from .model.costmodel import group_key
 from .model.kernel_times import CallTimes
 from .predict import Predictor
-from .model.profile import default_profile_path, load_profile
+from .model.profile import load_profile, shipped_default_profile
 from .scenario import Scenario
 from .sim.executors import simulate_call
 from .sim.serving import serving_spec_from_mapping, simulate_serving, sweep_load
@@ -109,7 +109,7 @@ def choose_profile_path(scenario: Scenario, cli_profile: str | Path | None) -> t
         return Path(cli_profile), "given with --profile"
     if scenario.profile_path is not None:
         return scenario.profile_path, "named in the scenario"
-    return default_profile_path(scenario.spec.device), f"the shipped default for {scenario.spec.device}"
+    return shipped_default_profile(scenario.spec.device), f"the shipped default for {scenario.spec.device}"
 
 
 def default_out_dir(scenario: Scenario) -> Path:

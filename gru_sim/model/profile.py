@@ -27,6 +27,15 @@ def default_profile_path(device: str) -> Path:
     return PROFILES_DIR / f"{device}-default.json"
 
 
+def shipped_default_profile(device: str) -> Path:
+    """The default profile of ``device``; a ProfileError saying how to make one if none ships."""
+    path = default_profile_path(device)
+    if not path.exists():
+        raise ProfileError(f"no default profile for device {device} ({path}): run 'gru-sim calibrate "
+                           f"--device {device}' on a machine with one, or pass --profile")
+    return path
+
+
 def _checksum(content: dict[str, Any]) -> str:
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
