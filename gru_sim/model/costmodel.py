@@ -59,6 +59,19 @@ def _from_monotone(delta: np.ndarray) -> np.ndarray:
     return theta
 
 
+# Feature indices of each breakdown term, forward and backward apart, for summing term seconds.
+_BUCKETS = {(name, backward): np.array([k for k, t in enumerate(TERMS) if t.breakdown == name and t.backward == backward],
+                                      dtype=int)
+            for name in BREAKDOWN_TERMS for backward in (False, True)}
+_CALL, _BWD_CALL = TERM_NAMES.index("call"), TERM_NAMES.index("bwd_call")
+
+
+def _by_breakdown(term_seconds: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
+    """Term seconds summed per breakdown term: (forward sums, backward sums)."""
+    return tuple({name: float(term_seconds[_BUCKETS[name, backward]].sum()) for name in BREAKDOWN_TERMS}
+                 for backward in (False, True))  # type: ignore[return-value]
+
+
 def _unsupported_increments(x: np.ndarray) -> list[int]:
     """Columns of cost increments at knots that the measurements support less than
     ``MIN_KNOT_SUPPORT`` points' worth (each point's basis shares summed per knot)."""
@@ -201,12 +214,9 @@ class GruCostModel:
         and per-call overhead) and, for training, the backward's share of them as ``backward_s``.
         ``term_seconds`` saves recomputing :meth:`term_seconds` when the caller has it."""
         secs = self.term_seconds(config) if term_seconds is None else term_seconds
-        out = {name: 0.0 for name in BREAKDOWN_TERMS}
-        out["backward_s"] = 0.0
-        for term, value in zip(TERMS, secs):
-            out[term.breakdown] += float(value)
-            if term.backward:
-                out["backward_s"] += float(value)
+        forward, backward = _by_breakdown(secs)
+        out = {name: forward[name] + backward[name] for name in BREAKDOWN_TERMS}
+        out["backward_s"] = sum(backward.values())
         return out
 
     def extrapolation(self, config: GruConfig) -> dict[str, float]:
@@ -240,32 +250,25 @@ class GruCostModel:
         """Kernel-level durations of ``config`` for the simulator; their serial sum equals
         :meth:`predict_one`."""
         coef, _, _ = self.coefficients(config)
-        per_term = {name: k for k, name in enumerate(TERM_NAMES)}
-
-        def part(vec: np.ndarray, breakdown: str, backward: bool) -> float:
-            return float(sum(vec[k] * coef[k] for k, t in enumerate(TERMS)
-                             if t.breakdown == breakdown and t.backward == backward))
-
         layers = []
         for layer in range(config.num_layers):
             proj, step = layer_features(config, layer)
+            proj_fwd, proj_bwd = _by_breakdown(proj * coef)
+            step_fwd, step_bwd = _by_breakdown(step * coef)
             for direction in range(config.directions):
-                layer_overhead = float(proj[per_term["layer_direction"]] * coef[per_term["layer_direction"]]
-                                       + proj[per_term["output_copy_bytes"]] * coef[per_term["output_copy_bytes"]])
-                bwd_step = float(sum(step[k] * coef[k] for k, t in enumerate(TERMS) if t.backward))
-                bwd_proj = float(sum(proj[k] * coef[k] for k, t in enumerate(TERMS) if t.backward))
                 layers.append(LayerTimes(
                     layer=layer,
                     direction=direction,
-                    input_projection_s=part(proj, "input_projection_s", False) + layer_overhead,
-                    recurrent_matmul_per_step_s=part(step, "recurrent_matmul_s", False),
-                    pointwise_per_step_s=part(step, "pointwise_s", False),
-                    step_overhead_per_step_s=part(step, "step_overhead_s", False),
-                    backward_per_step_s=bwd_step,
-                    backward_input_projection_s=bwd_proj,
+                    # The layer-direction's fixed costs (its call overhead bucket) run with its projection.
+                    input_projection_s=proj_fwd["input_projection_s"] + proj_fwd["call_overhead_s"],
+                    recurrent_matmul_per_step_s=step_fwd["recurrent_matmul_s"],
+                    pointwise_per_step_s=step_fwd["pointwise_s"],
+                    step_overhead_per_step_s=step_fwd["step_overhead_s"],
+                    backward_per_step_s=sum(step_bwd.values()),
+                    backward_input_projection_s=sum(proj_bwd.values()),
                     recurrent_weight_grad_s=0.0,
                 ))
-        call = float(coef[per_term["call"]] + (coef[per_term["bwd_call"]] if config.mode == "training" else 0.0))
+        call = float(coef[_CALL] + (coef[_BWD_CALL] if config.mode == "training" else 0.0))
         return CallTimes(config=config, layers=tuple(layers), call_overhead_s=call)
 
     # ------------------------------------------------------------------------------ serialisation
