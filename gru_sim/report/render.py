@@ -214,7 +214,6 @@ def _ape_pct(value: Any) -> str:
 # -------------------------------------------------------------------------------------------- sweep
 def _sweep_section(results: dict[str, Any]) -> Section:
     records = results["sweep"]
-    profile = results.get("profile") or {}
     s = Section("sweep", "Sweep")
     n_ex = sum(bool(r.get("extrapolated")) for r in records)
     s.paragraph(f"{len(records)} configurations predicted from the profile"
@@ -227,7 +226,7 @@ def _sweep_section(results: dict[str, Any]) -> Section:
     s.parts.append(sw.breakdown_figure(records))
     s.parts.append(sw.parallelism_figure(records))
     _timelines(s, results, "sweep")
-    s.html(f"<h3>Highest throughput</h3>" + table(
+    s.html("<h3>Highest throughput</h3>" + table(
         ["configuration", "latency", "90% interval", "tokens/s", "seq/s", "peak memory", "extrapolated"],
         sw.fastest_rows(records), [False, True, True, True, True, True, False])
         + "<p class=caption>Every configuration is in sweep.csv beside this report.</p>")
