@@ -25,6 +25,7 @@ TORCH_FREE_MODULES = [
     "gru_sim.model.kernel_times",
     "gru_sim.predict",         # the predictor: `gru-sim predict` must start fast
     "gru_sim.sim",
+    "gru_sim.plan",            # `gru-sim plan` searches with the simulators alone
     "gru_sim.scenario",
     "gru_sim.study",           # `gru-sim run` must start fast too
     "gru_sim.cli",             # imports the stage a subcommand needs inside that subcommand

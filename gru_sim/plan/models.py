@@ -1,0 +1,36 @@
+"""A hardware kind's :class:`ReplicaModel` from a calibration profile's predictor: service times from
+the cost model, a replica's memory from the ``predict`` record's ``memory_bytes.total`` (weights,
+inputs and activations, all live while a batch runs)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from ..accounting import account_call
+from ..config import GruConfig
+from .search import ReplicaModel
+
+ConfigFor = Callable[[int, int, int], GruConfig]
+"""``config_for(batch, seq_len, threads)``: the inference call a replica runs for such a batch."""
+
+
+class Pricer(Protocol):
+    """What the plan asks of a predictor (``gru_sim.predict.Predictor``)."""
+
+    def service_time_s(self, config: GruConfig) -> float: ...
+
+    def predict(self, config: GruConfig) -> dict[str, Any]: ...
+
+
+def replica_model(predictor: Pricer, config_for: ConfigFor) -> ReplicaModel:
+    """The :class:`ReplicaModel` of one hardware kind, priced by ``predictor``."""
+
+    def service_time_s(batch: int, seq_len: int, threads: int) -> float:
+        return float(predictor.service_time_s(config_for(batch, seq_len, threads)))
+
+    def memory_bytes(batch: int, seq_len: int) -> int:
+        record = predictor.predict(config_for(batch, seq_len, 1))
+        return int((record.get("memory_bytes") or {}).get("total") or record["peak_memory_bytes"])
+
+    return ReplicaModel(service_time_s=service_time_s, memory_bytes=memory_bytes,
+                        weight_bytes=int(account_call(config_for(1, 1, 1)).weight_bytes))

@@ -1,0 +1,278 @@
+"""The capacity planner's search (gru_sim.plan): it finds what simulating every deployment finds,
+says in one line why nothing fits, and gives the same answer for the same seeds. Service times come
+from small closed-form models, so every test runs in seconds."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+
+from gru_sim.errors import ScenarioError
+from gru_sim.plan import (Deployment, Hardware, PlanSpec, ReplicaModel, SearchSpace, Slo, TrainingPlanSpec,
+                          pareto_front, plan_serving, plan_spec_from_mapping, plan_training)
+from gru_sim.sim.serving import ArrivalSpec, SeqLenSpec
+from gru_sim.sim.training import BackwardPiece, DeviceStepTimes, Interconnect
+
+WEIGHTS = 2_000_000
+
+
+def linear_model(overhead_s: float = 0.002, per_item_step_s: float = 2e-5, thread_speedup: float = 0.6,
+                 weight_bytes: int = WEIGHTS) -> ReplicaModel:
+    """A batch costs a fixed overhead plus a per-(request x step) cost; a second thread cuts that by
+    ``thread_speedup``; memory is the weights plus 4 KB per request-step."""
+    def service(batch: int, seq_len: int, threads: int) -> float:
+        return overhead_s + per_item_step_s * batch * seq_len * (thread_speedup ** (threads - 1))
+
+    def memory(batch: int, seq_len: int) -> int:
+        return weight_bytes + 4096 * batch * seq_len
+
+    return ReplicaModel(service, memory, weight_bytes)
+
+
+def small_spec(rate: float = 60.0, slo_s: float = 0.08, seq: SeqLenSpec | None = None, seeds: tuple[int, ...] = (1, 2),
+               **changes: object) -> PlanSpec:
+    space = SearchSpace(replicas=tuple(range(1, 9)), max_batch=(1, 4), max_wait_s=(0.0, 0.005),
+                        padding=("pad", "bucket"), bucket_edges=(20, 40, 80), threads_per_replica=(1, 2))
+    spec = PlanSpec(arrival=ArrivalSpec("poisson", rate_per_s=rate),
+                    seq_len=seq or SeqLenSpec("uniform", low=10, high=60), slo=Slo(slo_s),
+                    hardware=(Hardware("small", cost_per_hour=1.0, cores=2),
+                              Hardware("big", cost_per_hour=3.5, cores=8)),
+                    space=space, requests=600, seeds=seeds)
+    return replace(spec, **changes)  # type: ignore[arg-type]
+
+
+MODELS = {"small": linear_model(), "big": linear_model(per_item_step_s=1.6e-5)}
+
+
+@pytest.mark.parametrize("rate, slo_s, seq, seeds", [
+    (60.0, 0.08, SeqLenSpec("uniform", low=10, high=60), (1, 2)),
+    (150.0, 0.05, SeqLenSpec("fixed", value=40), (3, 4)),
+    (40.0, 0.2, SeqLenSpec("lognormal", median=30, sigma=0.6, max=120), (5,)),
+    (250.0, 0.1, SeqLenSpec("uniform", low=5, high=30), (7, 8)),
+])
+def test_search_finds_the_brute_force_optimum(rate: float, slo_s: float, seq: SeqLenSpec,
+                                              seeds: tuple[int, ...]) -> None:
+    spec = small_spec(rate, slo_s, seq, seeds)
+    searched = plan_serving(spec, MODELS)
+    brute = plan_serving(spec, MODELS, exhaustive=True)
+    assert brute.recommended is not None
+    assert searched.recommended is not None
+    assert searched.recommended.deployment == brute.recommended.deployment
+    assert searched.recommended.cost_per_hour == brute.recommended.cost_per_hour
+    assert searched.evaluations < brute.evaluations
+
+
+def test_every_feasible_candidate_costs_at_least_the_recommendation() -> None:
+    result = plan_serving(small_spec(), MODELS, exhaustive=True)
+    assert result.recommended is not None
+    cheapest = min(c.cost_per_hour for c in result.candidates if c.feasible)
+    assert result.recommended.cost_per_hour == cheapest
+
+
+def test_slo_below_one_requests_service_time_is_infeasible_with_a_reason() -> None:
+    # One request of ~35 steps alone takes 2 ms + 0.7 ms even on two threads: a 1 ms p99 is impossible.
+    result = plan_serving(small_spec(slo_s=0.001), MODELS)
+    assert result.recommended is None
+    assert result.reason is not None and "\n" not in result.reason
+    assert "served alone" in result.reason and "0.001 s SLO" in result.reason
+    assert result.evaluations == 0
+
+
+def test_memory_cap_below_the_weights_is_infeasible_with_a_reason() -> None:
+    result = plan_serving(small_spec(memory_cap_bytes=WEIGHTS // 2), MODELS)
+    assert result.recommended is None
+    assert result.reason is not None and "below the model's weights" in result.reason
+    assert str(WEIGHTS) in result.reason
+
+
+def test_too_much_traffic_for_the_largest_deployment_is_infeasible_with_a_reason() -> None:
+    result = plan_serving(small_spec(rate=20000.0), MODELS)
+    assert result.recommended is None
+    assert result.reason is not None and "even 8 replicas" in result.reason and "\n" not in result.reason
+
+
+def test_same_spec_and_seeds_give_the_same_plan() -> None:
+    a = plan_serving(small_spec(), MODELS)
+    b = plan_serving(small_spec(), MODELS)
+    assert a == b
+
+
+def test_other_seeds_may_change_figures_but_not_the_shape_of_the_answer() -> None:
+    a = plan_serving(small_spec(seeds=(1, 2)), MODELS)
+    b = plan_serving(small_spec(seeds=(11, 12)), MODELS)
+    assert a.recommended is not None and b.recommended is not None
+    assert a.recommended.latency_p99_s != b.recommended.latency_p99_s
+    assert a.recommended.cost_per_hour == b.recommended.cost_per_hour
+
+
+def test_the_next_cheaper_setting_fails_and_says_why() -> None:
+    result = plan_serving(small_spec(rate=3000.0, slo_s=0.1, seq=SeqLenSpec("uniform", low=5, high=30)), MODELS)
+    assert result.recommended is not None and result.recommended.deployment.machines > 1
+    neighbours = result.cheaper_neighbours
+    assert neighbours and all(not c.feasible and c.reason for c in neighbours)
+    assert all(c.cost_per_hour < result.recommended.cost_per_hour for c in neighbours)
+    same = neighbours[0].deployment
+    rec = result.recommended.deployment
+    assert (same.hardware, same.batching, same.machines) == (rec.hardware, rec.batching, rec.machines - 1)
+
+
+def test_headroom_is_a_rate_the_recommendation_still_meets() -> None:
+    result = plan_serving(small_spec(), MODELS)
+    assert result.recommended is not None and result.headroom_rate_per_s is not None
+    assert result.headroom_rate_per_s >= result.rate_per_s
+    at_headroom = [c for c in plan_serving(small_spec(rate=result.headroom_rate_per_s), MODELS, exhaustive=True)
+                   .candidates if c.deployment == result.recommended.deployment]
+    assert at_headroom and at_headroom[0].feasible
+
+
+def test_replicas_fill_the_machines_they_are_packed_on() -> None:
+    result = plan_serving(small_spec(), MODELS, exhaustive=True)
+    for c in result.candidates:
+        d = c.deployment
+        per = {"small": 2, "big": 8}[d.hardware] // d.threads_per_replica
+        assert c.replicas_per_machine == per
+        assert d.machines == math.ceil(d.replicas / per)
+        assert d.replicas == min(8, d.machines * per)
+        assert c.cost_per_hour == pytest.approx(d.machines * {"small": 1.0, "big": 3.5}[d.hardware])
+
+
+def test_machine_memory_limits_replicas_per_machine() -> None:
+    spec = small_spec(hardware=(Hardware("small", cost_per_hour=1.0, cores=8, memory_bytes=3 * WEIGHTS),))
+    result = plan_serving(spec, {"small": linear_model()}, exhaustive=True)
+    for c in result.candidates:
+        assert c.replicas_per_machine * c.memory_bytes_per_replica <= 3 * WEIGHTS
+        assert c.replicas_per_machine < 8
+
+
+def test_threads_beyond_the_cores_are_ruled_out() -> None:
+    spec = small_spec(hardware=(Hardware("one-core", cost_per_hour=1.0, cores=1),))
+    result = plan_serving(spec, {"one-core": linear_model()})
+    assert [(r.threads_per_replica, "cores" in r.reason) for r in result.ruled_out] == [(2, True)]
+    assert result.recommended is not None and result.recommended.deployment.threads_per_replica == 1
+
+
+def test_pareto_front_has_no_dominated_candidate() -> None:
+    result = plan_serving(small_spec(), MODELS, exhaustive=True)
+    front = result.pareto
+    assert front == pareto_front(result.candidates)
+    for f in front:
+        assert not any(c.stable and c.cost_per_hour <= f.cost_per_hour and c.latency_p99_s < f.latency_p99_s
+                       for c in result.candidates)
+    costs = [f.cost_per_hour for f in front]
+    assert costs == sorted(set(costs))
+
+
+def test_a_list_of_rates_is_planned_for_its_peak_with_a_schedule() -> None:
+    result = plan_serving(small_spec(rates_per_s=(20.0, 250.0, 120.0)), MODELS)
+    assert result.rate_per_s == 250.0
+    assert [s.rate_per_s for s in result.schedule] == [20.0, 120.0, 250.0]
+    machines = [s.candidate.deployment.machines for s in result.schedule if s.candidate is not None]
+    assert machines == sorted(machines) and len(machines) == 3
+
+
+def test_plan_json_has_the_contract_keys() -> None:
+    from gru_sim.plan import PlanResult
+
+    data = json.loads(json.dumps(PlanResult(plan_serving(small_spec(), MODELS), None).to_dict()))
+    assert {"slo", "rate_per_s", "recommended", "candidates", "pareto", "training"} <= set(data)
+    keys = {"hardware", "machines", "replicas", "threads_per_replica", "max_batch", "max_wait_s", "padding",
+            "cost_per_hour", "latency_s", "slo_attainment", "utilization", "memory_bytes", "feasible"}
+    assert keys | {"headroom_rate_per_s"} <= set(data["recommended"])
+    assert all(keys <= set(c) for c in data["candidates"])
+    assert {"p50", "p99"} <= set(data["recommended"]["latency_s"])
+    assert data["slo"]["p99_latency_s"] == 0.08 and data["slo"]["min_attainment"] == 0.99
+
+
+def test_min_attainment_stricter_than_the_percentile_needs_more() -> None:
+    loose = plan_serving(small_spec(rate=250.0, slo_s=0.1, seq=SeqLenSpec("uniform", low=5, high=30)), MODELS)
+    strict = plan_serving(small_spec(rate=250.0, seq=SeqLenSpec("uniform", low=5, high=30),
+                                     slo=Slo(0.1, min_attainment=0.9999)), MODELS)
+    assert loose.recommended is not None and strict.recommended is not None
+    assert strict.recommended.cost_per_hour >= loose.recommended.cost_per_hour
+    assert strict.recommended.slo_attainment >= 0.9999
+
+
+# ------------------------------------------------------------------------------------------- training
+def fake_step(batch: int) -> DeviceStepTimes:
+    """Compute grows with the batch; 4 MB of gradients to all-reduce."""
+    return DeviceStepTimes(forward_s=0.001 * batch, backward=(BackwardPiece(0.002 * batch, (4_000_000,)),),
+                           optimizer_step_s=0.001, peak_memory_bytes=10_000_000 * batch)
+
+
+def training_spec(**changes: object) -> TrainingPlanSpec:
+    spec = TrainingPlanSpec(sequences_per_epoch=100_000, seq_len=100, target_epoch_time_s=120.0,
+                            batch_per_device=(16, 32, 64), devices=(1, 2, 4, 8, 16),
+                            interconnect=Interconnect(1.25e9, 5e-6), cost_per_device_hour=2.0)
+    return replace(spec, **changes)  # type: ignore[arg-type]
+
+
+def test_training_plan_picks_the_cheapest_option_in_time() -> None:
+    plan = plan_training(training_spec(), fake_step)
+    assert plan.chosen is not None
+    in_time = [o for o in plan.options if o.epoch_time_s <= 120.0]
+    assert plan.chosen.cost == min(o.cost for o in in_time)
+    assert len(plan.options) == 15
+    for o in plan.options:
+        assert o.steps_per_epoch == math.ceil(100_000 / (o.devices * o.batch_per_device))
+        assert o.cost == pytest.approx(o.devices * 2.0 * o.epoch_time_s / 3600)
+
+
+def test_training_plan_respects_device_memory() -> None:
+    plan = plan_training(training_spec(device_memory_bytes=400_000_000), fake_step)
+    assert plan.chosen is not None and plan.chosen.batch_per_device <= 32
+
+
+def test_training_target_out_of_reach_is_infeasible_with_a_reason() -> None:
+    plan = plan_training(training_spec(target_epoch_time_s=0.5), fake_step)
+    assert plan.chosen is None
+    assert plan.reason is not None and "0.5 s target" in plan.reason
+
+
+# ------------------------------------------------------------------------------------ from a mapping
+PLAN = {"arrival": {"process": "poisson", "rate_per_s": 30}, "seq_len": {"distribution": "fixed", "value": 50},
+        "slo": {"p99_latency_s": 0.5}, "search": {"replicas": {"min": 1, "max": 4}, "max_batch": [1, 8]},
+        "hardware": [{"name": "vm", "cost_per_hour": 0.2, "cores": 4, "memory_bytes": 8e9}]}
+
+
+def test_mapping_reads_the_plan_section() -> None:
+    spec = plan_spec_from_mapping(PLAN)
+    assert spec.space.replicas == (1, 2, 3, 4) and spec.space.max_batch == (1, 8)
+    assert spec.hardware == (Hardware("vm", 0.2, 4, 8_000_000_000),)
+    assert spec.slo == Slo(0.5, 99) and spec.peak_rate_per_s == 30.0
+
+
+def test_mapping_p95_slo_and_rates_list() -> None:
+    spec = plan_spec_from_mapping({**PLAN, "slo": {"p95_latency_s": 0.2, "min_attainment": 0.97},
+                                   "rates_per_s": [10, 45, 20], "seeds": 2})
+    assert spec.slo.percentile == 95 and spec.slo.attainment == 0.97
+    assert spec.peak_rate_per_s == 45.0 and spec.seeds == (1, 2)
+
+
+def test_mapping_without_hardware_prices_a_replica_hour() -> None:
+    spec = plan_spec_from_mapping({k: v for k, v in PLAN.items() if k != "hardware"})
+    assert spec.hardware == (Hardware("replica", 1.0, 1),)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"slo": {"p99_latency_s": 0.5, "p95_latency_s": 0.2}}, "exactly one of"),
+    ({"slo": {"p99_latency_s": -1}}, "slo.p99_latency_s(=-1.0) must be a number > 0"),
+    ({"search": {"padding": ["squash"]}}, "padding(='squash')"),
+    ({"search": {"replicas": {"min": 4, "max": 2}}}, "max(=2) must be >= min(=4)"),
+    ({"hardware": [{"name": "vm", "cost_per_hour": 0.2, "cores": 0}]}, "cores(=0)"),
+    ({"colour": "blue"}, "unknown key(s) colour"),
+])
+def test_mapping_errors_name_the_field_and_value(change: dict, message: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        plan_spec_from_mapping({**PLAN, **change})
+    assert message in str(err.value)
+
+
+def test_deployment_description_reads_as_a_sentence() -> None:
+    result = plan_serving(small_spec(), MODELS)
+    assert result.recommended is not None
+    text = result.recommended.deployment.describe()
+    assert "replica" in text and "machine" in text and "max_batch" in text
+    assert isinstance(result.recommended.deployment, Deployment)
