@@ -22,6 +22,7 @@ TORCH_FREE_MODULES = [
     "gru_sim.machine",
     "gru_sim.accounting",
     "gru_sim.reference",
+    "gru_sim.gradient_flow",   # the analysis of gradient norms; the measuring is gru_sim.measure.gradients
     "gru_sim.model.kernel_times",
     "gru_sim.predict",         # the predictor: `gru-sim predict` must start fast
     "gru_sim.sim",
