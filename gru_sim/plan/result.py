@@ -147,8 +147,9 @@ class ServingPlan:
     """The serving search's outcome. ``recommended`` is the cheapest feasible candidate (ties: the lower
     latency at the SLO's percentile), None with a one-line ``reason`` when none is; ``headroom_rate_per_s``
     the highest rate it still meets the SLO at; ``cheaper_neighbours`` the nearest cheaper deployments
-    simulated, each with why it fails; ``evaluations`` the candidates simulated and ``space_size`` the
-    deployments a brute-force search would simulate."""
+    simulated, each with why it fails; ``evaluations`` the deployments the search simulated at the
+    peak rate, ``space_size`` those a brute-force search would simulate, and ``simulations`` every
+    deployment and rate simulated (the search, the headroom, the neighbours and the schedule)."""
 
     slo: Slo
     rate_per_s: float
@@ -163,6 +164,7 @@ class ServingPlan:
     schedule: tuple[ScheduledRate, ...]
     reason: str | None
     evaluations: int
+    simulations: int
     space_size: int
     requests_per_run: int
     seeds: tuple[int, ...]
@@ -206,7 +208,7 @@ class PlanResult:
                 "cheaper_neighbours": [c.to_dict() for c in s.cheaper_neighbours],
                 "ruled_out": [r.to_dict() for r in s.ruled_out],
                 "schedule": [r.to_dict() for r in s.schedule],
-                "search": {"evaluations": s.evaluations, "space_size": s.space_size,
+                "search": {"evaluations": s.evaluations, "simulations": s.simulations, "space_size": s.space_size,
                            "requests_per_run": s.requests_per_run, "seeds": list(s.seeds)},
             })
         out["training"] = None if self.training is None else self.training.to_dict()

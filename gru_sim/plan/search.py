@@ -299,6 +299,7 @@ def plan_serving(spec: PlanSpec, models: Mapping[str, ReplicaModel], *, exhausti
                     continue
                 if best is None or _key(found, order) < best[0]:
                     best = (_key(found, order), found)
+    searched = len(ev.cache)
     candidates = tuple(ev.cache.values())
     recommended = None if best is None else best[1]
     headroom, bounded, neighbours, schedule = None, True, (), ()
@@ -315,7 +316,8 @@ def plan_serving(spec: PlanSpec, models: Mapping[str, ReplicaModel], *, exhausti
                        candidates=tuple(c for c in candidates if c.rate_per_s == rate),
                        pareto=pareto_front(c for c in candidates if c.rate_per_s == rate),
                        cheaper_neighbours=neighbours, ruled_out=tuple(ruled_out), schedule=schedule, reason=reason,
-                       evaluations=len(ev.cache), space_size=space_size, requests_per_run=spec.requests,
+                       evaluations=searched, simulations=len(ev.cache), space_size=space_size,
+                       requests_per_run=spec.requests,
                        seeds=tuple(ev.seeds))
 
 
