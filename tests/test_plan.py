@@ -276,3 +276,13 @@ def test_deployment_description_reads_as_a_sentence() -> None:
     text = result.recommended.deployment.describe()
     assert "replica" in text and "machine" in text and "max_batch" in text
     assert isinstance(result.recommended.deployment, Deployment)
+
+
+def test_a_replayed_trace_is_planned_at_its_own_rate_with_one_seed() -> None:
+    trace = tuple((i / 200.0, 10 + (7 * i) % 50) for i in range(600))
+    spec = small_spec(arrival=ArrivalSpec("trace", trace=trace), seq=None, seeds=(1, 2, 3))
+    spec = replace(spec, seq_len=None)
+    result = plan_serving(spec, MODELS)
+    assert result.rate_per_s == pytest.approx(200.0, rel=0.01)
+    assert result.seeds == (1,)
+    assert result.recommended is not None
