@@ -54,10 +54,10 @@ def main() -> None:
             c = GruConfig(**shape, num_layers=2, bidirectional=True, mode=mode)
             m = measure_gru(c, policy=policy, probe_memory=False, check_error=False)
             rec = predictor.predict(c)
-            lo, hi = rec["latency_interval_s"]
-            ape = 100 * abs(rec["latency_s"] - m.latency_s) / m.latency_s
+            lo, hi = rec.latency_interval_s
+            ape = 100 * abs(rec.latency_s - m.latency_s) / m.latency_s
             print(f"{mode:9} {c.batch:>3} {c.seq_len:>4} {c.input_size:>4} {c.hidden_size:>4}  "
-                  f"{m.latency_s * 1e3:>8.2f}ms {rec['latency_s'] * 1e3:>8.2f}ms "
+                  f"{m.latency_s * 1e3:>8.2f}ms {rec.latency_s * 1e3:>8.2f}ms "
                   f"[{lo * 1e3:>8.2f}, {hi * 1e3:>8.2f}]ms {ape:>5.1f}%{'  noisy' if m.noisy else ''}")
 
 

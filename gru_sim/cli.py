@@ -65,9 +65,29 @@ def _describe(c: GruConfig) -> str:
             f"{' bidirectional' if c.bidirectional else ''}")
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+def _console(stderr: bool = False) -> Any:
+    """A rich console on stdout (data) or stderr (messages); wide when not a terminal, so that piped
+    tables keep one row per line."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, width=None if stream.isatty() else 160, highlight=False)
+
+
+def _print_table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, stderr: bool = False,
+                 right: Sequence[int] = ()) -> None:
+    """Rows as an aligned table (a header when given; columns in ``right`` aligned right)."""
+    from rich import box
+    from rich.table import Table
+
+    width = max(len(r) for r in rows) if rows else len(header or ())
+    table = Table(*(header or [""] * width), show_header=header is not None, box=box.SIMPLE_HEAD if header else None,
+                  pad_edge=True, padding=(0, 1))
+    for i in right:
+        table.columns[i].justify = "right"
+    for row in rows:
+        table.add_row(*(str(c) for c in row))
+    _console(stderr).print(table)
 
 
 # ----------------------------------------------------------------------------------------- measure
@@ -85,7 +105,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         print(json.dumps(rec))
         return 0
     print(_describe(config))
-    print(_table([
+    _print_table([
         ("latency (median)", fmt_seconds(m.latency_s)),
         ("spread (IQR)", f"{fmt_seconds(m.latency_iqr_s)} ({m.latency_iqr_s / m.latency_s:.1%} of median)"
                          + ("  NOISY: rerun on a quieter machine" if m.noisy else "")),
@@ -96,7 +116,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         ("peak memory", fmt_bytes(m.peak_memory_bytes)),
         ("max rel. error", "-" if m.max_rel_error is None else f"{m.max_rel_error:.2e} vs float64 reference"),
         ("machine", f"{m.fingerprint.get('cpu_model')}, torch {m.fingerprint.get('torch')}"),
-    ]))
+    ])
     return 0
 
 
@@ -134,7 +154,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     args.device = args.device or "cpu"
     config = _config_from(args)
     predictor = Predictor(_load_profile_for(args, config.device))
-    rec = predictor.predict(config)
+    prediction = predictor.predict(config)
+    rec = prediction.to_dict()
     if args.trace:
         from .sim.executors import simulate_call
         from .sim.trace import write_chrome_trace
@@ -164,15 +185,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         label = "  of which backward" if term == "backward_s" else f"  {term[:-2].replace('_', ' ')}"
         rows.append((label, f"{fmt_seconds(secs)} ({secs / rec['latency_s']:.0%})"))
     print(_describe(config))
-    print(_table(rows))
+    _print_table(rows)
     return 0
 
 
 def _predict_grid(args: argparse.Namespace, predictor: Any) -> int:
     defaults = {"num_layers": args.layers, "bidirectional": args.bidirectional, "mode": args.mode,
                 "dtype": args.dtype, "impl": args.impl, "device": args.device or "cpu", "threads": args.threads}
-    for rec in predictor.predict_many(read_configs_csv(args.grid, defaults)):
-        sys.stdout.write(json.dumps(rec) + "\n")
+    for prediction in predictor.predict_many(read_configs_csv(args.grid, defaults)):
+        sys.stdout.write(json.dumps(prediction.to_dict()) + "\n")
     return 0
 
 
@@ -226,7 +247,7 @@ def _print_self_check(check: dict[str, Any]) -> None:
         rows.append(("peak memory (fitted probes)", f"n={mem['n']}  median APE {mem['median_ape']:.1f}%"))
     if rows:
         print("self-check:", file=sys.stderr)
-        print(_table(rows), file=sys.stderr)
+        _print_table(rows, stderr=True)
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -287,57 +308,46 @@ def cmd_validate(args: argparse.Namespace) -> int:
     out = Path(args.out or Path("reports") / f"validation-{Path(str(profile.path)).stem}")
     from rich.progress import Progress as Bar
 
-    with Bar(console=_stderr_console()) as bar:
+    with Bar(console=_console(stderr=True)) as bar:
         task = bar.add_task("measuring", total=len(configs))
-        doc = v.validate(profile, configs, progress=lambda done, total, what: bar.update(task, completed=done))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "validation.json").write_text(json.dumps(doc, indent=1) + "\n")
-    from .report.render import render_validation_report
-
-    render_validation_report(doc, out / "report.html")
-    _print_validation(doc)
-    print(f"wrote {out / 'validation.json'} and {out / 'report.html'}")
-    worst = doc["summary"]["overall"]["median_ape"]
+        result = v.validate(profile, configs, progress=lambda done, total, what: bar.update(task, completed=done))
+    json_path, report_path = v.write_validation(result, out)
+    _print_validation(result)
+    print(f"wrote {json_path} and {report_path}")
+    worst = result.summary.overall.median_ape
     if args.max_median_ape is not None and worst is not None and worst > args.max_median_ape:
         raise ThresholdFailed(f"median APE {worst:.1f}% is above --max-median-ape {args.max_median_ape}%")
     return 0
 
 
-def _stderr_console() -> Any:
-    from rich.console import Console
-
-    return Console(file=sys.stderr)
-
-
-def _print_validation(doc: dict[str, Any]) -> None:
-    rows = doc["rows"]
-    print(f"{'mode':9} {'B':>4} {'T':>5} {'I':>5} {'H':>5} {'L':>2} {'bi':>3} {'thr':>3}  "
-          f"{'measured':>10} {'predicted':>10} {'APE':>6}  note")
-    for r in rows:
+def _print_validation(result: Any) -> None:
+    rows = []
+    for r in result.rows:
         c = r["config"]
-        head = (f"{c['mode']:9} {c['batch']:>4} {c['seq_len']:>5} {c['input_size']:>5} {c['hidden_size']:>5} "
-                f"{c['num_layers']:>2} {'y' if c['bidirectional'] else 'n':>3} {c['threads']:>3}  ")
+        head = [c["mode"], c["batch"], c["seq_len"], c["input_size"], c["hidden_size"], c["num_layers"],
+                "y" if c["bidirectional"] else "n", c["threads"]]
         if r["status"] != "ok":
-            print(head + f"{'-':>10} {'-':>10} {'-':>6}  {r['status']}")
+            rows.append([*head, "-", "-", "-", r["status"]])
             continue
         note = ", ".join(filter(None, ["beyond: " + ",".join(r["extrapolated_axes"]) if r["extrapolated"] else "",
                                        "noisy" if r["noisy"] else ""]))
-        print(head + f"{fmt_seconds(r['measured_latency_s']):>10} {fmt_seconds(r['predicted_latency_s']):>10} "
-                     f"{r['ape']:>5.1f}%  {note}")
-    summary = doc["summary"]
+        rows.append([*head, fmt_seconds(r["measured_latency_s"]), fmt_seconds(r["predicted_latency_s"]),
+                     f"{r['ape']:.1f}%", note])
+    _print_table(rows, header=["mode", "B", "T", "I", "H", "L", "bi", "thr", "measured", "predicted", "APE", "note"],
+                 right=range(1, 11))
     lines = []
     for name in ("inside_range", "extrapolated", "overall", "noisy", "memory"):
-        s = summary[name]
-        if not s.get("n"):
+        s = getattr(result.summary, name)
+        if not s.n:
             continue
-        text = f"n={s['n']}  median APE {s['median_ape']:.1f}%  p90 {s['p90_ape']:.1f}%  within ±10% {s['within_10pct']:.0%}"
-        if s.get("median_ape_ci95"):
-            lo, hi = s["median_ape_ci95"]
+        text = f"n={s.n}  median APE {s.median_ape:.1f}%  p90 {s.p90_ape:.1f}%  within ±10% {s.within_10pct:.0%}"
+        if s.median_ape_ci95:
+            lo, hi = s.median_ape_ci95
             text += f"  (95% CI of median {lo:.1f}–{hi:.1f}%)"
-        if s.get("interval_coverage") is not None:
-            text += f"  90% interval coverage {s['interval_coverage']:.0%}"
+        if s.interval_coverage is not None:
+            text += f"  90% interval coverage {s.interval_coverage:.0%}"
         lines.append((name.replace("_", " "), text))
-    print(_table(lines))
+    _print_table(lines)
 
 
 # --------------------------------------------------------------------------------------- gradients

@@ -54,14 +54,8 @@ class GruConfig:
         _check_choice("dtype", self.dtype, DTYPES)
         _check_choice("impl", self.impl, IMPLS)
         _check_choice("device", self.device, DEVICES)
-        if self.device == "cpu" and self.dtype not in CPU_DTYPES:
-            raise ConfigError(
-                f"dtype(={self.dtype}) is not measured on cpu: use one of {', '.join(CPU_DTYPES)}, "
-                "or --device cuda")
-        if self.impl == "numpy-reference" and self.device != "cpu":
-            raise ConfigError("impl(=numpy-reference) runs on cpu only")
-        if self.impl == "numpy-reference" and self.mode != "inference":
-            raise ConfigError("impl(=numpy-reference) has no backward pass: use --mode inference")
+        for name, rule in broken_rules(self.device, self.dtype, self.impl, self.mode):
+            raise ConfigError(f"{name}(={getattr(self, name)}) is not possible: {rule}")
 
     @property
     def directions(self) -> int:
@@ -132,6 +126,19 @@ def read_configs_csv(path: str | Path, defaults: Mapping[str, Any] | None = None
             raise ConfigError(f"{path}:{line}: {err}") from None
     if not out:
         raise ConfigError(f"{path}: no configurations (a header row and at least one row)")
+    return out
+
+
+def broken_rules(device: str, dtype: str, impl: str, mode: str = "inference") -> list[tuple[str, str]]:
+    """The rules a combination of device, dtype, impl and mode breaks, as ``(field, rule)``: the one
+    place these rules live (GruConfig and the scenario loader both ask here)."""
+    out = []
+    if device == "cpu" and dtype not in CPU_DTYPES:
+        out.append(("dtype", f"cpu runs {' or '.join(CPU_DTYPES)} only (or use device: cuda)"))
+    if impl == "numpy-reference" and device != "cpu":
+        out.append(("impl", "numpy-reference runs on cpu only"))
+    if impl == "numpy-reference" and mode != "inference":
+        out.append(("mode", "numpy-reference has no backward pass"))
     return out
 
 

@@ -9,21 +9,65 @@ imports numpy, scipy and simpy — never torch — so one prediction starts and 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from .accounting import account_call, compulsory_bytes
 from .config import GruConfig
 from .model.kernel_times import CallTimes
 from .model.profile import Profile
-from .sim.executors import parallelism
+from .sim.executors import Parallelism, parallelism
 
 # The grid path merges steps so that every layer-direction has at most this many kernels: the
 # critical path then differs from the step-by-step one by at most one chunk per layer.
 GRID_MAX_CHUNKS = 32
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What the profile predicts for one configuration, never run: latency (s) with its 90% interval
+    and per-term breakdown, throughput, peak memory beyond weights and inputs (bytes), parallelism of
+    the simulated kernels, and whether (and along which axes, by what factor) it extrapolates."""
+
+    config: GruConfig
+    latency_s: float
+    throughput_seq_per_s: float
+    throughput_tokens_per_s: float
+    peak_memory_bytes: int
+    latency_interval_s: tuple[float, float]
+    breakdown_s: dict[str, float]
+    parallelism: Parallelism
+    extrapolated: bool
+    extrapolated_axes: dict[str, float]
+    flops: int
+    bytes_moved: int
+    arithmetic_intensity_flops_per_byte: float
+    memory_bytes: dict[str, int]
+    profile: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``predict`` record of CONTRACT.md, as ``gru-sim predict --json`` prints it."""
+        return {
+            "config": self.config.to_dict(),
+            "latency_s": self.latency_s,
+            "throughput_seq_per_s": self.throughput_seq_per_s,
+            "throughput_tokens_per_s": self.throughput_tokens_per_s,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "latency_interval_s": list(self.latency_interval_s),
+            "breakdown_s": dict(self.breakdown_s),
+            "parallelism": self.parallelism.to_dict(),
+            "extrapolated": self.extrapolated,
+            "extrapolated_axes": dict(self.extrapolated_axes),
+            "flops": self.flops,
+            "bytes_moved": self.bytes_moved,
+            "arithmetic_intensity_flops_per_byte": self.arithmetic_intensity_flops_per_byte,
+            "memory_bytes": dict(self.memory_bytes),
+            "profile": self.profile,
+        }
+
+
 class Predictor:
-    """Predicts CONTRACT.md ``predict`` records from one loaded :class:`Profile`."""
+    """Predicts :class:`Prediction` s (CONTRACT.md ``predict`` records) from one loaded :class:`Profile`."""
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
@@ -49,9 +93,10 @@ class Predictor:
             floor = max(floor, compulsory_bytes / ceil["memory_bandwidth_bytes_per_s"])
         return floor
 
-    def predict(self, config: GruConfig, max_chunks: int | None = None) -> dict[str, Any]:
-        """The ``predict`` record of ``config``. ``max_chunks`` coarsens the kernel graph used for
-        the parallelism figures (None: the simulator's default granularity)."""
+    def predict(self, config: GruConfig, max_chunks: int | None = None) -> Prediction:
+        """The prediction of ``config`` (its ``to_dict()`` is the ``predict`` record). ``max_chunks``
+        coarsens the kernel graph used for the parallelism figures (None: the simulator's default
+        granularity)."""
         secs = self.model.term_seconds(config)
         breakdown = self.model.breakdown(config, secs)
         acc = account_call(config)
@@ -61,29 +106,28 @@ class Predictor:
         par = parallelism(self.model.kernel_times(config), chunk_steps=chunk)
         activations = self.memory.predict_one(config)
         extrapolated = self.model.extrapolation(config)
-        return {
-            "config": config.to_dict(),
-            "latency_s": latency,
-            "throughput_seq_per_s": config.batch / latency,
-            "throughput_tokens_per_s": config.tokens / latency,
-            "peak_memory_bytes": activations,
-            "latency_interval_s": [lo, hi],
-            "breakdown_s": breakdown,
-            "parallelism": par.to_dict(),
-            "extrapolated": bool(extrapolated),
-            "extrapolated_axes": {k: round(v, 3) for k, v in extrapolated.items()},
-            "flops": acc.total_flops,
-            "bytes_moved": acc.bytes_moved,
-            "arithmetic_intensity_flops_per_byte": acc.arithmetic_intensity_flops_per_byte,
-            "memory_bytes": {"weights": acc.weight_bytes, "inputs": acc.input_bytes,
-                             "activations": activations,
-                             "total": acc.weight_bytes + acc.input_bytes + activations},
-            "profile": self.profile.summary(),
-        }
+        return Prediction(
+            config=config,
+            latency_s=latency,
+            throughput_seq_per_s=config.batch / latency,
+            throughput_tokens_per_s=config.tokens / latency,
+            peak_memory_bytes=activations,
+            latency_interval_s=(lo, hi),
+            breakdown_s=breakdown,
+            parallelism=par,
+            extrapolated=bool(extrapolated),
+            extrapolated_axes={k: round(v, 3) for k, v in extrapolated.items()},
+            flops=acc.total_flops,
+            bytes_moved=acc.bytes_moved,
+            arithmetic_intensity_flops_per_byte=acc.arithmetic_intensity_flops_per_byte,
+            memory_bytes={"weights": acc.weight_bytes, "inputs": acc.input_bytes, "activations": activations,
+                          "total": acc.weight_bytes + acc.input_bytes + activations},
+            profile=self.profile.summary(),
+        )
 
-    def predict_many(self, configs: list[GruConfig]) -> list[dict[str, Any]]:
+    def predict_many(self, configs: list[GruConfig]) -> list[Prediction]:
         """Records for many configs, with the coarser graph of the grid path."""
         return [self.predict(c, max_chunks=GRID_MAX_CHUNKS) for c in configs]
 
 
-__all__ = ["Predictor"]
+__all__ = ["Prediction", "Predictor"]

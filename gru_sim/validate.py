@@ -9,23 +9,27 @@ whether the profile still describes this machine (after a driver or torch upgrad
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from .atomic import write_text_atomic
 from .config import GruConfig
 from .errors import GruSimError, OutOfMemoryError
+from .groups import GroupKey
 from .measure import measure_gru
 from .measure.fingerprint import fingerprint
 from .measure.memory import peak_memory_cpu
 from .measure.timing import TimingPolicy
 from .machine import differences
 from .model.costmodel import AXES
-from .model.metrics import ape, bootstrap_median_ci, error_summary
 from .predict import Predictor
 from .model.profile import Profile
+from .validation import Validation, measured_row, summarise
 
 LOG_AXES = ("batch", "seq_len", "input_size", "hidden_size")
 # Drift verdict: canaries whose median latency moved by more than this share of the calibrated value.
@@ -37,12 +41,8 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> int:
     return int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
 
 
-def _groups(profile: Profile) -> list[tuple[str, str, str, int]]:
-    out = []
-    for key in profile.cost_model.coef_:
-        device, dtype, impl, t = key.split("/")
-        out.append((device, dtype, impl, int(t[1:])))
-    return sorted(out)
+def _groups(profile: Profile) -> list[GroupKey]:
+    return sorted(GroupKey.parse(key) for key in profile.cost_model.coef_)
 
 
 def choose_configs(profile: Profile, sample: int, seed: int = 0, max_call_s: float | None = None) -> list[GruConfig]:
@@ -55,17 +55,16 @@ def choose_configs(profile: Profile, sample: int, seed: int = 0, max_call_s: flo
     groups = _groups(profile)
     out: list[GruConfig] = []
 
-    def draw(group: tuple[str, str, str, int], overrides: dict[str, Any]) -> GruConfig | None:
-        device, dtype, impl, threads = group
-        rngs = profile.cost_model.fit_range_[f"{device}/{dtype}/{impl}/t{threads}"]
+    def draw(group: GroupKey, overrides: dict[str, Any]) -> GruConfig | None:
+        rngs = profile.cost_model.fit_range_[str(group)]
         for _ in range(200):
             sizes = {a: _log_uniform(rng, *rngs[a]) for a in LOG_AXES}
             lo, hi = rngs["num_layers"]
             c = GruConfig(**{**sizes, "num_layers": int(rng.integers(lo, hi + 1)),
                              "bidirectional": bool(rng.choice(rngs["bidirectional"])),
-                             "mode": str(rng.choice(rngs["mode"])), "dtype": dtype, "impl": impl,
-                             "device": device, "threads": threads, **overrides})
-            key = (f"{device}/{dtype}/{impl}/t{threads}", "train", tuple(sorted(c.to_dict().items())))
+                             "mode": str(rng.choice(rngs["mode"])), "dtype": group.dtype, "impl": group.impl,
+                             "device": group.device, "threads": group.threads, **overrides})
+            key = (str(group), "train", tuple(sorted(c.to_dict().items())))
             if key in fitted:
                 continue
             if predictor.service_time_s(c) <= limit:
@@ -77,7 +76,7 @@ def choose_configs(profile: Profile, sample: int, seed: int = 0, max_call_s: flo
         if c is not None:
             out.append(c)
     for group in groups:
-        rngs = profile.cost_model.fit_range_[f"{group[0]}/{group[1]}/{group[2]}/t{group[3]}"]
+        rngs = profile.cost_model.fit_range_[str(group)]
         for axis in AXES:
             hi = rngs[axis][1]
             c = draw(group, {axis: _log_uniform(rng, hi * 1.25, hi * 2)})
@@ -100,8 +99,8 @@ class ValidationPolicy:
 
 
 def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolicy = ValidationPolicy(),
-             progress: Progress | None = None) -> dict[str, Any]:
-    """Measure ``configs`` and compare with ``profile``'s predictions; returns the validation document."""
+             progress: Progress | None = None) -> Validation:
+    """Measure ``configs`` and compare with ``profile``'s predictions."""
     progress = progress or (lambda done, total, what: None)
     predictor = Predictor(profile)
     rows: list[dict[str, Any]] = []
@@ -117,66 +116,27 @@ def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolic
             rows.append({"config": config.to_dict(), "status": "oom", "message": str(err)})
             continue
         measured_mem = None
-        if probes_left > 0 and config.device == "cpu" and pred["peak_memory_bytes"] >= 8 * 2**20:
+        if probes_left > 0 and config.device == "cpu" and pred.peak_memory_bytes >= 8 * 2**20:
             measured_mem = peak_memory_cpu(config)
             probes_left -= 1
-        rows.append({
-            "config": config.to_dict(),
-            "status": "ok",
-            "measured_latency_s": m.latency_s,
-            "measured_iqr_s": m.latency_iqr_s,
-            "predicted_latency_s": pred["latency_s"],
-            "latency_interval_s": pred["latency_interval_s"],
-            "ape": float(ape([m.latency_s], [pred["latency_s"]])[0]),
-            "extrapolated": pred["extrapolated"],
-            "extrapolated_axes": pred["extrapolated_axes"],
-            "noisy": m.noisy,
-            "measured_peak_memory_bytes": measured_mem,
-            "predicted_peak_memory_bytes": pred["peak_memory_bytes"],
-        })
+        rows.append(measured_row(pred, m.latency_s, m.latency_iqr_s, m.noisy, measured_mem))
     progress(len(configs), len(configs), "done")
-    return {"profile": profile.summary(), "fingerprint": fingerprint(configs[0].device if configs else "cpu"),
-            "summary": summarise(rows), "rows": rows}
+    return Validation(profile=profile.summary(), fingerprint=fingerprint(configs[0].device if configs else "cpu"),
+                      summary=summarise(rows), rows=tuple(rows))
 
 
-def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    s = error_summary([r["measured_latency_s"] for r in rows], [r["predicted_latency_s"] for r in rows],
-                      [r["latency_interval_s"] for r in rows] if rows else None)
-    s["median_ape_ci95"] = bootstrap_median_ci([r["ape"] for r in rows])
-    return s
+def write_validation(validation: Validation, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``validation.json`` and its ``report.html`` into ``out_dir`` (created); returns both paths."""
+    from .report import render_validation_report  # plotly only when a report is written
 
-
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Overall, inside-range and extrapolated figures, per axis, and noisy points apart."""
-    ok = [r for r in rows if r["status"] == "ok"]
-    quiet = [r for r in ok if not r["noisy"]]
-    inside = [r for r in quiet if not r["extrapolated"]]
-    beyond = [r for r in quiet if r["extrapolated"]]
-    per_axis: dict[str, Any] = {}
-    for axis in (*AXES, "bidirectional", "mode", "threads"):
-        along = [r for r in beyond if axis in r["extrapolated_axes"]]
-        entry: dict[str, Any] = {"beyond": _stats(along)}
-        if axis in AXES and inside:
-            values = np.array([r["config"][axis] for r in inside], dtype=float)
-            cuts = np.quantile(values, [1 / 3, 2 / 3])
-            for name, sel in (("low", values <= cuts[0]), ("mid", (values > cuts[0]) & (values <= cuts[1])),
-                              ("high", values > cuts[1])):
-                entry[f"inside_{name}"] = _stats([r for r, s in zip(inside, sel) if s])
-        else:
-            for v in sorted({r["config"][axis] for r in inside}, key=str):
-                entry[f"inside_{v}"] = _stats([r for r in inside if r["config"][axis] == v])
-        per_axis[axis] = entry
-    mem = [r for r in ok if r["measured_peak_memory_bytes"]]
-    return {
-        "overall": _stats(quiet),
-        "inside_range": _stats(inside),
-        "extrapolated": _stats(beyond),
-        "per_axis": per_axis,
-        "noisy": _stats([r for r in ok if r["noisy"]]),
-        "memory": error_summary([r["measured_peak_memory_bytes"] for r in mem],
-                                [r["predicted_peak_memory_bytes"] for r in mem]),
-        "oom": sum(r["status"] == "oom" for r in rows),
-    }
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GruSimError(f"{out_dir}: cannot create the output folder: {err.strerror}") from None
+    json_path = write_text_atomic(out_dir / "validation.json",
+                                  json.dumps(validation.to_dict(), indent=1, allow_nan=False) + "\n")
+    return json_path, render_validation_report(validation, out_dir / "report.html")
 
 
 def quick_check(profile: Profile, timing: TimingPolicy = TimingPolicy(budget_s=0.5)) -> dict[str, Any]:

@@ -27,8 +27,22 @@ TORCH_FREE_MODULES = [
     "gru_sim.predict",         # the predictor: `gru-sim predict` must start fast
     "gru_sim.sim",
     "gru_sim.plan",            # `gru-sim plan` searches with the simulators alone
+    "gru_sim.groups",
+    "gru_sim.atomic",
+    "gru_sim.csvfiles",
+    "gru_sim.validation",      # what a validation found: the report reads it
     "gru_sim.scenario",
+    "gru_sim.scenario.schema",
+    "gru_sim.scenario.locate",
+    "gru_sim.scenario.load",
     "gru_sim.study",           # `gru-sim run` must start fast too
+    "gru_sim.study.engine",
+    "gru_sim.study.sweep",
+    "gru_sim.study.serving",
+    "gru_sim.study.training",
+    "gru_sim.study.results",
+    "gru_sim.study.run",
+    "gru_sim.report.prose",
     "gru_sim.cli",             # imports the stage a subcommand needs inside that subcommand
 ]
 
@@ -62,3 +76,21 @@ def test_all_torch_free_modules_together_import_without_torch() -> None:
 def test_measure_imports_torch() -> None:
     # The probe above can see torch: the measuring side does load it.
     assert "torch" in _loaded_after_import(["gru_sim.measure"])
+
+
+# The layers below a module that it must never import: the arrows of the pipeline point one way.
+LOWER_LAYERS_ONLY = {
+    "gru_sim.sim": ["gru_sim.scenario", "gru_sim.study", "gru_sim.report", "gru_sim.plan", "pydantic", "yaml",
+                    "plotly"],
+    "gru_sim.scenario": ["gru_sim.study", "gru_sim.report", "gru_sim.predict", "plotly"],
+    "gru_sim.validation": ["gru_sim.report", "gru_sim.study", "plotly"],
+    "gru_sim.study": ["plotly", "gru_sim.report.render"],
+    "gru_sim.report.prose": ["plotly"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(LOWER_LAYERS_ONLY))
+def test_a_stage_never_imports_the_stages_after_it(module: str) -> None:
+    loaded = _loaded_after_import([module])
+    above = [m for m in loaded if any(m == f or m.startswith(f + ".") for f in LOWER_LAYERS_ONLY[module])]
+    assert above == []

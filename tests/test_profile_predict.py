@@ -28,7 +28,7 @@ def profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_saved_profile_loads_and_predicts_the_same(profile_path: Path) -> None:
     p = load_profile(profile_path)
     c = GruConfig(batch=8, seq_len=32, input_size=64, hidden_size=64)
-    assert Predictor(p).predict(c)["latency_s"] == pytest.approx(p.cost_model.predict_one(c), rel=1e-9)
+    assert Predictor(p).predict(c).latency_s == pytest.approx(p.cost_model.predict_one(c), rel=1e-9)
 
 
 def test_a_tampered_profile_is_refused(profile_path: Path, tmp_path: Path) -> None:
@@ -63,7 +63,7 @@ def test_the_shipped_default_profile_loads() -> None:
 
 def test_predict_record_has_the_contract_keys(profile_path: Path) -> None:
     rec = Predictor(load_profile(profile_path)).predict(
-        GruConfig(batch=4, seq_len=16, input_size=32, hidden_size=48, num_layers=2, bidirectional=True))
+        GruConfig(batch=4, seq_len=16, input_size=32, hidden_size=48, num_layers=2, bidirectional=True)).to_dict()
     for key in ("config", "latency_s", "throughput_seq_per_s", "throughput_tokens_per_s", "peak_memory_bytes",
                 "latency_interval_s", "breakdown_s", "parallelism", "extrapolated", "profile"):
         assert key in rec

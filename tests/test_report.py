@@ -3,6 +3,7 @@ scenario text escaped, one figure per thing the issue asks to see."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -82,13 +83,15 @@ def test_full_report_has_every_section_and_figure_the_issue_asks_for(full_report
     expected = ["Latency and throughput against batch", "Latency and throughput against seq_len",
                 "Latency and throughput against hidden_size", "Peak memory against the device's memory",
                 "Roofline", "Where the time goes", "Parallelism: total work against the critical path",
-                "Kernels of one call", "Request latency: cumulative distribution", "Tail latency against load",
-                "Queue and utilization over time", "Batch sizes formed by the batcher", "Batches on replicas",
+                "Request latency: cumulative distribution", "Tail latency against load",
+                "Queue and utilization over time", "Batch sizes formed by the batcher", "Simulated batches on the replicas",
                 "Scaling with the number of devices", "Compute against communication per step",
+                "One simulated training step on 8 devices",
                 "Predicted against measured latency", "Error distribution", "Residuals against each axis"]
     for title in expected:
         assert title in titles, title
     assert any(t.startswith("Interval coverage:") for t in titles)
+    assert any(t.startswith("Simulated kernels of one call:") for t in titles)
 
 
 def test_sweep_figures_carry_the_prediction_interval(full_report: str) -> None:
@@ -140,7 +143,7 @@ def test_validation_report_has_parity_error_cdf_residuals_and_coverage(tmp_path:
     assert "Error distribution" in titles
     assert "Residuals against each axis" in titles
     assert "Predicted against measured peak memory" in titles
-    rows = v["rows"]
+    rows = v.rows
     inside = sum(r["latency_interval_s"][0] <= r["measured_latency_s"] <= r["latency_interval_s"][1] for r in rows)
     assert f"Interval coverage: {inside / len(rows):.0%} of measurements inside (target 90%)" in titles
     assert html.count(get_plotlyjs()) == 1
@@ -158,9 +161,21 @@ def test_validation_parity_plot_has_the_ten_percent_lines(tmp_path: Path) -> Non
 
 def test_ape_is_read_in_percent_as_gru_sim_keeps_it(tmp_path: Path) -> None:
     v = validation()
-    v["summary"]["median_ape"] = 7.5
+    v = dataclasses.replace(v, summary=dataclasses.replace(
+        v.summary, overall=dataclasses.replace(v.summary.overall, median_ape=7.5)))
     html = render_validation_report(v, tmp_path / "v.html").read_text()
     assert '<div class="value">7.5%</div>' in html
+
+
+def test_the_validation_report_shows_the_overall_figures_of_the_summary(tmp_path: Path) -> None:
+    v = validation()
+    html = render_validation_report(v, tmp_path / "v.html").read_text()
+    overall = v.summary.overall
+    for label, value in (("median APE", f"{overall.median_ape:.1f}%"), ("p90 APE", f"{overall.p90_ape:.1f}%"),
+                         ("within ±10%", f"{overall.within_10pct:.1%}"),
+                         ("90% interval coverage", f"{overall.interval_coverage:.1%}")):
+        assert f'<div class="label">{label}</div><div class="value">{value}</div>' in html
+    assert "{&quot;" not in html  # no summary dumped as raw JSON
 
 
 def test_only_the_report_imports_plotly() -> None:

@@ -1,20 +1,30 @@
-"""Hand-made inputs for the report and runner tests: predict records, serving and training results and
-a validation, shaped as CONTRACT.md says, with numbers from a small closed-form cost model (exact
-FLOP and byte counts from gru_sim.accounting, made-up hardware rates). No tests live here.
+"""Inputs for the report and runner tests, made by gru-sim's own producers — predictions, the serving
+and training studies, a validation summary — on a made-up machine: a small closed-form cost model
+(exact FLOP and byte counts from gru_sim.accounting, made-up hardware rates). So a change of shape in
+any of them breaks a test here rather than leaving the report reading a shape that no longer exists.
+No tests live here.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import random
+import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from gru_sim.accounting import account_call, footprint_bytes
 from gru_sim.config import GruConfig
 from gru_sim.model.kernel_times import CallTimes, LayerTimes
+from gru_sim.predict import Prediction
+from gru_sim.report.prose import extrapolation_warnings
+from gru_sim.sim.executors import parallelism
+from gru_sim.study.serving import batch_timeline, run_serving, serving_record
+from gru_sim.study.sweep import kernel_timeline, roofline_ceilings
+from gru_sim.study.training import run_training, step_timeline, training_records
+from gru_sim.validation import Validation, measured_row, summarise
 
 FLOPS_PER_S = 5.0e10
 BYTES_PER_S = 2.0e10
@@ -43,8 +53,8 @@ def call_times(c: GruConfig) -> CallTimes:
     return CallTimes(config=c, layers=tuple(layers), call_overhead_s=CALL_OVERHEAD_S)
 
 
-def predict_record(c: GruConfig) -> dict[str, Any]:
-    """A CONTRACT predict record for ``c`` from the made-up machine."""
+def prediction(c: GruConfig) -> Prediction:
+    """What a profile of the made-up machine would predict for ``c`` (the record gru_sim.predict makes)."""
     t = call_times(c)
     acc = account_call(c)
     latency = t.serial_s()
@@ -57,26 +67,23 @@ def predict_record(c: GruConfig) -> dict[str, Any]:
         "call_overhead_s": t.call_overhead_s,
         "backward_s": t.backward_s(),
     }
-    critical = latency / (1.0 + 0.4 * (c.directions - 1))
     peak = footprint_bytes(c)
-    return {
-        "config": c.to_dict(),
-        "latency_s": latency,
-        "throughput_seq_per_s": c.batch / latency,
-        "throughput_tokens_per_s": c.tokens / latency,
-        "peak_memory_bytes": peak,
-        "latency_interval_s": [latency * 0.9, latency * 1.15],
-        "breakdown_s": breakdown,
-        "parallelism": {"work_s": latency, "critical_path_s": critical, "avg_concurrency": latency / critical},
-        "extrapolated": c.hidden_size > CALIBRATED_MAX_HIDDEN,
-        "extrapolated_axes": ({"hidden_size": c.hidden_size / CALIBRATED_MAX_HIDDEN}
-                              if c.hidden_size > CALIBRATED_MAX_HIDDEN else {}),
-        "profile": {"path": "made-up.json"},
-        "flops": acc.total_flops,
-        "bytes_moved": acc.bytes_moved,
-        "memory_bytes": {"weights": acc.weight_bytes, "inputs": acc.input_bytes,
-                         "activations": acc.activation_bytes, "total": peak},
-    }
+    beyond = c.hidden_size > CALIBRATED_MAX_HIDDEN
+    return Prediction(
+        config=c, latency_s=latency, throughput_seq_per_s=c.batch / latency, throughput_tokens_per_s=c.tokens / latency,
+        peak_memory_bytes=peak, latency_interval_s=(latency * 0.9, latency * 1.15), breakdown_s=breakdown,
+        parallelism=parallelism(t), extrapolated=beyond,
+        extrapolated_axes={"hidden_size": c.hidden_size / CALIBRATED_MAX_HIDDEN} if beyond else {},
+        flops=acc.total_flops, bytes_moved=acc.bytes_moved,
+        arithmetic_intensity_flops_per_byte=acc.arithmetic_intensity_flops_per_byte,
+        memory_bytes={"weights": acc.weight_bytes, "inputs": acc.input_bytes, "activations": acc.activation_bytes,
+                      "total": acc.weight_bytes + acc.input_bytes + peak},
+        profile={"path": "made-up.json", "pid": os.getpid()})
+
+
+def predict_record(c: GruConfig) -> dict[str, Any]:
+    """The predict record of ``c`` on the made-up machine."""
+    return prediction(c).to_dict()
 
 
 GROUP = "cpu/float32/torch-gru/t1"
@@ -99,14 +106,14 @@ PROFILE_INFO = {
 
 @dataclass
 class MadeUpModel:
-    """The cost-model interface the runner uses, answered by the made-up machine."""
+    """The cost-model interface the runner uses, answered by the made-up machine. Each prediction's
+    ``profile.pid`` shows the runner's tests which process made it."""
 
-    def predict(self, config: GruConfig) -> dict[str, Any]:
-        return predict_record(config)
+    def predict(self, config: GruConfig) -> Prediction:
+        return prediction(config)
 
-    def predict_many(self, configs: list[GruConfig]) -> list[dict[str, Any]]:
-        # The process id shows the runner's tests which process predicted each record.
-        return [{**predict_record(c), "predicted_in_pid": os.getpid()} for c in configs]
+    def predict_many(self, configs: list[GruConfig]) -> list[Prediction]:
+        return [prediction(c) for c in configs]
 
     def call_times(self, config: GruConfig) -> CallTimes:
         return call_times(config)
@@ -122,6 +129,36 @@ def made_up_engine(profile_path: Path) -> Any:
     return Engine(profile={**PROFILE_INFO, "path": str(profile_path)}, model=MadeUpModel())
 
 
+SERVING = """\
+name: made-up
+device: cpu
+model: {input_size: 80, hidden_size: 256}
+serving:
+  arrival: {process: poisson, rate_per_s: 200}
+  seq_len: {distribution: lognormal, median: 100, sigma: 0.5, max: 400}
+  batching: {max_batch: 8, max_wait_s: 0.002}
+  replicas: 2
+  requests: 2000
+  seed: 1
+  slo: {p99_latency_s: 0.004}
+training:
+  batch_per_device: 64
+  seq_len: 100
+  devices: [1, 2, 4, 8]
+  interconnect: {bandwidth_bytes_per_s: 1.0e9, latency_s: 1.0e-5}
+  steps: 10
+"""
+
+
+@lru_cache(maxsize=1)
+def _scenario() -> Any:
+    from gru_sim.scenario import load_scenario
+
+    folder = Path(tempfile.mkdtemp(prefix="gru-sim-fixture-"))
+    (folder / "made-up.yaml").write_text(SERVING)
+    return load_scenario(folder / "made-up.yaml")
+
+
 def sweep_records() -> list[dict[str, Any]]:
     """A 2 × 3 × 3 × 2 grid of records, some beyond the made-up calibrated range."""
     out = []
@@ -134,86 +171,41 @@ def sweep_records() -> list[dict[str, Any]]:
     return out
 
 
-def serving_results(seed: int = 1) -> dict[str, Any]:
-    """A ``serving`` object as the runner writes it (gru_sim.sim.serving's to_dict plus CDFs and a load sweep)."""
-    rng = random.Random(seed)
-    lat = sorted(rng.lognormvariate(math.log(0.02), 0.5) for _ in range(2000))
-    wait = sorted(max(v - 0.012, 0.0) for v in lat)
-
-    def q(values: list[float], p: float) -> float:
-        return values[min(len(values) - 1, int(p * len(values)))]
-
-    def stats(values: list[float]) -> dict[str, float]:
-        return {"mean": sum(values) / len(values), "p50": q(values, 0.5), "p90": q(values, 0.9), "p99": q(values, 0.99)}
-
-    def cdf(values: list[float]) -> dict[str, list[float]]:
-        return {"value_s": values[::10], "fraction": [(i + 1) / len(values) for i in range(0, len(values), 10)]}
-
-    return {
-        "throughput_req_per_s": 199.0, "latency_s": stats(lat), "queue_wait_s": stats(wait),
-        "service_time_s": {"mean": 0.012}, "utilization": 0.61, "mean_batch_size": 5.3, "slo_attainment": 0.97,
-        "requests": 2000, "batches": 380, "replicas": 2, "slo_p99_latency_s": 0.05, "slo_met": False,
-        "batch_size_histogram": {"1": 50, "2": 80, "3": 120, "4": 90, "5": 60, "6": 30, "7": 10, "8": 5},
-        "padding_share": 0.18, "useful_tokens": 100, "padded_tokens": 122,
-        "queue_length_timeline": [[i * 0.1, rng.randint(0, 12)] for i in range(100)],
-        "utilization_timeline": [[i * 0.1, rng.uniform(0.3, 0.9)] for i in range(99)],
-        "offered_rate_per_s": 200.0, "latency_cdf": cdf(lat), "queue_wait_cdf": cdf(wait),
-        "load_sweep": {"slo_p99_latency_s": 0.05, "capacity_estimate_per_s": 330.0, "max_rate_meeting_slo_per_s": 250.0,
-                       "bounded": True, "requests_per_point": 2000,
-                       "points": [{"rate_per_s": r, "throughput_req_per_s": r, "latency_mean_s": 0.01 + r / 2e4,
-                                   "latency_p50_s": 0.01 + r / 2e4, "latency_p99_s": 0.02 + (r / 300) ** 3,
-                                   "utilization": r / 330, "mean_batch_size": 1 + r / 100, "stable": r < 300,
-                                   "meets_slo": 0.02 + (r / 300) ** 3 <= 0.05}
-                                  for r in (50, 100, 150, 200, 250, 300)]},
-    }
+def serving_results() -> dict[str, Any]:
+    """The ``serving`` object of results.json, as the serving study makes it on the made-up machine (its
+    SLO is tight enough to be missed)."""
+    result, load, _ = run_serving(_scenario(), MadeUpModel(), lambda done, total: None)
+    return serving_record(_scenario(), result, load)
 
 
 def training_results() -> list[dict[str, Any]]:
-    """A ``training`` list as the runner writes it (gru_sim.sim.training's to_dict)."""
-    rows = []
-    for n in (1, 2, 4, 8):
-        compute = 0.20
-        comm = 0.0 if n == 1 else 0.04 * 2 * (n - 1) / n + 0.001 * n
-        exposed = max(comm - 0.03, 0.0)
-        step = compute + exposed
-        rows.append({"devices": n, "step_time_s": step, "throughput_seq_per_s": 64 * n / step,
-                     "scaling_efficiency": compute / step, "peak_memory_bytes_per_device": 3 * 2**30,
-                     "compute_s": compute, "allreduce_s": comm, "exposed_comm_s": exposed,
-                     "comm_share": exposed / step, "buckets": 0 if n == 1 else 3, "total_time_s": 10 * step,
-                     "optimizer_step_s": 0.001})
-    return rows
+    """The ``training`` list of results.json, as the training study makes it on the made-up machine."""
+    result, step, _ = run_training(_scenario(), MadeUpModel(), BYTES_PER_S, lambda done, total: None)
+    return training_records(result, step)
 
 
 def timelines() -> list[dict[str, Any]]:
-    items = []
-    clock = 0.0
-    for layer in range(2):
-        for k in range(5):
-            items.append({"lane": f"layer {layer} forward", "name": f"steps {k * 10 + 1}–{k * 10 + 10}",
-                          "start_s": clock, "duration_s": 0.001, "category": "recurrent steps"})
-            clock += 0.001
-    requests = [{"lane": f"replica {r}", "name": f"batch of {1 + i % 5}", "start_s": i * 0.004 + r * 0.002,
-                 "duration_s": 0.003, "category": "batch"} for r in range(2) for i in range(20)]
-    return [{"study": "sweep", "title": "Kernels of one call", "caption": "made up", "items": items},
-            {"study": "serving", "title": "Batches on replicas", "caption": "made up", "items": requests}]
+    """The timelines the studies draw: kernels of one call, batches on the replicas, one training step."""
+    model, scenario = MadeUpModel(), _scenario()
+    served, _, _ = run_serving(scenario, model, lambda done, total: None)
+    _, step, _ = run_training(scenario, model, BYTES_PER_S, lambda done, total: None)
+    return [kernel_timeline(model, GruConfig(batch=8, seq_len=50, input_size=80, hidden_size=256, num_layers=2)),
+            batch_timeline(served.log), step_timeline(step, scenario.training)]
 
 
-def validation(n: int = 30, seed: int = 3) -> dict[str, Any]:
+def validation(n: int = 30, seed: int = 3) -> Validation:
+    """A validation of the made-up profile: predictions off by up to ±20%, some noisy, some memory probed."""
     rng = random.Random(seed)
     rows = []
     for k in range(n):
         c = GruConfig(batch=rng.choice([1, 4, 16, 64]), seq_len=rng.choice([10, 100, 500]), input_size=64,
-                      hidden_size=rng.choice([64, 256, 1024]), num_layers=rng.choice([1, 2]))
-        predicted = call_times(c).serial_s()
-        measured = predicted * rng.uniform(0.85, 1.2)
-        rows.append({"config": c.to_dict(), "measured_latency_s": measured, "predicted_latency_s": predicted,
-                     "latency_interval_s": [predicted * 0.9, predicted * 1.15],
-                     "ape": 100 * abs(predicted - measured) / measured, "extrapolated": k % 7 == 0,
-                     "noisy": k % 11 == 0, "measured_peak_memory_bytes": footprint_bytes(c) * rng.uniform(0.9, 1.1),
-                     "predicted_peak_memory_bytes": footprint_bytes(c)})
-    return {"profile": PROFILE_INFO, "summary": {"n": n, "median_ape": 7.5, "p90_ape": 16.0, "within_10pct": 0.6,
-                                                 "interval_coverage": 0.7, "rmsle": 0.09},
-            "rows": rows}
+                      hidden_size=rng.choice([64, 256, 1024, 2048]), num_layers=rng.choice([1, 2]))
+        p = prediction(c)
+        measured = p.latency_s * rng.uniform(0.85, 1.2)
+        rows.append(measured_row(p, measured, 0.02 * measured, noisy=k % 11 == 0,
+                                 measured_peak_memory_bytes=int(footprint_bytes(c) * rng.uniform(0.9, 1.1))))
+    return Validation(profile=PROFILE_INFO, fingerprint=PROFILE_INFO["fingerprint"], summary=summarise(rows),
+                      rows=tuple(rows))
 
 
 def full_results(description: str = "Speech <script>alert(1)</script> & co") -> dict[str, Any]:
@@ -226,9 +218,8 @@ def full_results(description: str = "Speech <script>alert(1)</script> & co") -> 
         "profile": {**PROFILE_INFO, "source": "given with --profile"},
         "timings_s": {"sweep": 0.1},
         "sweep": records, "serving": serving_results(), "training": training_results(),
-        "roofline": [{"group": GROUP, **{k: v for k, v in PROFILE_INFO["ceilings"][GROUP].items()
-                                         if k != "call_overhead_s"}}],
-        "timelines": timelines(), "validation": validation(),
-        "warnings": ["sweep: 18 of 36 configurations lie outside the profile's calibrated range"],
+        "roofline": roofline_ceilings(records, PROFILE_INFO["ceilings"]),
+        "timelines": timelines(), "validation": validation().to_dict(),
+        "warnings": extrapolation_warnings({"sweep": records}),
         "extrapolated": True,
     }

@@ -166,7 +166,7 @@ def test_a_large_sweep_runs_in_worker_processes_and_keeps_its_order(tmp_path: Pa
     records = out.results["sweep"]
     assert len(records) == side * side >= PARALLEL_MIN_CONFIGS
     assert [GruConfig.from_mapping(r["config"]) for r in records] == list(scenario.sweep_configs)
-    pids = {r["predicted_in_pid"] for r in records}
+    pids = {r["profile"]["pid"] for r in records}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
 
 

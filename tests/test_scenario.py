@@ -14,7 +14,10 @@ import yaml
 from gru_sim.cli import main
 from gru_sim.config import GruConfig
 from gru_sim.errors import ScenarioError
+from gru_sim.csvfiles import read_arrival_trace
 from gru_sim.scenario import Scenario, load_scenario, scenario_json_schema
+from gru_sim.sim.serving import ArrivalSpec, BatchingSpec, SeqLenSpec
+from gru_sim.sim.training import Interconnect
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -112,7 +115,7 @@ def test_relative_paths_are_read_beside_the_scenario_first(tmp_path: Path, monke
                                     "  arrival: {process: trace, csv: trace.csv}\n  batching: {max_batch: 4}\n")
     monkeypatch.chdir(tmp_path)  # the current folder has no trace.csv: it must be found beside the file
     s = load_scenario(path)
-    assert s.arrival_trace == ((0.0, 10), (0.5, 20))
+    assert s.serving is not None and s.serving.arrival.trace == ((0.0, 10), (0.5, 20))
 
 
 def test_a_profile_named_in_the_scenario_must_exist(tmp_path: Path) -> None:
@@ -192,3 +195,26 @@ def test_scenario_config_fills_the_model_and_device(tmp_path: Path) -> None:
     s: Scenario = load_scenario(_write(tmp_path, CONTRACT_EXAMPLE))
     c = s.config(batch=3, seq_len=7, mode="training")
     assert c == GruConfig(batch=3, seq_len=7, input_size=80, hidden_size=512, num_layers=2, mode="training")
+
+
+def test_the_studies_become_the_simulators_own_specs(tmp_path: Path) -> None:
+    s = load_scenario(_write(tmp_path, CONTRACT_EXAMPLE))
+    assert s.serving is not None and s.training is not None
+    assert s.serving.arrival == ArrivalSpec("poisson", rate_per_s=200.0)
+    assert s.serving.seq_len == SeqLenSpec("fixed", value=300)
+    assert s.serving.batching == BatchingSpec(32, 0.005, "pad")
+    assert (s.serving.replicas, s.serving.requests, s.serving.seed, s.serving.slo_p99_latency_s) == (2, 20000, 1, 0.1)
+    assert s.training.devices == (1, 2, 4, 8) and s.training.steps == 50
+    assert s.training.interconnect == Interconnect(12.5e9, 5e-6)
+
+
+def test_an_arrival_trace_is_read_once_with_file_and_line_in_its_problems(tmp_path: Path) -> None:
+    path = tmp_path / "arrivals.csv"
+    path.write_text("time_s,seq_len\n0.0,10\n0.5,20\n1.0,30\n")
+    assert read_arrival_trace(path) == ((0.0, 10), (0.5, 20), (1.0, 30))
+    path.write_text("time_s,seq_len\n0.0,10\n0.5,ten\n")
+    with pytest.raises(ScenarioError, match=r"arrivals\.csv:3:"):
+        read_arrival_trace(path)
+    path.write_text("time_s,seq_len\n1.0,10\n0.5,10\n")
+    with pytest.raises(ScenarioError, match="non-decreasing"):
+        read_arrival_trace(path)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gru_sim.errors import ConfigError, OutOfMemoryError, ScenarioError
+from gru_sim.errors import ConfigError, OutOfMemoryError
 from gru_sim.sim.serving import (ArrivalSpec, BatchingSpec, ServingSpec, SeqLenSpec, generate_requests,
-                                 load_arrival_trace, serving_spec_from_mapping, simulate_serving, sweep_load)
+                                 simulate_serving, sweep_load)
 
 SERVICE_S = 0.01
 
@@ -163,24 +162,11 @@ def test_poisson_arrivals_have_the_asked_mean_rate() -> None:
     assert (len(reqs.arrival_s) - 1) / (reqs.arrival_s[-1] - reqs.arrival_s[0]) == pytest.approx(250.0, rel=0.02)
 
 
-def test_a_trace_is_read_from_csv_and_can_be_replayed_at_another_rate(tmp_path: Path) -> None:
-    path = tmp_path / "arrivals.csv"
-    path.write_text("time_s,seq_len\n0.0,10\n0.5,20\n1.0,30\n")
-    rows = load_arrival_trace(path)
-    assert rows == ((0.0, 10), (0.5, 20), (1.0, 30))
+def test_a_trace_can_be_replayed_at_another_rate() -> None:
+    rows = ((0.0, 10), (0.5, 20), (1.0, 30))
     faster = generate_requests(ServingSpec(arrival=ArrivalSpec("trace", rate_per_s=4.0, trace=rows), requests=3))
     assert faster.arrival_s.tolist() == pytest.approx([0.0, 0.25, 0.5])
     assert faster.seq_len.tolist() == [10, 20, 30]
-
-
-def test_a_bad_trace_row_is_reported_with_file_and_line(tmp_path: Path) -> None:
-    path = tmp_path / "arrivals.csv"
-    path.write_text("time_s,seq_len\n0.0,10\n0.5,ten\n")
-    with pytest.raises(ScenarioError, match=r"arrivals\.csv:3:"):
-        load_arrival_trace(path)
-    path.write_text("time_s,seq_len\n1.0,10\n0.5,10\n")
-    with pytest.raises(ScenarioError, match="non-decreasing"):
-        load_arrival_trace(path)
 
 
 # ---------------------------------------------------------------------------------------- results
@@ -205,19 +191,11 @@ def test_timelines_agree_with_the_request_log() -> None:
     assert sum(c for _, c in result.batch_size_histogram) == result.batches
 
 
-def test_serving_spec_is_read_from_the_contract_mapping() -> None:
-    spec = serving_spec_from_mapping({
-        "arrival": {"process": "poisson", "rate_per_s": 200},
-        "seq_len": {"distribution": "fixed", "value": 300},
-        "batching": {"max_batch": 32, "max_wait_s": 0.005, "padding": "pad"},
-        "replicas": 2, "threads_per_replica": 1, "requests": 20000, "seed": 1,
-        "slo": {"p99_latency_s": 0.1},
-    })
-    assert spec.arrival.rate_per_s == 200.0 and spec.seq_len == SeqLenSpec("fixed", value=300)
-    assert spec.batching == BatchingSpec(32, 0.005, "pad") and spec.replicas == 2
-    assert spec.slo_p99_latency_s == 0.1
-    with pytest.raises(ScenarioError, match="unknown"):
-        serving_spec_from_mapping({"arrival": {"process": "poisson", "rate_per_s": 1}, "colour": "red"})
+def test_a_bad_spec_is_refused_naming_the_field_not_a_scenario_path() -> None:
+    with pytest.raises(ConfigError, match=r"^max_batch\(=0\)"):
+        BatchingSpec(max_batch=0)
+    with pytest.raises(ConfigError, match=r"^rate_per_s\(=-1"):
+        ArrivalSpec("poisson", rate_per_s=-1.0)
 
 
 # ------------------------------------------------------------------------------------- load sweep

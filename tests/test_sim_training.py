@@ -6,7 +6,7 @@ import pytest
 
 from gru_sim.accounting import account_call
 from gru_sim.config import GruConfig
-from gru_sim.errors import ConfigError, ScenarioError
+from gru_sim.errors import ConfigError
 from gru_sim.model.kernel_times import CallTimes, LayerTimes
 from gru_sim.sim.training import (DDP_BUCKET_CAP_BYTES, DDP_FIRST_BUCKET_BYTES, BackwardPiece, DeviceStepTimes,
                                   Interconnect, TrainingSpec, ddp_buckets, ring_allreduce_s, simulate_step,
@@ -125,11 +125,6 @@ def test_a_device_step_needs_a_training_call() -> None:
         step_times_from_call(inference, optimizer_step_s=0.0)
 
 
-def test_training_spec_is_read_from_the_contract_mapping() -> None:
-    s = TrainingSpec.from_mapping({"batch_per_device": 64, "seq_len": 200, "devices": [1, 2, 4, 8],
-                                   "interconnect": {"bandwidth_bytes_per_s": 12.5e9, "latency_s": 5.0e-6},
-                                   "steps": 50})
-    assert s.devices == (1, 2, 4, 8) and s.interconnect == Interconnect(12.5e9, 5e-6) and s.steps == 50
-    with pytest.raises(ScenarioError, match="devices"):
-        TrainingSpec.from_mapping({"batch_per_device": 1, "seq_len": 1, "devices": [0],
-                                   "interconnect": {"bandwidth_bytes_per_s": 1.0}})
+def test_a_training_spec_refuses_a_device_count_below_one() -> None:
+    with pytest.raises(ConfigError, match=r"^devices\(=\[0\]\)"):
+        TrainingSpec(batch_per_device=1, seq_len=1, devices=(0,), interconnect=Interconnect(1.0))

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from gru_sim.model.profile import load_profile
-from gru_sim.validate import choose_configs, summarise
+from gru_sim.validate import choose_configs
+from gru_sim.validation import ValidationSummary, summarise
 
 from model_fixtures import make_profile
 
@@ -47,11 +48,17 @@ def test_the_summary_splits_inside_from_beyond_and_keeps_noisy_points_apart() ->
     rows = [_row(1.0, 1.05), _row(1.0, 0.9), _row(1.0, 1.3, extrapolated=True, axes={"hidden_size": 1.5}),
             _row(1.0, 3.0, noisy=True)]
     s = summarise(rows)
-    assert s["inside_range"]["n"] == 2 and s["extrapolated"]["n"] == 1 and s["noisy"]["n"] == 1
-    assert s["overall"]["n"] == 3  # the noisy row is not mixed in
-    assert s["inside_range"]["median_ape"] == pytest.approx(7.5)
-    assert s["inside_range"]["interval_coverage"] == pytest.approx(0.5)  # 0.9 ± 10 % misses 1.0
-    assert s["per_axis"]["hidden_size"]["beyond"]["median_ape"] == pytest.approx(30.0)
+    assert s.inside_range.n == 2 and s.extrapolated.n == 1 and s.noisy.n == 1
+    assert s.overall.n == 3  # the noisy row is not mixed in
+    assert s.inside_range.median_ape == pytest.approx(7.5)
+    assert s.inside_range.interval_coverage == pytest.approx(0.5)  # 0.9 ± 10 % misses 1.0
+    assert s.per_axis["hidden_size"]["beyond"].median_ape == pytest.approx(30.0)
+
+
+def test_the_summary_reads_back_from_its_json_unchanged() -> None:
+    rows = [_row(1.0, 1.05), _row(1.0, 0.9), _row(1.0, 1.3, extrapolated=True, axes={"hidden_size": 1.5})]
+    s = summarise(rows)
+    assert ValidationSummary.from_dict(json.loads(json.dumps(s.to_dict()))) == s
 
 
 def _validate(profile_path: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:

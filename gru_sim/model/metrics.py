@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from scipy import stats
 
 
 def ape(measured: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -43,12 +44,11 @@ def error_summary(measured: Sequence[float] | np.ndarray, predicted: Sequence[fl
 
 def bootstrap_median_ci(values: Sequence[float] | np.ndarray, n_boot: int = 2000, level: float = 0.95,
                         seed: int = 0) -> tuple[float, float] | None:
-    """A percentile-bootstrap confidence interval for the median of ``values``."""
+    """A percentile-bootstrap confidence interval for the median of ``values`` (scipy.stats.bootstrap;
+    seeded, so the same values give the same interval). None for fewer than two values."""
     v = np.asarray(values, dtype=float)
     if v.size < 2:
         return None
-    rng = np.random.default_rng(seed)
-    medians = np.median(v[rng.integers(0, v.size, size=(n_boot, v.size))], axis=1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(medians, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
+    res = stats.bootstrap((v,), np.median, n_resamples=n_boot, confidence_level=level, method="percentile",
+                          vectorized=True, rng=np.random.default_rng(seed))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)

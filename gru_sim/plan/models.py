@@ -4,10 +4,11 @@ inputs and activations, all live while a batch runs)."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 from ..accounting import account_call
 from ..config import GruConfig
+from ..predict import Prediction
 from .search import ReplicaModel
 
 ConfigFor = Callable[[int, int, int], GruConfig]
@@ -19,7 +20,7 @@ class Pricer(Protocol):
 
     def service_time_s(self, config: GruConfig) -> float: ...
 
-    def predict(self, config: GruConfig) -> dict[str, Any]: ...
+    def predict(self, config: GruConfig) -> Prediction: ...
 
 
 def replica_model(predictor: Pricer, config_for: ConfigFor) -> ReplicaModel:
@@ -29,8 +30,7 @@ def replica_model(predictor: Pricer, config_for: ConfigFor) -> ReplicaModel:
         return float(predictor.service_time_s(config_for(batch, seq_len, threads)))
 
     def memory_bytes(batch: int, seq_len: int) -> int:
-        record = predictor.predict(config_for(batch, seq_len, 1))
-        return int((record.get("memory_bytes") or {}).get("total") or record["peak_memory_bytes"])
+        return int(predictor.predict(config_for(batch, seq_len, 1)).memory_bytes["total"])
 
     return ReplicaModel(service_time_s=service_time_s, memory_bytes=memory_bytes,
                         weight_bytes=int(account_call(config_for(1, 1, 1)).weight_bytes))

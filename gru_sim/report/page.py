@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
+
+from .. import __version__
+from ..atomic import write_text_atomic
 
 # A small template instead of plotly's default one, which adds ~6 KB of JSON to every figure.
 TEMPLATE = go.layout.Template(layout=dict(
@@ -190,3 +195,30 @@ def _figure_html(f: Figure, number: int) -> str:
     return (f'<div><div id="{div_id}" class="figure"></div>{caption}<script>'
             f'document.addEventListener("DOMContentLoaded", function() {{ var spec = {spec}; '
             f'Plotly.newPlot("{div_id}", spec.data, spec.layout, {json.dumps(PLOT_CONFIG)}); }});</script></div>')
+
+
+def is_num(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def pct(value: Any) -> str:
+    """A fraction as a percentage: 0.93 → 93.0%."""
+    return f"{value:.1%}" if is_num(value) else "-"
+
+
+def ape_pct(value: Any) -> str:
+    """An absolute percentage error, which gru-sim keeps in percent (model/metrics.py): 5.2 → 5.2%."""
+    return f"{value:.1f}%" if is_num(value) else "-"
+
+
+def write_html(path: str | Path, html: str) -> Path:
+    """Write a page whole or not at all, creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(path, html)  # a reader never sees half a report
+
+
+def footer(results: dict[str, Any]) -> str:
+    """The page footer: the gru-sim version that wrote the results, and when."""
+    created = results.get("created_utc")
+    return f"gru-sim {results.get('gru_sim_version', __version__)}" + (f" · {created}" if created else "")

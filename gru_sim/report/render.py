@@ -1,28 +1,22 @@
-"""The reports a user opens: what a scenario forecasts (``write_report``) and how well a profile's
-predictions matched fresh measurements (``render_validation_report``).
-
-Both take the plain data written to JSON (results.json, validation.json) and write one self-contained
-HTML file. Nothing here computes a forecast: it only arranges and draws what it is handed.
+"""The report of a scenario run (``write_report``): what it forecasts, study by study, from the content
+of results.json, as one self-contained HTML file. Nothing here computes a forecast: it only arranges
+and draws what it is handed. The validation report is :mod:`gru_sim.report.validation_page`'s.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from .. import __version__
 from ..units import fmt_bytes, fmt_seconds
+from ..validation import Validation
 from . import serving_figures as sv
 from . import sweep_figures as sw
 from . import training_figures as tr
-from . import validation_figures as va
-from .page import Figure, Section, cards, esc, render_page, table
+from .page import Section, ape_pct, cards, footer, is_num, pct, render_page, table, write_html
+from .profile_section import profile_section
 from .timeline import gantt_figure
-
-SELF_CHECK_LABELS = {"holdout": "held-out configs inside the range", "beyond": "configs beyond the range",
-                     "by_group": "group", "memory_in_sample": "peak memory (fitted probes)"}
+from .validation_page import validation_section
 
 
 def write_report(results: dict[str, Any], path: str | Path) -> Path:
@@ -36,52 +30,24 @@ def write_report(results: dict[str, Any], path: str | Path) -> Path:
     if results.get("training"):
         sections.append(_training_section(results))
     if results.get("validation"):
-        sections.append(_validation_section(results["validation"]))
-    sections.append(_profile_section(results.get("profile", {}), results.get("scenario", {})))
+        sections.append(validation_section(Validation.from_dict(results["validation"])))
+    sections.append(profile_section(results.get("profile", {}), results.get("scenario", {})))
     subtitle = [scenario.get("description") or "",
                 f"scenario {scenario.get('path', '?')} · device {scenario.get('device', '?')} · "
                 f"profile {results.get('profile', {}).get('path', '?')}"]
     html = render_page(f"gru-sim report: {scenario.get('name', 'scenario')}", [s for s in subtitle if s], sections,
-                       _footer(results))
-    return _write(path, html)
-
-
-def render_validation_report(validation: dict[str, Any], path: str | Path) -> Path:
-    """Write the report of a ``gru-sim validate`` run (the content of validation.json) to ``path``."""
-    profile = validation.get("profile", {})
-    sections = [_validation_section(validation, anchor="summary", title="Validation"),
-                _profile_section(profile, {})]
-    html = render_page("gru-sim validation report", [f"profile {profile.get('path', '?')}"], sections,
-                       _footer(validation))
-    return _write(path, html)
-
-
-def _write(path: str | Path, html: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)  # a reader never sees half a report
-    return path
-
-
-def _footer(results: dict[str, Any]) -> str:
-    created = results.get("created_utc")
-    return f"gru-sim {results.get('gru_sim_version', __version__)}" + (f" · {created}" if created else "")
+                       footer(results))
+    return write_html(path, html)
 
 
 def si_rate(value: Any, unit: str) -> str:
     """``51750.0, 'tokens/s'`` → ``51.7 k tokens/s``."""
-    if not _num(value):
+    if not is_num(value):
         return "-"
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= scale:
             return f"{value / scale:.3g} {prefix} {unit}"
     return f"{value:.3g} {unit}"
-
-
-def _num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # ------------------------------------------------------------------------------------------ summary
@@ -122,8 +88,8 @@ def _summary_section(results: dict[str, Any]) -> Section:
                    "vs perfect linear scaling")]
     check = (results.get("profile") or {}).get("self_check") or {}
     holdout = check.get("holdout") or {}
-    if _num(holdout.get("median_ape")):
-        items.append(("profile self-check", _ape_pct(holdout["median_ape"]),
+    if is_num(holdout.get("median_ape")):
+        items.append(("profile self-check", ape_pct(holdout["median_ape"]),
                       "median latency error on held-out configurations"))
     s.html(cards(items))
     profile = results.get("profile") or {}
@@ -138,77 +104,6 @@ def _summary_section(results: dict[str, Any]) -> Section:
     if timings:
         s.paragraph("Time to compute: " + ", ".join(f"{k} {fmt_seconds(v)}" for k, v in timings.items()) + ".")
     return s
-
-
-def _profile_section(profile: dict[str, Any], scenario: dict[str, Any]) -> Section:
-    s = Section("profile", "Profile and scenario")
-    source = profile.get("source")
-    s.html(f"<p>Predictions come from the calibration profile <code>{esc(profile.get('path', '?'))}</code>"
-           + (f" ({esc(source)})" if source else "") + ".</p>")
-    check = profile.get("self_check") or {}
-    rows = []
-    for key, metrics in _metric_sets(check):
-        rows.append([key, _ape_pct(metrics.get("median_ape")), _ape_pct(metrics.get("p90_ape")),
-                     _pct(metrics.get("within_10pct")), _pct(metrics.get("interval_coverage")), metrics.get("n", "")])
-    if rows:
-        s.html("<h3>Self-check at calibration</h3>" + table(
-            ["configurations", "median APE", "p90 APE", "within ±10%", "90% interval coverage", "count"], rows,
-            [False, True, True, True, True, True]))
-    ranges = profile.get("ranges") or {}
-    if ranges:
-        groups = ranges if all(isinstance(v, dict) for v in ranges.values()) else {"": ranges}
-        axes = list(dict.fromkeys(a for g in groups.values() for a in g))
-        s.html("<h3>Calibrated range</h3>" + table(
-            ["group", *axes], [[name, *(_range_text(g.get(a)) for a in axes)] for name, g in groups.items()]))
-    ceilings = profile.get("ceilings") or {}
-    if ceilings:
-        groups = ceilings if all(isinstance(v, dict) for v in ceilings.values()) else {"": ceilings}
-        names = list(dict.fromkeys(k for g in groups.values() for k, v in g.items() if _num(v)))
-        s.html("<h3>Measured ceilings</h3>" + table(
-            ["group", *names], [[name, *(f"{g[k]:.4g}" if _num(g.get(k)) else "-" for k in names)]
-                                for name, g in groups.items()], [False, *[True] * len(names)]))
-    fingerprint = profile.get("fingerprint") or {}
-    if fingerprint:
-        s.html("<h3>Machine fingerprint of the profile</h3>" + table(
-            ["field", "value"], [[k, json.dumps(v) if isinstance(v, (dict, list)) else v]
-                                 for k, v in fingerprint.items()]))
-    spec = scenario.get("spec")
-    if spec:
-        s.html("<details><summary>The scenario as read</summary><pre>"
-               f"{esc(json.dumps(spec, indent=2))}</pre></details>")
-    return s
-
-
-def _metric_sets(check: dict[str, Any], prefix: str = "") -> list[tuple[str, dict[str, Any]]]:
-    """Every set of error figures in a self-check, nested ones (per group) named by their path."""
-    out = []
-    for key, value in check.items():
-        if not isinstance(value, dict):
-            continue
-        name = f"{prefix}{SELF_CHECK_LABELS.get(key, key)}"
-        if "median_ape" in value:
-            out.append((name, value))
-        else:
-            out += _metric_sets(value, f"{name} / ")
-    return out
-
-
-def _range_text(value: Any) -> str:
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_num(v) for v in value):
-        return f"{value[0]} – {value[1]}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
-    return "" if value is None else str(value)
-
-
-def _pct(value: Any) -> str:
-    """A fraction as a percentage: 0.93 → 93.0%."""
-    return f"{value:.1%}" if _num(value) else "-"
-
-
-def _ape_pct(value: Any) -> str:
-    """An absolute percentage error, which gru-sim keeps in percent (model/metrics.py): 5.2 → 5.2%."""
-    return f"{value:.1f}%" if _num(value) else "-"
 
 
 # -------------------------------------------------------------------------------------------- sweep
@@ -237,7 +132,7 @@ def _device_memory_bytes(results: dict[str, Any]) -> float | None:
     device = (results.get("scenario") or {}).get("device")
     fp = (results.get("profile") or {}).get("fingerprint") or {}
     value = fp.get("gpu_memory_bytes") if device == "cuda" else fp.get("memory_total_bytes")
-    return float(value) if _num(value) else None
+    return float(value) if is_num(value) else None
 
 
 def _timelines(s: Section, results: dict[str, Any], study: str) -> None:
@@ -284,52 +179,11 @@ def _training_section(results: dict[str, Any]) -> Section:
                   "communication share"],
                  [[r["devices"], fmt_seconds(r["step_time_s"]), f"{r['throughput_seq_per_s']:.4g}",
                    f"{r['scaling_efficiency']:.1%}", fmt_bytes(r["peak_memory_bytes_per_device"]),
-                   _pct(r.get("comm_share"))] for r in rows],
+                   pct(r.get("comm_share"))] for r in rows],
                  [True, True, True, True, True, True]))
     s.parts.append(tr.scaling_figure(rows))
     comm = tr.compute_vs_communication_figure(rows)
     if comm is not None:
         s.parts.append(comm)
     _timelines(s, results, "training")
-    return s
-
-
-# --------------------------------------------------------------------------------------- validation
-def _validation_section(validation: dict[str, Any], anchor: str = "validation",
-                        title: str = "Validation against measurements") -> Section:
-    s = Section(anchor, title)
-    rows: Sequence[dict[str, Any]] = validation.get("rows") or []
-    summary = validation.get("summary") or {}
-    items = []
-    for key, label in (("median_ape", "median APE"), ("p90_ape", "p90 APE")):
-        if _num(summary.get(key)):
-            items.append((label, _ape_pct(summary[key]), ""))
-    for key, label in (("within_10pct", "within ±10%"), ("interval_coverage", "90% interval coverage")):
-        if _num(summary.get(key)):
-            items.append((label, _pct(summary[key]), ""))
-    items.append(("configurations", str(len(rows)),
-                  f"{sum(bool(r.get('extrapolated')) for r in rows)} beyond the range, "
-                  f"{sum(bool(r.get('noisy')) for r in rows)} noisy"))
-    s.html(cards(items))
-    other = {k: v for k, v in summary.items() if k not in ("median_ape", "p90_ape", "within_10pct",
-                                                            "interval_coverage")}
-    if other:
-        s.html(table(["metric", "value"], [[k, f"{v:.4g}" if _num(v) else json.dumps(v)] for k, v in
-                                           other.items()], [False, True]))
-    if not rows:
-        s.warning("The validation has no measured configurations to show.")
-        return s
-    s.figures_side_by_side([va.parity_figure(rows), va.ape_cdf_figure(rows)])
-    residuals = va.residual_figure(rows)
-    if residuals is not None:
-        s.parts.append(residuals)
-    extra: list[Figure] = []
-    coverage = va.coverage_figure(rows)
-    if coverage is not None:
-        extra.append(coverage[0])
-    memory = va.memory_parity_figure(rows)
-    if memory is not None:
-        extra.append(memory)
-    if extra:
-        s.figures_side_by_side(extra)
     return s

@@ -10,10 +10,10 @@ from .executors import (EXECUTORS, CallSimulation, KernelRun, Parallelism, graph
                         simulate_call)
 from .graph import DEFAULT_MAX_CHUNKS, KINDS, KernelGraph, build_graph, resolve_chunk_steps
 from .serving import (ArrivalSpec, BatchingSpec, LoadPoint, LoadSweep, Percentiles, RequestLog, ServingResult,
-                      ServingSpec, SeqLenSpec, generate_requests, load_arrival_trace, serving_spec_from_mapping,
+                      ServingSpec, SeqLenSpec, generate_requests,
                       simulate_serving, sweep_load)
 from .trace import chrome_trace, write_chrome_trace
-from .training import (BackwardPiece, Bucket, DeviceStepTimes, Interconnect, TrainingPoint, TrainingSimulation,
+from .training import (BackwardPiece, Bucket, DeviceStepTimes, Interconnect, TrainingPoint, TrainingResult,
                        TrainingSpec, ddp_buckets, ring_allreduce_s, simulate_step, simulate_training,
                        step_times_from_call)
 
@@ -21,9 +21,9 @@ __all__ = [
     "EXECUTORS", "CallSimulation", "KernelRun", "Parallelism", "graph_for", "parallelism", "simulate_call",
     "DEFAULT_MAX_CHUNKS", "KINDS", "KernelGraph", "build_graph", "resolve_chunk_steps",
     "ArrivalSpec", "BatchingSpec", "LoadPoint", "LoadSweep", "Percentiles", "RequestLog", "ServingResult",
-    "ServingSpec", "SeqLenSpec", "generate_requests", "load_arrival_trace", "serving_spec_from_mapping",
+    "ServingSpec", "SeqLenSpec", "generate_requests",
     "simulate_serving", "sweep_load", "chrome_trace", "write_chrome_trace",
-    "BackwardPiece", "Bucket", "DeviceStepTimes", "Interconnect", "TrainingPoint", "TrainingSimulation",
+    "BackwardPiece", "Bucket", "DeviceStepTimes", "Interconnect", "TrainingPoint", "TrainingResult",
     "TrainingSpec", "ddp_buckets", "ring_allreduce_s", "simulate_step", "simulate_training",
     "step_times_from_call",
 ]

@@ -21,17 +21,16 @@ fills, a wait expires) rather than once per request.
 
 from __future__ import annotations
 
-import csv
 import heapq
 import math
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable, Generator, Mapping, Sequence
+from typing import Any, Callable, Generator, Sequence
 
 import numpy as np
 import simpy
 
-from ..errors import ConfigError, OutOfMemoryError, ScenarioError
+from ..csvfiles import read_arrival_trace as load_arrival_trace  # noqa: F401  (callers not yet moved to csvfiles)
+from ..errors import ConfigError, OutOfMemoryError
 
 ARRIVAL_PROCESSES = ("poisson", "constant", "trace")
 SEQ_LEN_DISTRIBUTIONS = ("fixed", "uniform", "lognormal")
@@ -54,22 +53,22 @@ class ArrivalSpec:
 
     def __post_init__(self) -> None:
         if self.process not in ARRIVAL_PROCESSES:
-            raise ScenarioError(f"serving.arrival.process(={self.process!r}) must be one of "
+            raise ConfigError(f"process(={self.process!r}) must be one of "
                                 f"{', '.join(ARRIVAL_PROCESSES)}")
         if self.rate_per_s is not None and not (math.isfinite(self.rate_per_s) and self.rate_per_s > 0):
-            raise ScenarioError(f"serving.arrival.rate_per_s(={self.rate_per_s}) must be > 0")
+            raise ConfigError(f"rate_per_s(={self.rate_per_s}) must be > 0")
         if self.process != "trace" and self.rate_per_s is None:
-            raise ScenarioError(f"serving.arrival.rate_per_s is required for process {self.process}")
+            raise ConfigError(f"rate_per_s is required for process {self.process}")
         if self.process == "trace":
             if not self.trace:
-                raise ScenarioError("serving.arrival: process trace needs at least one (time_s, seq_len) row")
+                raise ConfigError("process trace needs at least one (time_s, seq_len) row")
             times = [t for t, _ in self.trace]
             if any(b < a for a, b in zip(times, times[1:])) or any(not math.isfinite(t) or t < 0 for t in times):
-                raise ScenarioError("serving.arrival.trace: times must be finite, >= 0 and non-decreasing")
+                raise ConfigError("trace times must be finite, >= 0 and non-decreasing")
             if any(int(n) != n or n < 1 for _, n in self.trace):
-                raise ScenarioError("serving.arrival.trace: every seq_len must be a whole number >= 1")
+                raise ConfigError("every seq_len of a trace must be a whole number >= 1")
             if len(self.trace) > 1 and times[-1] == times[0] and self.rate_per_s is not None:
-                raise ScenarioError("serving.arrival.trace: all requests at one instant cannot be rescaled "
+                raise ConfigError("a trace with all requests at one instant cannot be rescaled "
                                     "to a rate")
 
 
@@ -89,14 +88,14 @@ class SeqLenSpec:
     def __post_init__(self) -> None:
         needs = {"fixed": ("value",), "uniform": ("low", "high"), "lognormal": ("median", "sigma", "max")}
         if self.distribution not in needs:
-            raise ScenarioError(f"serving.seq_len.distribution(={self.distribution!r}) must be one of "
+            raise ConfigError(f"distribution(={self.distribution!r}) must be one of "
                                 f"{', '.join(SEQ_LEN_DISTRIBUTIONS)}")
         for name in needs[self.distribution]:
             value = getattr(self, name)
             if value is None or not math.isfinite(value) or value <= 0:
-                raise ScenarioError(f"serving.seq_len.{name}(={value}) must be > 0 for {self.distribution}")
+                raise ConfigError(f"{name}(={value}) must be > 0 for {self.distribution}")
         if self.distribution == "uniform" and self.low > self.high:  # type: ignore[operator]
-            raise ScenarioError(f"serving.seq_len.low(={self.low}) must be <= high(={self.high})")
+            raise ConfigError(f"low(={self.low}) must be <= high(={self.high})")
 
     @property
     def longest(self) -> int:
@@ -116,14 +115,14 @@ class BatchingSpec:
 
     def __post_init__(self) -> None:
         if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
-            raise ScenarioError(f"serving.batching.max_batch(={self.max_batch!r}) must be a whole number >= 1")
+            raise ConfigError(f"max_batch(={self.max_batch!r}) must be a whole number >= 1")
         if not math.isfinite(self.max_wait_s) or self.max_wait_s < 0:
-            raise ScenarioError(f"serving.batching.max_wait_s(={self.max_wait_s}) must be >= 0")
+            raise ConfigError(f"max_wait_s(={self.max_wait_s}) must be >= 0")
         if self.padding not in PADDINGS:
-            raise ScenarioError(f"serving.batching.padding(={self.padding!r}) must be one of {', '.join(PADDINGS)}")
+            raise ConfigError(f"padding(={self.padding!r}) must be one of {', '.join(PADDINGS)}")
         if self.bucket_edges is not None and (not self.bucket_edges or list(self.bucket_edges) != sorted(set(self.bucket_edges))
                                               or self.bucket_edges[0] < 1):
-            raise ScenarioError(f"serving.batching.bucket_edges(={self.bucket_edges}) must be increasing "
+            raise ConfigError(f"bucket_edges(={self.bucket_edges}) must be increasing "
                                 "whole numbers >= 1")
 
 
@@ -152,94 +151,23 @@ class ServingSpec:
         for name in ("replicas", "threads_per_replica", "requests"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ScenarioError(f"serving.{name}(={value!r}) must be a whole number >= 1")
+                raise ConfigError(f"{name}(={value!r}) must be a whole number >= 1")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ScenarioError(f"serving.seed(={self.seed!r}) must be a whole number >= 0")
+            raise ConfigError(f"seed(={self.seed!r}) must be a whole number >= 0")
         if self.seq_len is None and self.arrival.process != "trace":
-            raise ScenarioError("serving.seq_len is required unless arrival.process is trace")
+            raise ConfigError("seq_len is required unless the arrival process is trace")
         if self.slo_p99_latency_s is not None and not self.slo_p99_latency_s > 0:
-            raise ScenarioError(f"serving.slo.p99_latency_s(={self.slo_p99_latency_s}) must be > 0")
+            raise ConfigError(f"slo_p99_latency_s(={self.slo_p99_latency_s}) must be > 0")
         if self.memory_cap_bytes is not None and self.memory_cap_bytes <= 0:
-            raise ScenarioError(f"serving.memory_cap_bytes(={self.memory_cap_bytes}) must be > 0")
+            raise ConfigError(f"memory_cap_bytes(={self.memory_cap_bytes}) must be > 0")
         if self.load_sweep_rates_per_s is not None and (
                 not self.load_sweep_rates_per_s or min(self.load_sweep_rates_per_s) <= 0):
-            raise ScenarioError(f"serving.load_sweep.rates_per_s(={self.load_sweep_rates_per_s}) must be "
+            raise ConfigError(f"load_sweep_rates_per_s(={self.load_sweep_rates_per_s}) must be "
                                 "rates > 0")
 
     def with_rate(self, rate_per_s: float) -> "ServingSpec":
         """The same study at another mean arrival rate."""
         return replace(self, arrival=replace(self.arrival, rate_per_s=float(rate_per_s)))
-
-
-def load_arrival_trace(path: str | Path) -> tuple[tuple[float, int], ...]:
-    """Read a CSV with header ``time_s,seq_len`` (times non-decreasing) into ``(time_s, seq_len)`` rows."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ScenarioError(f"{path}: cannot read the arrival trace: {err.strerror or err}") from None
-    reader = csv.reader(text.splitlines())
-    header = [h.strip() for h in next(reader, [])]
-    if header != ["time_s", "seq_len"]:
-        raise ScenarioError(f"{path}:1: the header must be time_s,seq_len (found {','.join(header) or 'nothing'})")
-    rows: list[tuple[float, int]] = []
-    for row in reader:
-        line = reader.line_num
-        if not row or all(not c.strip() for c in row):
-            continue
-        if len(row) != 2:
-            raise ScenarioError(f"{path}:{line}: expected 2 fields time_s,seq_len, found {len(row)}")
-        try:
-            time_s, seq_len = float(row[0]), int(row[1])
-        except ValueError:
-            raise ScenarioError(f"{path}:{line}: {','.join(row)!r} is not a time in seconds and a whole "
-                                "number of steps") from None
-        if not math.isfinite(time_s) or time_s < 0 or seq_len < 1:
-            raise ScenarioError(f"{path}:{line}: time_s(={row[0]}) must be >= 0 and seq_len(={row[1]}) >= 1")
-        if rows and time_s < rows[-1][0]:
-            raise ScenarioError(f"{path}:{line}: time_s(={time_s}) is earlier than the row before "
-                                f"({rows[-1][0]}): times must be non-decreasing")
-        rows.append((time_s, seq_len))
-    if not rows:
-        raise ScenarioError(f"{path}: the arrival trace has no rows")
-    return tuple(rows)
-
-
-def serving_spec_from_mapping(values: Mapping[str, Any],
-                              arrival_trace: Sequence[tuple[float, int]] | None = None) -> ServingSpec:
-    """A :class:`ServingSpec` from the ``serving:`` mapping of a scenario (CONTRACT.md). For a trace,
-    pass the rows already read (``arrival_trace``) or the mapping's ``arrival.csv`` path is read."""
-    known = {"arrival", "seq_len", "batching", "replicas", "threads_per_replica", "requests", "seed", "slo",
-             "memory_cap_bytes", "load_sweep"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ScenarioError(f"serving: unknown key(s) {', '.join(unknown)}")
-    arrival = dict(values.get("arrival") or {})
-    process = arrival.pop("process", None)
-    trace = None
-    if process == "trace":
-        csv_path = arrival.pop("csv", None)
-        if arrival_trace is None:
-            if csv_path is None:
-                raise ScenarioError("serving.arrival: process trace needs csv")
-            arrival_trace = load_arrival_trace(csv_path)
-        trace = tuple((float(t), int(n)) for t, n in arrival_trace)
-    rate = arrival.pop("rate_per_s", None)
-    if arrival:
-        raise ScenarioError(f"serving.arrival: unknown key(s) {', '.join(sorted(arrival))}")
-    seq = values.get("seq_len")
-    slo = values.get("slo")
-    sweep = values.get("load_sweep")
-    return ServingSpec(
-        arrival=ArrivalSpec(process=str(process), rate_per_s=None if rate is None else float(rate), trace=trace),
-        seq_len=SeqLenSpec(**seq) if seq else None,
-        batching=BatchingSpec(**dict(values.get("batching") or {})),
-        replicas=values.get("replicas", 1), threads_per_replica=values.get("threads_per_replica", 1),
-        requests=values.get("requests", 10_000), seed=values.get("seed", 0),
-        slo_p99_latency_s=None if not slo else float(slo["p99_latency_s"]),
-        memory_cap_bytes=values.get("memory_cap_bytes"),
-        load_sweep_rates_per_s=None if not sweep else tuple(float(r) for r in sweep["rates_per_s"]),
-    )
 
 
 # ---------------------------------------------------------------------------------------- requests
@@ -425,7 +353,7 @@ def simulate_serving(spec: ServingSpec, service_time_s: ServiceTime, memory_byte
     """
     cap = spec.memory_cap_bytes
     if cap is not None and memory_bytes is None:
-        raise ConfigError("serving.memory_cap_bytes is set: simulate_serving needs a memory_bytes function")
+        raise ConfigError("memory_cap_bytes is set: simulate_serving needs a memory_bytes function")
     reqs = generate_requests(spec)
     n = reqs.arrival_s.shape[0]
     arrival, lengths = reqs.arrival_s, reqs.seq_len
@@ -434,7 +362,7 @@ def simulate_serving(spec: ServingSpec, service_time_s: ServiceTime, memory_byte
         longest = int(lengths.max())
         if memory_bytes(1, longest) > cap:
             raise OutOfMemoryError(f"a single request of {longest} steps needs {memory_bytes(1, longest)} bytes, "
-                                   f"over serving.memory_cap_bytes(={cap})")
+                                   f"over memory_cap_bytes(={cap})")
     b = spec.batching
     if b.padding == "bucket":
         edges = np.asarray(b.bucket_edges or default_bucket_edges(int(lengths.max())))

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Generator, Mapping, Sequence
+from typing import Any, Generator, Sequence
 
 import simpy
 
 from ..config import GATES
-from ..errors import ConfigError, ScenarioError
+from ..errors import ConfigError
 from ..model.kernel_times import CallTimes
 from .graph import build_graph
 
@@ -41,10 +41,10 @@ class Interconnect:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.bandwidth_bytes_per_s) and self.bandwidth_bytes_per_s > 0):
-            raise ScenarioError(f"training.interconnect.bandwidth_bytes_per_s(={self.bandwidth_bytes_per_s}) "
+            raise ConfigError(f"bandwidth_bytes_per_s(={self.bandwidth_bytes_per_s}) "
                                 "must be > 0")
         if not (math.isfinite(self.latency_s) and self.latency_s >= 0):
-            raise ScenarioError(f"training.interconnect.latency_s(={self.latency_s}) must be >= 0")
+            raise ConfigError(f"latency_s(={self.latency_s}) must be >= 0")
 
 
 def ring_allreduce_s(nbytes: int, devices: int, interconnect: Interconnect) -> float:
@@ -176,23 +176,9 @@ class TrainingSpec:
         for name in ("batch_per_device", "seq_len", "steps", "bucket_cap_bytes", "first_bucket_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ScenarioError(f"training.{name}(={value!r}) must be a whole number >= 1")
+                raise ConfigError(f"{name}(={value!r}) must be a whole number >= 1")
         if not self.devices or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in self.devices):
-            raise ScenarioError(f"training.devices(={list(self.devices)}) must be device counts >= 1")
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainingSpec":
-        """From the ``training:`` mapping of a scenario."""
-        known = {"batch_per_device", "seq_len", "devices", "interconnect", "steps"}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ScenarioError(f"training: unknown key(s) {', '.join(unknown)}")
-        link = dict(values.get("interconnect") or {})
-        if "bandwidth_bytes_per_s" not in link:
-            raise ScenarioError("training.interconnect.bandwidth_bytes_per_s is required")
-        return cls(batch_per_device=values.get("batch_per_device"), seq_len=values.get("seq_len"),  # type: ignore[arg-type]
-                   devices=tuple(values.get("devices") or ()), steps=values.get("steps", 10),
-                   interconnect=Interconnect(float(link["bandwidth_bytes_per_s"]), float(link.get("latency_s", 0.0))))
+            raise ConfigError(f"devices(={list(self.devices)}) must be device counts >= 1")
 
 
 @dataclass(frozen=True)
@@ -218,7 +204,7 @@ class TrainingPoint:
 
 
 @dataclass(frozen=True)
-class TrainingSimulation:
+class TrainingResult:
     """A training study's results, one point per device count (in the order asked)."""
 
     spec: TrainingSpec
@@ -279,7 +265,7 @@ def simulate_step(step: DeviceStepTimes, devices: int, interconnect: Interconnec
                         bucket_intervals_s=tuple(intervals) if use_comm else ())
 
 
-def simulate_training(step: DeviceStepTimes, spec: TrainingSpec) -> TrainingSimulation:
+def simulate_training(step: DeviceStepTimes, spec: TrainingSpec) -> TrainingResult:
     """Step time, throughput, scaling efficiency, memory and communication for every device count of
     ``spec``. ``step`` is one device's step on ``spec.batch_per_device`` sequences of ``spec.seq_len``
     steps. With more than one device DDP keeps a flat copy of the gradients for its buckets
@@ -299,4 +285,4 @@ def simulate_training(step: DeviceStepTimes, spec: TrainingSpec) -> TrainingSimu
             compute_s=step.compute_s, allreduce_s=timeline.allreduce_s, exposed_comm_s=exposed,
             comm_share=exposed / step_time if step_time > 0 else 0.0,
             buckets=len(buckets) if n > 1 else 0, total_time_s=spec.steps * step_time))
-    return TrainingSimulation(spec=spec, points=tuple(points))
+    return TrainingResult(spec=spec, points=tuple(points))

@@ -1,0 +1,72 @@
+"""The validation report: how close a profile's predictions came to fresh measurements of
+configurations it was not fitted on — headline figures, the figures per part of the range, and the
+parity, error, residual, coverage and memory plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..validation import ErrorFigures, Validation
+from . import validation_figures as va
+from .page import Figure, Section, ape_pct, cards, footer, pct, render_page, table, write_html
+from .profile_section import profile_section
+
+# The summaries of validation.json shown in the table, in order.
+SUMMARY_PARTS = (("overall", "every quiet measurement"), ("inside_range", "inside the calibrated range"),
+                 ("extrapolated", "beyond the calibrated range"), ("noisy", "noisy even when re-measured"))
+
+
+def render_validation_report(validation: Validation, path: str | Path) -> Path:
+    """Write the report of a ``gru-sim validate`` run to ``path``."""
+    profile = validation.profile
+    sections = [validation_section(validation, anchor="summary", title="Validation"), profile_section(profile, {})]
+    html = render_page("gru-sim validation report", [f"profile {profile.get('path', '?')}"], sections, footer({}))
+    return write_html(path, html)
+
+
+def _ci(figures: ErrorFigures) -> str:
+    ci = figures.median_ape_ci95
+    return "-" if ci is None else f"{ci[0]:.1f} – {ci[1]:.1f}%"
+
+
+def validation_section(validation: Validation, anchor: str = "validation",
+                       title: str = "Validation against measurements") -> Section:
+    """The headline cards (overall figures), a table of the figures per part of the range, the plots."""
+    s = Section(anchor, title)
+    rows = validation.rows
+    summary = validation.summary
+    overall = summary.overall
+    items = [("median APE", ape_pct(overall.median_ape), f"95% CI {_ci(overall)}" if overall.median_ape_ci95 else ""),
+             ("p90 APE", ape_pct(overall.p90_ape), ""),
+             ("within ±10%", pct(overall.within_10pct), ""),
+             ("90% interval coverage", pct(overall.interval_coverage), ""),
+             ("configurations", str(len(rows)),
+              f"{sum(bool(r.get('extrapolated')) for r in rows)} beyond the range, "
+              f"{sum(bool(r.get('noisy')) for r in rows)} noisy"
+              + (f", {summary.oom} did not fit in memory" if summary.oom else ""))]
+    s.html(cards(items))
+    parts = [(label, getattr(summary, name)) for name, label in SUMMARY_PARTS]
+    if summary.memory.n:
+        parts.append(("peak memory (probed)", summary.memory))
+    s.html(table(["configurations", "count", "median APE", "95% CI of the median", "p90 APE", "within ±10%",
+                  "90% interval coverage"],
+                 [[label, f.n, ape_pct(f.median_ape), _ci(f), ape_pct(f.p90_ape), pct(f.within_10pct),
+                   pct(f.interval_coverage)] for label, f in parts],
+                 [False, True, True, True, True, True, True]))
+    if not rows:
+        s.warning("The validation has no measured configurations to show.")
+        return s
+    s.figures_side_by_side([va.parity_figure(rows), va.ape_cdf_figure(rows)])
+    residuals = va.residual_figure(rows)
+    if residuals is not None:
+        s.parts.append(residuals)
+    extra: list[Figure] = []
+    coverage = va.coverage_figure(rows)
+    if coverage is not None:
+        extra.append(coverage[0])
+    memory = va.memory_parity_figure(rows)
+    if memory is not None:
+        extra.append(memory)
+    if extra:
+        s.figures_side_by_side(extra)
+    return s

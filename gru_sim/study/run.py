@@ -1,0 +1,107 @@
+"""Running a scenario: every study it names — sweep, serving, training — forecast from one
+calibration profile and written to one folder.
+
+The cost model gives the time of one GRU call; the simulators (``gru_sim.sim``) turn those times into
+queues and training steps; the report draws the results. This module only wires the studies together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from .. import __version__
+from ..accounting import compulsory_bytes
+from ..config import GruConfig
+from ..groups import GroupKey
+from ..model.profile import shipped_default_profile
+from ..predict import Prediction
+from ..report.prose import extrapolation_warnings
+from ..scenario import Scenario
+from .engine import EngineFactory, ProgressFn, load_engine
+from .results import RESULTS_SCHEMA_VERSION, RunOutput, write_outputs
+from .serving import batch_timeline, run_serving, serving_record
+from .sweep import kernel_timeline, median_latency_config, predict_all, roofline_ceilings
+from .training import run_training, step_timeline, training_records
+
+
+def choose_profile_path(scenario: Scenario, cli_profile: str | Path | None) -> tuple[Path, str]:
+    """The profile a run uses and why: ``--profile``, else the scenario's, else the shipped default."""
+    if cli_profile is not None:
+        return Path(cli_profile), "given with --profile"
+    if scenario.profile_path is not None:
+        return scenario.profile_path, "named in the scenario"
+    return shipped_default_profile(scenario.spec.device), f"the shipped default for {scenario.spec.device}"
+
+
+def default_out_dir(scenario: Scenario) -> Path:
+    """``reports/<scenario name>/`` under the current folder."""
+    return Path("reports") / scenario.name
+
+
+def run_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | Path,
+                 progress: ProgressFn | None = None, *, profile_source: str | None = None,
+                 workers: int | None = None, engine_factory: EngineFactory = load_engine) -> RunOutput:
+    """Run every study of ``scenario`` on the profile at ``profile_path`` and write the results.
+
+    Writes ``results.json``, ``<study>.csv`` per study and ``report.html`` into ``out_dir`` (created).
+    ``workers`` caps the processes a large sweep uses (default: every core this process may use).
+    """
+    report_progress = progress or (lambda task, done, total: None)
+    profile_path = Path(profile_path)
+    engine = engine_factory(profile_path)
+    spec = scenario.spec
+    ceilings = engine.profile.get("ceilings") or {}
+    results: dict[str, Any] = {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "gru_sim_version": __version__,
+        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "scenario": {"name": spec.name, "path": str(scenario.path), "description": spec.description,
+                     "device": spec.device, "spec": spec.model_dump(mode="json", exclude_none=True)},
+        "profile": {**engine.profile, "source": profile_source},
+        "timings_s": {},
+        "timelines": [],
+    }
+    priced: dict[str, list[dict[str, Any]]] = {}  # predict records behind each study, for the warnings
+    if spec.sweep is not None:
+        start = time.perf_counter()
+        records = predict_all(scenario.sweep_configs, profile_path, engine, engine_factory,
+                              lambda done, total: report_progress("sweep", done, total), workers)
+        for record, config in zip(records, scenario.sweep_configs):
+            record["compulsory_bytes"] = compulsory_bytes(config)
+        results["sweep"] = records
+        results["roofline"] = roofline_ceilings(records, ceilings)
+        results["timelines"].append(kernel_timeline(engine.model, median_latency_config(records)))
+        results["timings_s"]["sweep"] = time.perf_counter() - start
+        priced["sweep"] = records
+    if scenario.serving is not None:
+        start = time.perf_counter()
+        served, load, configs = run_serving(scenario, engine.model,
+                                            lambda done, total: report_progress("serving", done, total))
+        results["serving"] = serving_record(scenario, served, load)
+        results["timelines"].append(batch_timeline(served.log))
+        results["timings_s"]["serving"] = time.perf_counter() - start
+        priced["serving"] = _records(engine.model.predict(c) for c in configs)
+    if scenario.training is not None:
+        start = time.perf_counter()
+        bandwidth = _bandwidth(ceilings, scenario.config(batch=1, seq_len=1, mode="training"))
+        trained, step, configs = run_training(scenario, engine.model, bandwidth,
+                                              lambda done, total: report_progress("training", done, total))
+        results["training"] = training_records(trained, step)
+        results["timelines"].append(step_timeline(step, scenario.training))
+        results["timings_s"]["training"] = time.perf_counter() - start
+        priced["training"] = _records(engine.model.predict(c) for c in configs)
+    results["warnings"] = extrapolation_warnings(priced)
+    results["extrapolated"] = any(r.get("extrapolated") for rs in priced.values() for r in rs)
+    return write_outputs(results, Path(out_dir))
+
+
+def _records(predictions: Iterable[Prediction]) -> list[dict[str, Any]]:
+    return [p.to_dict() for p in predictions]
+
+
+def _bandwidth(ceilings: dict[str, Any], config: GruConfig) -> float | None:
+    value = (ceilings.get(str(GroupKey.of(config))) or {}).get("memory_bandwidth_bytes_per_s")
+    return float(value) if value else None

@@ -1,0 +1,165 @@
+"""What a validation found: for configurations the profile was never fitted on, the measured and the
+predicted latency of each, and the error figures over them — overall, inside and beyond the
+calibrated range, per axis, noisy measurements apart — as frozen records and as validation.json.
+
+No torch here (measuring is :mod:`gru_sim.validate`'s job), so the report can read these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .model.costmodel import AXES
+from .model.metrics import ape, bootstrap_median_ci, error_summary
+
+# Figures of every summary, in validation.json's order.
+FIGURES = ("n", "median_ape", "mape", "p90_ape", "within_5pct", "within_10pct", "within_15pct", "rmsle",
+           "interval_coverage", "median_ape_ci95")
+
+
+@dataclass(frozen=True)
+class ErrorFigures:
+    """How wrong a set of predictions is: APEs in percent, ``within_*`` and ``interval_coverage`` as
+    fractions, ``median_ape_ci95`` a bootstrap 95% interval of the median APE (None under 2 points)."""
+
+    n: int
+    median_ape: float | None = None
+    mape: float | None = None
+    p90_ape: float | None = None
+    within_5pct: float | None = None
+    within_10pct: float | None = None
+    within_15pct: float | None = None
+    rmsle: float | None = None
+    interval_coverage: float | None = None
+    median_ape_ci95: tuple[float, float] | None = None
+
+    @classmethod
+    def of(cls, measured: Sequence[float], predicted: Sequence[float],
+           intervals: Sequence[Sequence[float]] | None = None) -> "ErrorFigures":
+        s = error_summary(measured, predicted, intervals if len(measured) else None)
+        errors = ape(measured, predicted) if len(measured) else np.empty(0)
+        return cls(**s, median_ape_ci95=bootstrap_median_ci(errors))  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["median_ape_ci95"] = None if self.median_ape_ci95 is None else list(self.median_ape_ci95)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ErrorFigures":
+        values = {k: data.get(k) for k in FIGURES}
+        values["n"] = int(values["n"] or 0)
+        ci = values["median_ape_ci95"]
+        values["median_ape_ci95"] = None if ci is None else (float(ci[0]), float(ci[1]))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ValidationSummary:
+    """The error figures of a validation. Points flagged noisy even when re-measured are kept apart
+    (``noisy``) and out of the others; ``per_axis`` splits the inside points into thirds (low, mid,
+    high) of each size axis, or by value for the others, and the beyond points by the axis they leave
+    the range along; ``memory`` compares the peak memory probed; ``oom`` counts configurations that did
+    not fit."""
+
+    overall: ErrorFigures
+    inside_range: ErrorFigures
+    extrapolated: ErrorFigures
+    per_axis: dict[str, dict[str, ErrorFigures]]
+    noisy: ErrorFigures
+    memory: ErrorFigures
+    oom: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"overall": self.overall.to_dict(), "inside_range": self.inside_range.to_dict(),
+                "extrapolated": self.extrapolated.to_dict(),
+                "per_axis": {axis: {k: f.to_dict() for k, f in parts.items()} for axis, parts in self.per_axis.items()},
+                "noisy": self.noisy.to_dict(), "memory": self.memory.to_dict(), "oom": self.oom}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ValidationSummary":
+        f = ErrorFigures.from_dict
+        return cls(overall=f(data["overall"]), inside_range=f(data["inside_range"]),
+                   extrapolated=f(data["extrapolated"]),
+                   per_axis={axis: {k: f(v) for k, v in parts.items()} for axis, parts in data["per_axis"].items()},
+                   noisy=f(data["noisy"]), memory=f(data["memory"]), oom=int(data["oom"]))
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A validation run: the profile's summary, this machine's fingerprint, the summary figures and one
+    row per configuration (the rows of validation.json: ``config``, ``status``, measured and predicted
+    latency, ``latency_interval_s``, ``ape``, ``extrapolated``, ``noisy``, peak memory)."""
+
+    profile: dict[str, Any]
+    fingerprint: dict[str, Any]
+    summary: ValidationSummary
+    rows: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of validation.json."""
+        return {"profile": self.profile, "fingerprint": self.fingerprint, "summary": self.summary.to_dict(),
+                "rows": [dict(r) for r in self.rows]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Validation":
+        """Read validation.json's content back."""
+        return cls(profile=dict(data.get("profile") or {}), fingerprint=dict(data.get("fingerprint") or {}),
+                   summary=ValidationSummary.from_dict(data["summary"]), rows=tuple(data.get("rows") or ()))
+
+
+def measured_row(prediction: Any, measured_latency_s: float, measured_iqr_s: float, noisy: bool,
+                 measured_peak_memory_bytes: int | None = None) -> dict[str, Any]:
+    """The validation.json row of a configuration measured and predicted (``prediction``: a
+    :class:`gru_sim.predict.Prediction`)."""
+    return {
+        "config": prediction.config.to_dict(),
+        "status": "ok",
+        "measured_latency_s": measured_latency_s,
+        "measured_iqr_s": measured_iqr_s,
+        "predicted_latency_s": prediction.latency_s,
+        "latency_interval_s": list(prediction.latency_interval_s),
+        "ape": float(ape([measured_latency_s], [prediction.latency_s])[0]),
+        "extrapolated": prediction.extrapolated,
+        "extrapolated_axes": dict(prediction.extrapolated_axes),
+        "noisy": noisy,
+        "measured_peak_memory_bytes": measured_peak_memory_bytes,
+        "predicted_peak_memory_bytes": prediction.peak_memory_bytes,
+    }
+
+
+def _figures(rows: list[dict[str, Any]]) -> ErrorFigures:
+    return ErrorFigures.of([r["measured_latency_s"] for r in rows], [r["predicted_latency_s"] for r in rows],
+                           [r["latency_interval_s"] for r in rows])
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> ValidationSummary:
+    """Overall, inside-range and extrapolated figures, per axis, and noisy points apart."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    quiet = [r for r in ok if not r["noisy"]]
+    inside = [r for r in quiet if not r["extrapolated"]]
+    beyond = [r for r in quiet if r["extrapolated"]]
+    per_axis: dict[str, dict[str, ErrorFigures]] = {}
+    for axis in (*AXES, "bidirectional", "mode", "threads"):
+        along = [r for r in beyond if axis in r["extrapolated_axes"]]
+        entry: dict[str, ErrorFigures] = {"beyond": _figures(along)}
+        if axis in AXES and inside:
+            values = np.array([r["config"][axis] for r in inside], dtype=float)
+            cuts = np.quantile(values, [1 / 3, 2 / 3])
+            for name, sel in (("low", values <= cuts[0]), ("mid", (values > cuts[0]) & (values <= cuts[1])),
+                              ("high", values > cuts[1])):
+                entry[f"inside_{name}"] = _figures([r for r, s in zip(inside, sel) if s])
+        else:
+            for v in sorted({r["config"][axis] for r in inside}, key=str):
+                entry[f"inside_{v}"] = _figures([r for r in inside if r["config"][axis] == v])
+        per_axis[axis] = entry
+    mem = [r for r in ok if r["measured_peak_memory_bytes"]]
+    return ValidationSummary(
+        overall=_figures(quiet), inside_range=_figures(inside), extrapolated=_figures(beyond), per_axis=per_axis,
+        noisy=_figures([r for r in ok if r["noisy"]]),
+        memory=ErrorFigures.of([r["measured_peak_memory_bytes"] for r in mem],
+                               [r["predicted_peak_memory_bytes"] for r in mem]),
+        oom=sum(r["status"] == "oom" for r in rows))
