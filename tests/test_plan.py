@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pytest
 
-from gru_sim.errors import ScenarioError
+from gru_sim.errors import ConfigError
 from gru_sim.plan import (Deployment, Hardware, PlanSpec, ReplicaModel, SearchSpace, Slo, TrainingPlanSpec,
-                          pareto_front, plan_serving, plan_spec_from_mapping, plan_training)
+                          pareto_front, plan_serving, plan_training)
 from gru_sim.sim.serving import ArrivalSpec, SeqLenSpec
 from gru_sim.sim.training import BackwardPiece, DeviceStepTimes, Interconnect
 
@@ -231,42 +231,19 @@ def test_training_target_out_of_reach_is_infeasible_with_a_reason() -> None:
     assert plan.reason is not None and "0.5 s target" in plan.reason
 
 
-# ------------------------------------------------------------------------------------ from a mapping
-PLAN = {"arrival": {"process": "poisson", "rate_per_s": 30}, "seq_len": {"distribution": "fixed", "value": 50},
-        "slo": {"p99_latency_s": 0.5}, "search": {"replicas": {"min": 1, "max": 4}, "max_batch": [1, 8]},
-        "hardware": [{"name": "vm", "cost_per_hour": 0.2, "cores": 4, "memory_bytes": 8e9}]}
-
-
-def test_mapping_reads_the_plan_section() -> None:
-    spec = plan_spec_from_mapping(PLAN)
-    assert spec.space.replicas == (1, 2, 3, 4) and spec.space.max_batch == (1, 8)
-    assert spec.hardware == (Hardware("vm", 0.2, 4, 8_000_000_000),)
-    assert spec.slo == Slo(0.5, 99) and spec.peak_rate_per_s == 30.0
-
-
-def test_mapping_p95_slo_and_rates_list() -> None:
-    spec = plan_spec_from_mapping({**PLAN, "slo": {"p95_latency_s": 0.2, "min_attainment": 0.97},
-                                   "rates_per_s": [10, 45, 20], "seeds": 2})
-    assert spec.slo.percentile == 95 and spec.slo.attainment == 0.97
-    assert spec.peak_rate_per_s == 45.0 and spec.seeds == (1, 2)
-
-
-def test_mapping_without_hardware_prices_a_replica_hour() -> None:
-    spec = plan_spec_from_mapping({k: v for k, v in PLAN.items() if k != "hardware"})
-    assert spec.hardware == (Hardware("replica", 1.0, 1),)
-
-
-@pytest.mark.parametrize("change, message", [
-    ({"slo": {"p99_latency_s": 0.5, "p95_latency_s": 0.2}}, "exactly one of"),
-    ({"slo": {"p99_latency_s": -1}}, "slo.p99_latency_s(=-1.0) must be a number > 0"),
-    ({"search": {"padding": ["squash"]}}, "padding(='squash')"),
-    ({"search": {"replicas": {"min": 4, "max": 2}}}, "max(=2) must be >= min(=4)"),
-    ({"hardware": [{"name": "vm", "cost_per_hour": 0.2, "cores": 0}]}, "cores(=0)"),
-    ({"colour": "blue"}, "unknown key(s) colour"),
+# ------------------------------------------------------------------------------------ bad values
+@pytest.mark.parametrize("make, message", [
+    (lambda: Slo(-1.0), "slo.p99_latency_s(=-1.0) must be a number > 0"),
+    (lambda: Slo(0.5, percentile=90), "percentile(=90) must be one of 95, 99"),
+    (lambda: SearchSpace(padding=("squash",)), "padding(='squash')"),
+    (lambda: SearchSpace(replicas=()), "search.replicas must list at least one value"),
+    (lambda: Hardware("vm", 0.2, 0), "hardware[vm].cores(=0)"),
+    (lambda: small_spec(requests=0), "requests(=0) must be a whole number >= 1"),
+    (lambda: small_spec(hardware=(Hardware("a", 1.0, 2), Hardware("a", 2.0, 4))), "names must differ"),
 ])
-def test_mapping_errors_name_the_field_and_value(change: dict, message: str) -> None:
-    with pytest.raises(ScenarioError) as err:
-        plan_spec_from_mapping({**PLAN, **change})
+def test_bad_values_name_the_field_and_value(make, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        make()
     assert message in str(err.value)
 
 

@@ -10,13 +10,11 @@ from .models import replica_model
 from .result import (PLAN_SCHEMA_VERSION, Candidate, Deployment, PlanResult, RuledOut, ScheduledRate, ServingPlan,
                      TrainingOption, TrainingPlan)
 from .search import ReplicaModel, pareto_front, plan_serving
-from .spec import (Batching, Hardware, PlanSpec, SearchSpace, Slo, TrainingPlanSpec, plan_spec_from_mapping,
-                   training_plan_from_mapping)
+from .spec import Batching, Hardware, PlanSpec, SearchSpace, Slo, TrainingPlanSpec
 from .training import StepForBatch, plan_training
 
 __all__ = [
     "replica_model", "PLAN_SCHEMA_VERSION", "Candidate", "Deployment", "PlanResult", "RuledOut", "ScheduledRate",
     "ServingPlan", "TrainingOption", "TrainingPlan", "ReplicaModel", "pareto_front", "plan_serving", "Batching",
-    "Hardware", "PlanSpec", "SearchSpace", "Slo", "TrainingPlanSpec", "plan_spec_from_mapping",
-    "training_plan_from_mapping", "StepForBatch", "plan_training",
+    "Hardware", "PlanSpec", "SearchSpace", "Slo", "TrainingPlanSpec", "StepForBatch", "plan_training",
 ]
