@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -68,6 +69,9 @@ def open_offline(path: Path) -> dict[str, Any]:
             seen["with_data"] = page.eval_on_selector_all(
                 ".figure", "els => els.filter(e => e.data && e.data.length > 0).length")
             seen["header"] = page.locator("header").inner_text()
+            seen["cards"] = page.eval_on_selector_all(
+                ".card", "els => els.map(e => [e.querySelector('.label').innerText, "
+                         "e.querySelector('.value').innerText])")
         finally:
             browser.close()
     return seen
@@ -105,3 +109,28 @@ def test_quickstart_report_from_a_real_run_draws_every_figure_offline(tmp_path: 
     assert seen["errors"] == [] and seen["refused"] == []
     assert seen["figures"] >= 12
     assert seen["plotted"] == seen["with_svg"] == seen["with_data"] == seen["figures"]
+
+
+def _shown(value: float | None, percent_of_fraction: bool) -> str:
+    """A figure of validation.json as the report's card shows it."""
+    if value is None:
+        return "-"
+    return f"{value:.1%}" if percent_of_fraction else f"{value:.1f}%"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not default_profile_path("cpu").exists(), reason="no shipped default cpu profile")
+def test_a_real_validation_report_shows_the_headline_figures_of_its_json(tmp_path: Path, run_cli: Any) -> None:
+    out = tmp_path / "validation"
+    result = run_cli(["validate", "--sample", "5", "--out", str(out)])
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((out / "validation.json").read_text())
+    overall = doc["summary"]["overall"]
+    seen = open_offline(out / "report.html")
+    assert seen["errors"] == [] and seen["refused"] == []
+    cards = dict(seen["cards"])
+    assert cards["median APE"] == _shown(overall["median_ape"], False)
+    assert cards["p90 APE"] == _shown(overall["p90_ape"], False)
+    assert cards["within ±10%"] == _shown(overall["within_10pct"], True)
+    assert cards["90% interval coverage"] == _shown(overall["interval_coverage"], True)
+    assert cards["configurations"] == str(len(doc["rows"]))
