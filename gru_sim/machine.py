@@ -51,6 +51,41 @@ def memory_total_bytes() -> int | None:
     return None
 
 
+def _size_bytes(text: str) -> int:
+    text = text.strip().upper()
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    return int(text[:-1]) * units[text[-1]] if text and text[-1] in units else int(text)
+
+
+def cache_levels(cpu: int = 0) -> list[dict[str, Any]]:
+    """The data and unified caches of ``cpu`` as the OS reports them (``/sys/devices/system/cpu``):
+    ``{"level", "size_bytes", "shared_by_cpus"}``, smallest level first. Empty where unreadable."""
+    base = f"/sys/devices/system/cpu/cpu{cpu}/cache"
+    out = []
+    try:
+        entries = sorted(os.listdir(base))
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.startswith("index"):
+            continue
+        path = os.path.join(base, entry)
+        try:
+            with open(os.path.join(path, "type")) as f:
+                kind = f.read().strip()
+            if kind == "Instruction":
+                continue
+            with open(os.path.join(path, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(path, "size")) as f:
+                size = _size_bytes(f.read())
+            shared = safe(lambda: open(os.path.join(path, "shared_cpu_list")).read().strip())
+        except (OSError, ValueError):
+            continue
+        out.append({"level": level, "size_bytes": size, "shared_by_cpus": shared})
+    return sorted(out, key=lambda c: c["level"])
+
+
 def host_facts() -> dict[str, Any]:
     """The torch-free part of a fingerprint."""
     return {
@@ -58,6 +93,7 @@ def host_facts() -> dict[str, Any]:
         "physical_cores": safe(physical_cores),
         "logical_cores": safe(os.cpu_count),
         "memory_total_bytes": safe(memory_total_bytes),
+        "caches": safe(cache_levels),
         "os": safe(platform.platform),
         "python": platform.python_version(),
         "torch": safe(lambda: metadata.version("torch")),

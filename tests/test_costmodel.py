@@ -1,4 +1,5 @@
-"""The cost model: fitting recovers what generated the data, and its outputs agree with each other."""
+"""The cost model: calls composed from unit tables, a residual fit that recovers what generated the
+data, outputs that agree with each other, and tables read sensibly between and beyond their points."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import pytest
 
 from gru_sim.config import GruConfig
 from gru_sim.errors import ProfileError
-from gru_sim.model.costmodel import GruCostModel
-from gru_sim.model.features import TERM_NAMES, features, weight_basis
+from gru_sim.model.costmodel import RESIDUAL_TERMS, GruCostModel
+from gru_sim.model.units import GemmTable, MemoryLevels, StepTable, batch_grid, hidden_grid
 
-from model_fixtures import design, synthetic_latencies, true_coefficients
+from model_fixtures import (BATCHES, HIDDENS, LEVELS, design, fitted_model, gemm_table, step_table, synthetic_latencies,
+                            true_coefficients, true_gemm_s, true_step_s)
+
+TRAINING = GruConfig(batch=8, seq_len=50, input_size=64, hidden_size=128, num_layers=2, mode="training")
 
 
 def test_fit_returns_self_and_predict_before_fit_is_a_clear_error() -> None:
@@ -18,68 +22,68 @@ def test_fit_returns_self_and_predict_before_fit_is_a_clear_error() -> None:
     with pytest.raises(ProfileError, match="not fitted"):
         model.predict_one(GruConfig(batch=1, seq_len=2, input_size=3, hidden_size=4))
     configs = design(0, n=60)
-    assert model.fit(configs, synthetic_latencies(configs)) is model
+    assert fitted_model(configs, synthetic_latencies(configs)) is not None
 
 
-def test_fit_recovers_latencies_of_unseen_configs_from_noise_free_data() -> None:
-    train, test = design(0), design(7, n=80)
-    model = GruCostModel().fit(train, synthetic_latencies(train))
-    rel = np.abs(model.predict(test) / synthetic_latencies(test) - 1.0)
-    well_inside = np.array([c.hidden_size <= 800 for c in test])
-    assert np.max(rel[well_inside]) < 0.02
-    # Near the largest hidden size trained on, the top weight-size knot has little support and keeps
-    # part of the cost of the knot below (see MIN_KNOT_SUPPORT): a few percent, no more.
-    assert np.max(rel) < 0.05
-
-
-def test_fit_recovers_the_dominant_coefficients() -> None:
+def test_the_residual_fit_recovers_the_coefficients_that_generated_the_data() -> None:
     train = design(0, n=400)
-    model = GruCostModel().fit(train, synthetic_latencies(train))
-    coef = model.coef_["cpu/float32/torch-gru/t1"]
-    truth = true_coefficients()
-    for name in ("step", "recurrent_flops@b2", "projection_flops", "bwd_step"):
-        k = TERM_NAMES.index(name)
-        assert coef[k] == pytest.approx(truth[k], rel=0.05), name
+    model = fitted_model(train, synthetic_latencies(train))
+    for mode in ("inference", "training"):
+        coef = model.coef_["cpu/float32/torch-gru/t1"][mode]
+        truth = true_coefficients()
+        for name in ("steps", "projection", "call", "layer_direction"):
+            k = RESIDUAL_TERMS.index(name)
+            assert coef[k] == pytest.approx(truth[k], rel=0.05), (mode, name)
 
 
-def test_weight_byte_costs_never_decrease_with_matrix_size() -> None:
-    train = design(3)
-    model = GruCostModel().fit(train, synthetic_latencies(train, noise=0.1))
-    coef = model.coef_["cpu/float32/torch-gru/t1"]
-    for prefix in ("recurrent", "bwd_recurrent", "projection"):
-        per_byte = [coef[TERM_NAMES.index(f"{prefix}_weight_bytes@{k}")] for k in range(7)]
-        assert all(b >= a - 1e-30 for a, b in zip(per_byte, per_byte[1:]))
+def test_unseen_configs_are_predicted_from_noise_free_data() -> None:
+    train, test = design(0), design(7, n=80)
+    model = fitted_model(train, synthetic_latencies(train))
+    rel = np.abs(model.predict(test) / synthetic_latencies(test) - 1.0)
+    assert np.max(rel) < 0.03
 
 
-def test_interval_covers_about_ninety_percent_of_noisy_unseen_latencies() -> None:
-    train, test = design(0, n=300), design(11, n=300)
-    model = GruCostModel().fit(train, synthetic_latencies(train, noise=0.05, seed=2))
-    measured = synthetic_latencies(test, noise=0.05, seed=3)
-    iv = np.array([model.interval_s(c) for c in test])
-    coverage = np.mean((iv[:, 0] <= measured) & (measured <= iv[:, 1]))
-    assert 0.8 <= coverage <= 0.97
+def test_per_step_terms_scale_with_seq_len_and_per_call_terms_do_not() -> None:
+    train = design(0)
+    model = fitted_model(train, synthetic_latencies(train))
+    for mode in ("inference", "training"):
+        short = model.breakdown(TRAINING.with_(mode=mode, seq_len=100))
+        long_ = model.breakdown(TRAINING.with_(mode=mode, seq_len=200))
+        for term in ("recurrent_matmul_s", "pointwise_s", "step_overhead_s"):
+            assert long_[term] == pytest.approx(2 * short[term], rel=1e-9), (mode, term)
+        assert long_["call_overhead_s"] == pytest.approx(short["call_overhead_s"], rel=1e-12)
+        assert short["call_overhead_s"] > 0
 
 
 def test_kernel_times_add_up_to_the_closed_form() -> None:
     train = design(0)
-    model = GruCostModel().fit(train, synthetic_latencies(train))
+    model = fitted_model(train, synthetic_latencies(train))
     for c in design(5, n=20):
         assert model.kernel_times(c).serial_s() == pytest.approx(model.predict_one(c), rel=1e-9)
 
 
 def test_breakdown_terms_add_up_to_the_latency() -> None:
     train = design(0)
-    model = GruCostModel().fit(train, synthetic_latencies(train))
-    c = GruConfig(batch=8, seq_len=50, input_size=64, hidden_size=128, num_layers=2, mode="training")
-    b = model.breakdown(c)
+    model = fitted_model(train, synthetic_latencies(train))
+    b = model.breakdown(TRAINING)
     parts = sum(v for k, v in b.items() if k != "backward_s")
-    assert parts == pytest.approx(model.predict_one(c), rel=1e-9)
+    assert parts == pytest.approx(model.predict_one(TRAINING), rel=1e-9)
     assert 0 < b["backward_s"] < parts
+    assert all(v >= 0 for v in b.values())
 
 
-def test_configs_outside_the_fitted_range_are_flagged_and_get_wider_intervals() -> None:
+def test_interval_covers_fresh_noisy_measurements() -> None:
+    train, test = design(0), design(3, n=300)
+    model = fitted_model(train, synthetic_latencies(train, noise=0.05))
+    measured = synthetic_latencies(test, noise=0.05, seed=11)
+    iv = np.array([model.interval_s(c) for c in test])
+    coverage = np.mean((iv[:, 0] <= measured) & (measured <= iv[:, 1]))
+    assert 0.8 <= coverage <= 0.97
+
+
+def test_configs_outside_the_calibrated_range_are_flagged_and_get_wider_intervals() -> None:
     train = design(0)
-    model = GruCostModel().fit(train, synthetic_latencies(train, noise=0.05))
+    model = fitted_model(train, synthetic_latencies(train, noise=0.05))
     inside = GruConfig(batch=8, seq_len=50, input_size=64, hidden_size=128)
     beyond = inside.with_(hidden_size=4096)
     assert model.extrapolation(inside) == {}
@@ -91,55 +95,117 @@ def test_configs_outside_the_fitted_range_are_flagged_and_get_wider_intervals() 
 
 def test_an_uncalibrated_thread_count_borrows_the_nearest_and_is_flagged() -> None:
     train = design(0)
-    model = GruCostModel().fit(train, synthetic_latencies(train))
+    model = fitted_model(train, synthetic_latencies(train))
     c = GruConfig(batch=8, seq_len=50, input_size=64, hidden_size=128, threads=4)
-    assert model.coefficients(c)[1].endswith("/t1")
+    assert model.coefficients(c)[1].endswith("/t2")
     assert "threads" in model.extrapolation(c)
 
 
 def test_an_uncalibrated_dtype_is_refused_by_name() -> None:
     train = design(0, n=40)
-    model = GruCostModel().fit(train, synthetic_latencies(train))
+    model = fitted_model(train, synthetic_latencies(train))
     with pytest.raises(ProfileError, match="float64"):
         model.predict_one(GruConfig(batch=1, seq_len=2, input_size=3, hidden_size=4, dtype="float64"))
 
 
 def test_serialised_model_predicts_the_same() -> None:
     train = design(0)
-    model = GruCostModel().fit(train, synthetic_latencies(train, noise=0.02))
+    model = fitted_model(train, synthetic_latencies(train, noise=0.02))
     again = GruCostModel.from_dict(model.to_dict())
     test = design(9, n=10)
     assert np.allclose(again.predict(test), model.predict(test), rtol=1e-12)
 
 
-def test_weight_basis_is_a_partition_of_unity() -> None:
-    for size in (1.0, 1e4, 3e5, 7e6, 5e8):
-        w = weight_basis(size)
-        assert w.sum() == pytest.approx(1.0) and np.all(w >= 0)
-
-
 def test_gru_cell_moves_the_input_projection_into_the_steps() -> None:
+    model = GruCostModel()
+    model.gemm_tables_ = {"cpu/float32/t1": gemm_table()}
+    model.step_tables_ = {f"cpu/float32/{impl}/t1|inference": step_table("inference")
+                          for impl in ("torch-gru", "torch-gru-cell")}
     c = GruConfig(batch=4, seq_len=10, input_size=32, hidden_size=16)
-    native, cell = features(c), features(c.with_(impl="torch-gru-cell"))
-    assert native[TERM_NAMES.index("projection_flops")] > 0
-    assert cell[TERM_NAMES.index("projection_flops")] == 0
-    step_flops = [TERM_NAMES.index(f"recurrent_flops@b{k}") for k in range(5)]
-    assert cell[step_flops].sum() > native[step_flops].sum()
+    native, cell = model.compose(c), model.compose(c.with_(impl="torch-gru-cell"))
+    assert native.terms[RESIDUAL_TERMS.index("projection")] > 0
+    assert cell.terms[RESIDUAL_TERMS.index("projection")] == 0
+    assert cell.terms[RESIDUAL_TERMS.index("steps")] > native.terms[RESIDUAL_TERMS.index("steps")]
 
 
-def test_a_fit_without_cross_validation_still_gives_an_interval() -> None:
-    train = design(0, n=40)
-    model = GruCostModel(cv_folds=0).fit(train, synthetic_latencies(train))
-    lo, hi = model.interval_s(train[0])
-    assert lo < model.predict_one(train[0]) < hi
+def test_a_fit_without_whole_calls_uses_the_units_as_measured() -> None:
+    model = fitted_model([], np.zeros(0))
+    g = gemm_table()
+    h = g.n[2] // 3
+    c = GruConfig(batch=4, seq_len=g.m[3] // 4, input_size=g.k[1], hidden_size=h)
+    units = c.seq_len * model.step_tables_["cpu/float32/torch-gru/t1|inference"].step_parts_s(4, h)[0]
+    assert model.predict_one(c) == pytest.approx(units + g.seconds_for(4 * c.seq_len, g.k[1], 3 * h), rel=1e-9)
 
 
-def test_a_weight_size_few_measurements_reach_costs_what_the_size_below_costs() -> None:
-    # Every training shape is small (W_hh under ~1 MiB): the knots above carry no evidence, so a
-    # much larger hidden size is priced at the largest supported knot's cost per byte, not at a
-    # cost the fit was free to invent.
-    small = [c for c in design(0, n=300) if c.hidden_size <= 200]
-    model = GruCostModel().fit(small, synthetic_latencies(small, noise=0.1))
-    coef = model.coef_["cpu/float32/torch-gru/t1"]
-    per_byte = [coef[TERM_NAMES.index(f"recurrent_weight_bytes@{k}")] for k in range(7)]
-    assert per_byte[4] == per_byte[5] == per_byte[6] == per_byte[3]
+def test_the_step_table_returns_its_measurements_at_its_grid_points() -> None:
+    table = step_table("inference")
+    for b in (1, 7, 16, 128):
+        for h in (HIDDENS[0], HIDDENS[3], HIDDENS[-1]):
+            assert table.step_parts_s(b, h)[0] == pytest.approx(true_step_s(b, h, "inference"), rel=1e-9)
+
+
+def test_past_the_largest_hidden_size_the_weight_read_moves_to_the_slower_level() -> None:
+    # The largest timed W_hh (3·1024²·4 B = 12 MiB) lives in L3; at 4× the hidden size (192 MiB) it
+    # comes from DRAM: the step costs more than the r² scaling of the edge, by the weight read.
+    table = step_table("inference")
+    h0, h1 = HIDDENS[-1], 4 * HIDDENS[-1]
+    edge, _ = table.step_parts_s(1, h0)
+    far, _ = table.step_parts_s(1, h1)
+    assert far > 16 * table.step_parts_s(1, h0)[1]
+    assert far == pytest.approx(true_step_s(1, h1, "inference"), rel=0.35)
+    flat = StepTable(table.batch, table.hidden, table.step_s, table.matmul_s, 4, None)
+    assert far > flat.step_parts_s(1, h1)[0]
+    assert edge < far
+
+
+def test_a_batch_too_costly_to_time_continues_with_the_matmul_growth() -> None:
+    full = step_table("training")
+    holed = full.step_s.copy()
+    holed[:, [i for i, b in enumerate(BATCHES) if b > 32]] = np.nan
+    partial = StepTable(full.batch, full.hidden, holed, full.matmul_s, 4, LEVELS, 3)
+    for h in HIDDENS[::3]:
+        assert partial.step_parts_s(128, h)[0] == pytest.approx(full.step_parts_s(128, h)[0], rel=0.1)
+
+
+def test_the_gemm_table_is_exact_on_its_grid_and_linear_past_it() -> None:
+    table = gemm_table()
+    m, k, n = table.m[3], table.k[2], table.n[1]
+    assert table.seconds_for(m, k, n) == pytest.approx(true_gemm_s(m, k, n), rel=1e-9)
+    big = table.seconds_for(4 * table.m[-1], table.k[-1], table.n[-1])
+    assert big == pytest.approx(4 * table.seconds_for(table.m[-1], table.k[-1], table.n[-1]), rel=1e-9)
+    between = table.seconds_for(3000, 500, 1000)
+    assert between == pytest.approx(true_gemm_s(3000, 500, 1000), rel=0.25)
+
+
+def test_a_gemm_too_costly_to_time_runs_at_the_largest_timed_rate() -> None:
+    full = gemm_table()
+    holed = full.seconds.copy()
+    holed[-1, -1, -1] = np.nan
+    partial = GemmTable(full.m, full.k, full.n, holed)
+    expect = full.seconds[-2, -1, -1] * full.m[-1] / full.m[-2]
+    assert partial.seconds_for(full.m[-1], full.k[-1], full.n[-1]) == pytest.approx(expect, rel=1e-9)
+
+
+def test_grids_are_dense_in_batch_and_bracket_the_cache_cliffs() -> None:
+    assert batch_grid(1, 256)[:16] == list(range(1, 17))
+    assert batch_grid(1, 256)[-1] == 256
+    hs = hidden_grid(16, 2048, [1 << 20, 32 << 20], 4)
+    cliff_l2 = (2**20 / 12) ** 0.5
+    assert any(0.8 * cliff_l2 < h < cliff_l2 for h in hs) and any(cliff_l2 < h < 1.2 * cliff_l2 for h in hs)
+    assert hs[0] == 16 and hs[-1] == 2048
+
+
+def test_memory_levels_pick_the_smallest_level_that_holds_the_working_set() -> None:
+    levels = MemoryLevels(("L2", "DRAM"), (1024.0, None), (100.0, 10.0))
+    assert levels.bandwidth_for(512) == 100.0
+    assert levels.bandwidth_for(4096) == 10.0
+
+
+def test_a_step_slower_than_a_bigger_one_is_lowered_to_it() -> None:
+    clean = step_table("inference")
+    spiked = clean.step_s.copy()
+    spiked[2, 3] *= 5.0  # timed while something else ran
+    table = StepTable(clean.batch, clean.hidden, spiked, clean.matmul_s, 4, LEVELS)
+    b, h = clean.batch[3], clean.hidden[2]
+    assert table.step_parts_s(b, h)[0] <= clean.step_parts_s(clean.batch[4], h)[0]
+    assert table.step_parts_s(b, h)[0] == pytest.approx(clean.step_parts_s(b, h)[0], rel=0.5)

@@ -33,7 +33,7 @@ def test_a_saved_profile_loads_and_predicts_the_same(profile_path: Path) -> None
 
 def test_a_tampered_profile_is_refused(profile_path: Path, tmp_path: Path) -> None:
     doc = json.loads(profile_path.read_text())
-    doc["cost_model"]["groups"]["cpu/float32/torch-gru/t1"]["coef"][0] *= 2
+    doc["cost_model"]["groups"]["cpu/float32/torch-gru/t1"]["modes"]["inference"]["coef"][0] *= 2
     bad = tmp_path / "tampered.json"
     bad.write_text(json.dumps(doc))
     with pytest.raises(ProfileError, match="checksum mismatch"):

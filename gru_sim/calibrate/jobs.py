@@ -55,7 +55,13 @@ class JobSpec(BaseModel):
     beyond_points: int = Field(6, ge=0, description="per axis (hidden_size, seq_len) and group")
     memory_probes: int = Field(8, ge=0, description="peak-memory probes per mode and dtype (a subprocess each)")
     primitives: bool = Field(True, description="run the micro-benchmarks (roofline ceilings)")
-    design_share: float = Field(0.7, gt=0, le=1, description="budget share of the space-filling design")
+    design_share: float = Field(0.7, gt=0, le=1, description="share of the budget left after the unit "
+                                "tables that the space-filling design of whole calls gets")
+    step_batch_dense_up_to: int = Field(16, ge=1, description="step tables time every batch size up to this")
+    step_grid_factor: float = Field(1.5, gt=1, description="step tables: ratio of neighbouring hidden sizes "
+                                    "(and batch sizes above the dense part)")
+    unit_max_call_s: float = Field(0.1, gt=0, description="step units whose call would take longer are "
+                                   "not timed: their row continues linearly in the batch")
     seed: int = 0
     timing: TimingSettings = TimingSettings()
 

@@ -1,19 +1,20 @@
-"""Running a calibration job: measure, store, fit, self-check, and write the profile.
+"""Running a calibration job: schedule the measurements, store them, and write the profile.
 
 Per hardware group (dtype × impl × thread count) the job spends its share of the budget on, in order:
-the primitive micro-benchmarks, the beyond-range slice, the space-filling design (``design_share`` of
-the group's budget), then rounds of extra points next to the configurations the model fits worst.
-Peak memory is probed for a few design points per dtype. Every point goes to the store at once, so
-an interrupted job resumes where it stopped.
+the primitive micro-benchmarks (roofline ceilings), the unit tables the cost model composes calls
+from (:mod:`.unit_grid`), then whole calls: the space-filling design (``design_share`` of what the
+units left), the beyond-range slice, then rounds of extra points next to the configurations the
+model fits worst. Peak memory is probed for a few design points per dtype. Every measurement goes to
+the store at once, so an interrupted job resumes where it stopped; :mod:`.build` turns the store
+into the profile.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -28,20 +29,20 @@ from ..measure.kernels import build_kernel
 from ..measure.memory import peak_memory_cpu, peak_memory_cuda
 from ..measure.primitives import run_primitives
 from ..measure.timing import TimingPolicy
-from ..model.costmodel import GruCostModel
-from ..model.memory_model import MemoryModel
-from ..model.metrics import error_summary
 from ..model.profile import Profile, save_profile
 from . import design
+from .build import build_profile, fit_model
 from .jobs import JobSpec
 from .store import MeasurementStore
+from .unit_grid import UnitTimer
 
 # Progress callback: (seconds spent, seconds budgeted, what is being measured).
 Progress = Callable[[float, float, str], None]
 ADAPTIVE_ROUND = 6  # points per "fit worst" round
-CANARIES = 4
-BEYOND_SHARE = 0.1
-MEMORY_PROBE_DRAWS = 2000  # design points looked at to find memory probes of a useful size  # budget share of the beyond-range slice, after the design
+BEYOND_SHARE = 0.1  # budget share of the beyond-range slice, after the design
+MEMORY_PROBE_DRAWS = 2000  # design points looked at to find memory probes of a useful size
+# Whole calls a group measures even when its unit tables used up its budget: the residual needs them.
+MIN_DESIGN_POINTS = 12
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Calibration:
                                    warmup_s=0.02)
         self.groups = [Group(d, i, t) for d in spec.dtypes for i in spec.impls for t in spec.threads]
         self.group_budget_s = spec.budget_s / len(self.groups)
+        self._units_s: dict[str, float] = {}
 
     # ---------------------------------------------------------------------------------- measuring
     def run(self) -> None:
@@ -91,6 +93,9 @@ class Calibration:
                 prims = (run_primitives(g.dtype, g.threads, self.spec.device)
                          if self.spec.primitives and g.impl != "numpy-reference" else [])
                 self.store.set_primitives(key, prims, time.perf_counter() - start)
+            UnitTimer(self.spec, self.store, lambda what: self.progress(self.store.spent_s(), self.spec.budget_s, what)
+                      ).run(key, g.dtype, g.impl, g.threads)
+            self._units_s[key] = self.store.spent_s(key)
             self._design_phase(key, g)
             estimate = self._estimator(key)
             for c in design.beyond_configs(self.spec, g.dtype, g.impl, g.threads, self.spec.seed, estimate):
@@ -118,7 +123,9 @@ class Calibration:
         self.store.set_meta("fingerprint", fp_now)
 
     def _out_of_budget(self, key: str, share: float = 1.0) -> bool:
-        return self.store.spent_s(key) >= share * self.group_budget_s
+        """Whether ``key`` has spent ``share`` of what its budget left after its unit tables."""
+        units = self._units_s.get(key, 0.0)
+        return self.store.spent_s(key) >= units + share * max(self.group_budget_s - units, 0.0)
 
     def _measure(self, key: str, role: str, config: GruConfig) -> None:
         if self.store.has(role, config):
@@ -173,7 +180,8 @@ class Calibration:
         estimate = self._estimator(key)
         flags = design.holdout_flags(100_000, self.spec.holdout_fraction, self.spec.seed)
         for n, c in enumerate(design.affordable(stream, estimate, self.spec.max_call_s)):
-            if self._out_of_budget(key, self.spec.design_share) or n >= flags.size:
+            measured = len(self.store.points(key, "train"))
+            if n >= flags.size or (self._out_of_budget(key, self.spec.design_share) and measured >= MIN_DESIGN_POINTS):
                 break
             self._measure(key, "holdout" if flags[n] else "train", c)
             if n % 16 == 15:
@@ -185,10 +193,9 @@ class Calibration:
             train = [p for p in self.store.points(key, "train") if p.status == "ok" and not p.noisy]
             if len(train) < 10:
                 return
-            model = GruCostModel(cv_folds=0, seed=self.spec.seed)  # no interval needed: skip the CV fits
+            model = fit_model(self.spec, self.store, train, self.spec.seed, cv_folds=0)  # no interval needed
             x = [p.config for p in train]
             y = np.array([p.latency_s for p in train])
-            model.fit(x, y)
             err = np.abs(np.log(model.predict(x) / y))
             estimate = self._estimator(key)
             added = 0
@@ -204,88 +211,14 @@ class Calibration:
                 return
 
     def _estimator(self, key: str) -> Callable[[GruConfig], float]:
-        """Call-time estimate for skipping expensive points: the model fitted so far, else a rough guess."""
+        """Call-time estimate for skipping expensive points: the units composed with what is fitted so
+        far, else a rough guess."""
         pts = [p for p in self.store.points(key) if p.status == "ok" and p.role == "train" and not p.noisy]
-        if len(pts) < 16:
+        try:
+            model = fit_model(self.spec, self.store, pts, self.spec.seed, cv_folds=0)
+        except GruSimError:
             return design.rough_estimate_s
-        model = GruCostModel(cv_folds=0, seed=self.spec.seed).fit([p.config for p in pts], [p.latency_s for p in pts])
-        return lambda c: max(model.predict_one(c), 0.5 * design.rough_estimate_s(c))
-
-    # -------------------------------------------------------------------------------- the profile
-    def build_profile(self) -> Profile:
-        """Fit on the training points; self-check on the held-out and beyond-range points."""
-        ok = [p for p in self.store.points() if p.status == "ok" and p.latency_s]
-        # Points still noisy after a second try are neither fitted nor mixed into the self-check
-        # figures: they are reported apart (as validate does).
-        pts = [p for p in ok if not p.noisy]
-        train = [p for p in pts if p.role == "train"]
-        if len(train) < 3:
-            raise GruSimError(f"only {len(train)} training points were measured: raise --budget")
-        model = GruCostModel(seed=self.spec.seed).fit([p.config for p in train], [p.latency_s for p in train])
-        self_check = {role: self._check(model, [p for p in pts if p.role == role])
-                      for role in ("train", "holdout", "beyond")}
-        noisy = [p for p in ok if p.noisy and p.role in ("holdout", "beyond")]
-        self_check["noisy"] = self._check(model, noisy)
-        self_check["by_group"] = {
-            key: {role: self._check(model, [p for p in pts if p.role == role and p.group == key])
-                  for role in ("holdout", "beyond")}
-            for key in sorted({p.group for p in train})}
-        mem_pts = [p for p in self.store.points(role="memory") if p.status == "ok"]
-        memory = MemoryModel().fit([p.config for p in mem_pts], [p.peak_memory_bytes for p in mem_pts])
-        mem_pred = [memory.predict_one(p.config) for p in mem_pts]
-        self_check["memory_in_sample"] = error_summary([p.peak_memory_bytes for p in mem_pts], mem_pred)
-        ceilings = self._ceilings()
-        canaries = self._canaries(model, train)
-        oom = sum(p.status == "oom" for p in self.store.points())
-        return Profile(
-            path=None,
-            fingerprint=self.store.get_meta("fingerprint") or fingerprint(self.spec.device),
-            job=self.spec.model_dump(mode="json"),
-            ranges={key: model.fit_range_[key] for key in model.fit_range_},
-            ceilings=ceilings,
-            self_check={**self_check, "oom_points": oom, "measuring_s": self.store.spent_s()},
-            cost_model=model,
-            memory_model=memory,
-            canaries=canaries,
-            created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            measurements=[{"group": p.group, "role": p.role, "config": p.config.to_dict(), "status": p.status,
-                           "latency_s": p.latency_s, "latency_iqr_s": p.latency_iqr_s, "noisy": p.noisy,
-                           "first_call_s": p.first_call_s, "peak_memory_bytes": p.peak_memory_bytes}
-                          for p in self.store.points()],
-        )
-
-    @staticmethod
-    def _check(model: GruCostModel, pts: list[Any]) -> dict[str, Any]:
-        if not pts:
-            return error_summary([], [])
-        measured = [p.latency_s for p in pts]
-        predicted = [model.predict_one(p.config) for p in pts]
-        intervals = [model.interval_s(p.config, q) for p, q in zip(pts, predicted)]
-        return error_summary(measured, predicted, intervals)
-
-    def _ceilings(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for g in self.groups:
-            key = g.key(self.spec.device)
-            prims = self.store.get_primitives(key) or []
-            flops = [p["flops_per_s"] for p in prims if p["kind"] in ("peak_flops", "matmul")]
-            bw = [p["bytes_per_s"] for p in prims if p["kind"] == "bandwidth"]
-            over = [p for p in prims if p["kind"] == "overheads"]
-            out[key] = {"peak_flops_per_s": max(flops) if flops else None,
-                        "memory_bandwidth_bytes_per_s": max(bw) if bw else None,
-                        "call_overhead_s": over[0]["call_s"] if over else None,
-                        "step_overhead_s": over[0]["step_s"] if over else None,
-                        "primitives": prims}
-        return out
-
-    def _canaries(self, model: GruCostModel, train: list[Any]) -> list[dict[str, Any]]:
-        """A few quick, quiet training points re-measured by ``validate --quick`` to detect drift."""
-        quiet = sorted((p for p in train if not p.noisy and p.latency_s < 0.05), key=lambda p: p.latency_s)
-        if not quiet:
-            return []
-        picks = [quiet[int(k * (len(quiet) - 1) / max(CANARIES - 1, 1))] for k in range(min(CANARIES, len(quiet)))]
-        return [{"config": p.config.to_dict(), "latency_s": p.latency_s} for p in picks]
-
+        return lambda c: model.predict_one(c) if model.group_for(c)[0] == key else design.rough_estimate_s(c)
 
 def calibrate(spec: JobSpec, out: str | Path, progress: Progress | None = None) -> Profile:
     """Run (or resume) ``spec`` with its store beside ``out`` and write the profile to ``out``."""
@@ -293,7 +226,7 @@ def calibrate(spec: JobSpec, out: str | Path, progress: Progress | None = None) 
     with MeasurementStore(store_path_for(out)) as store:
         cal = Calibration(spec, store, progress)
         cal.run()
-        profile = cal.build_profile()
+        profile = build_profile(spec, store, fingerprint(spec.device))
     save_profile(profile, out)
     return profile
 

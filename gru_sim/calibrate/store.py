@@ -11,7 +11,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..config import GruConfig
 from ..errors import GruSimError
@@ -30,6 +30,17 @@ CREATE TABLE IF NOT EXISTS points (
     created_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS primitives (grp TEXT PRIMARY KEY, data TEXT NOT NULL, wall_s REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS units (
+    key TEXT PRIMARY KEY,           -- table + kind + parameters, canonical JSON: a unit is timed once
+    tbl TEXT NOT NULL,              -- the table it belongs to (a step table's group|mode, a GEMM table's key)
+    kind TEXT NOT NULL,             -- step | call | matmul | gemm | bandwidth
+    params TEXT NOT NULL,
+    value REAL,                     -- seconds (bytes/s for bandwidth); NULL when it could not be run
+    noisy INTEGER NOT NULL,
+    grp TEXT NOT NULL,              -- the hardware group whose budget paid for it
+    wall_s REAL NOT NULL,
+    created_at REAL NOT NULL
+);
 """
 
 
@@ -52,6 +63,21 @@ class StoredPoint:
 
 def point_key(role: str, config: GruConfig) -> str:
     return role + ":" + json.dumps(config.to_dict(), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class StoredUnit:
+    """One timed unit (see gru_sim.model.units): its table, kind, parameters and value."""
+
+    table: str
+    kind: str
+    params: dict[str, Any]
+    value: float | None
+    noisy: bool
+
+
+def unit_key(table: str, kind: str, params: dict[str, Any]) -> str:
+    return f"{table}:{kind}:" + json.dumps(params, sort_keys=True)
 
 
 class MeasurementStore:
@@ -118,7 +144,34 @@ class MeasurementStore:
         q = "SELECT COALESCE(SUM(wall_s), 0) FROM points" + (" WHERE grp = ?" if group else "")
         pts = self._db.execute(q, (group,) if group else ()).fetchone()[0]
         q2 = "SELECT COALESCE(SUM(wall_s), 0) FROM primitives" + (" WHERE grp = ?" if group else "")
-        return float(pts + self._db.execute(q2, (group,) if group else ()).fetchone()[0])
+        q3 = "SELECT COALESCE(SUM(wall_s), 0) FROM units" + (" WHERE grp = ?" if group else "")
+        args = (group,) if group else ()
+        return float(pts + self._db.execute(q2, args).fetchone()[0] + self._db.execute(q3, args).fetchone()[0])
+
+    # units ------------------------------------------------------------------------------------
+    def get_unit(self, table: str, kind: str, params: dict[str, Any]) -> StoredUnit | None:
+        row = self._db.execute("SELECT value, noisy FROM units WHERE key = ?",
+                               (unit_key(table, kind, params),)).fetchone()
+        return None if row is None else StoredUnit(table, kind, params, row[0], bool(row[1]))
+
+    def add_unit(self, group: str, table: str, kind: str, params: dict[str, Any], value: float | None,
+                 noisy: bool, wall_s: float) -> None:
+        """Record one timed unit and commit at once."""
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO units VALUES (?,?,?,?,?,?,?,?,?)",
+                             (unit_key(table, kind, params), table, kind, json.dumps(params, sort_keys=True),
+                              value, int(noisy), group, wall_s, time.time()))
+
+    def units(self, table: str | None = None, kind: str | None = None) -> list[StoredUnit]:
+        query, args = "SELECT tbl, kind, params, value, noisy FROM units WHERE 1=1", []
+        if table is not None:
+            query += " AND tbl = ?"
+            args.append(table)
+        if kind is not None:
+            query += " AND kind = ?"
+            args.append(kind)
+        return [StoredUnit(t, k, json.loads(p), v, bool(n))
+                for t, k, p, v, n in self._db.execute(query + " ORDER BY created_at", args)]
 
     # primitives -------------------------------------------------------------------------------
     def get_primitives(self, group: str) -> list[dict[str, Any]] | None:
@@ -128,6 +181,3 @@ class MeasurementStore:
     def set_primitives(self, group: str, data: list[dict[str, Any]], wall_s: float) -> None:
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO primitives VALUES (?, ?, ?)", (group, json.dumps(data), wall_s))
-
-    def iter_all(self) -> Iterator[StoredPoint]:
-        yield from self.points()

@@ -51,21 +51,16 @@ def make_inputs(config: GruConfig, seed: int) -> torch.Tensor:
     return x.to(device=config.device, dtype=TORCH_DTYPES[config.dtype])
 
 
-def build_kernel(config: GruConfig, seed: int = 0) -> Kernel:
-    """Build the implementation ``config.impl`` of ``config``, ready to call."""
-    gru = make_gru(config, seed)
-    x = make_inputs(config, seed)
-    weights = {k: v.detach().to("cpu", torch.float64).numpy() for k, v in gru.state_dict().items()}
-    inputs = x.detach().to("cpu", torch.float64).numpy()
+def torch_call(config: GruConfig, gru: torch.nn.GRU, x: torch.Tensor
+                ) -> tuple[Callable[[], object], Callable[[], torch.Tensor]]:
+    """The call of ``config`` (inference or training) on module ``gru`` and input ``x``, and its forward,
+    for a torch implementation."""
     if config.impl == "torch-gru":
         forward = lambda: gru(x)[0]  # noqa: E731
         params = list(gru.parameters())
-    elif config.impl == "torch-gru-cell":
-        forward, params = _cell_loop(gru, config)
-        forward_x = forward
-        forward = lambda: forward_x(x)  # noqa: E731
     else:
-        return _numpy_kernel(config, weights, inputs)
+        forward_x, params = _cell_loop(gru, config)
+        forward = lambda: forward_x(x)  # noqa: E731
 
     if config.mode == "inference":
         def call() -> object:
@@ -78,6 +73,27 @@ def build_kernel(config: GruConfig, seed: int = 0) -> Kernel:
             out = forward()
             out.sum().backward()
             return out
+
+    return call, forward
+
+
+def build_call(config: GruConfig, seed: int = 0) -> Callable[[], object]:
+    """Only the call of ``config``, without the float64 copies :func:`build_kernel` keeps for the error
+    check: for timing many calls quickly (the calibration's unit tables)."""
+    if config.impl == "numpy-reference":
+        return build_kernel(config, seed).call
+    return torch_call(config, make_gru(config, seed), make_inputs(config, seed))[0]
+
+
+def build_kernel(config: GruConfig, seed: int = 0) -> Kernel:
+    """Build the implementation ``config.impl`` of ``config``, ready to call."""
+    gru = make_gru(config, seed)
+    x = make_inputs(config, seed)
+    weights = {k: v.detach().to("cpu", torch.float64).numpy() for k, v in gru.state_dict().items()}
+    inputs = x.detach().to("cpu", torch.float64).numpy()
+    if config.impl == "numpy-reference":
+        return _numpy_kernel(config, weights, inputs)
+    call, forward = torch_call(config, gru, x)
 
     def output() -> np.ndarray:
         with torch.inference_mode():

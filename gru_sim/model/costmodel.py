@@ -1,122 +1,134 @@
-"""The calibrated cost model of GRU latency: an estimator in the scikit-learn manner.
+"""The calibrated cost model of GRU latency: a call composed from the units it runs, measured on the
+machine, with a small fitted residual on top. An estimator in the scikit-learn manner.
 
-Latency is a sum of physical terms (see :mod:`.features`): per-call and per-step overheads, the
-input-projection GEMM, the recurrent matmul's FLOPs and per-step weight traffic, the pointwise gate
-work, and for training the backward counterparts. ``fit`` learns one non-negative seconds-per-unit
-coefficient per term for each hardware group (device, dtype, threads, impl) by least squares on
-relative error — so a 50 µs call weighs as much as a 5 s one — with the recurrent weight-traffic
-cost constrained to grow with the matrix size (a bigger matrix lives in a slower memory level).
+A call of L layers and D directions runs, per layer and direction, one input-projection GEMM
+``[T·B, I_l]×[I_l, 3H]`` and T recurrent steps (:mod:`.units`). The composition gives, per call, six
+physical quantities (``RESIDUAL_TERMS``):
 
-The prediction interval comes from out-of-fold residuals: a K-fold cross-validation inside ``fit``
-gives log-ratio errors on configurations each fold never saw, whose 5th and 95th percentiles bound
-the 90 % interval; outside the fitted ranges the interval widens with the distance.
+* ``steps`` — Σ T · step(B, H) from the step table of the call's mode (training steps include their
+  backward, timed inside a real training call);
+* ``projection`` — Σ GEMM(T·B, I_l, 3H) from the GEMM table;
+* ``projection_backward`` — training: the projection's weight gradient (and its data gradient for
+  layers above the first), priced as GEMMs of the same size;
+* ``call`` — 1; ``layer_direction`` — L·D: the fixed costs of a call and of each layer-direction;
+* ``output_bytes`` — bytes of the per-direction outputs written, stacked and concatenated.
+
+``fit`` learns one non-negative coefficient per term and (group, mode) from whole-call measurements,
+by a robust least-squares fit on relative error with the unit terms pulled towards 1 (a unit that
+composes exactly needs no correction). Per-call terms do not grow with ``seq_len``; per-step terms
+do. The 90 % interval comes from out-of-fold log residuals of that fit, widened with the distance
+beyond the calibrated ranges.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from scipy.optimize import least_squares, nnls
+from scipy.optimize import least_squares
 
-from ..config import GruConfig
+from ..config import GATES, GruConfig
 from ..errors import ProfileError
-from .features import (BREAKDOWN_TERMS, TERM_NAMES, TERMS, WEIGHT_KNOTS_BYTES, feature_matrix,
-                       features, layer_features)
 from .kernel_times import CallTimes, LayerTimes
+from .units import GemmTable, StepTable
 
 AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
-_BASIS_BLOCKS = [[TERM_NAMES.index(f"{prefix}_weight_bytes@{k}") for k in range(len(WEIGHT_KNOTS_BYTES))]
-                 for prefix in ("recurrent", "bwd_recurrent", "projection")]
-# Fewer out-of-fold residuals than this in a group: pool the residuals of all groups for its interval.
+RESIDUAL_TERMS = ("steps", "projection", "projection_backward", "call", "layer_direction", "output_bytes")
+_STEPS, _PROJ, _PROJ_BWD, _CALL, _LD, _BYTES = range(len(RESIDUAL_TERMS))
+# The unit terms' coefficients are pulled towards 1 with this weight (in relative-error units: as much
+# as one measurement that the coefficient's departure from 1 would miss by that share).
+PRIOR_WEIGHT = 0.3
+_UNIT_TERMS = (_STEPS, _PROJ, _PROJ_BWD)
+# Fewer out-of-fold residuals than this in a (group, mode): pool the residuals of all for its interval.
 MIN_GROUP_RESIDUALS = 20
-# A weight-size knot needs at least one measurement's worth of basis share before its cost may differ
-# from the knot below it.
-MIN_KNOT_SUPPORT = 1.0
 # Relative error at which the fit's loss turns from squared to linear (soft-L1).
 ROBUST_SCALE = 0.1
+# A training step is roughly a forward and two backward matmuls of the same size (data and weight
+# gradients): the factor a profile without a training table borrows its inference steps with.
+TRAINING_OVER_INFERENCE = 3.0
+# Matmuls of the recurrent step's size in a training step: forward, data gradient, weight gradient.
+MATMULS_PER_TRAINING_STEP = 3
+BREAKDOWN_TERMS = ("input_projection_s", "recurrent_matmul_s", "pointwise_s", "step_overhead_s",
+                   "call_overhead_s")
 
 
 def group_key(config: GruConfig) -> str:
-    """The hardware group a config's coefficients belong to."""
+    """The hardware group a config's units and coefficients belong to."""
     return f"{config.device}/{config.dtype}/{config.impl}/t{config.threads}"
 
 
-def _to_monotone(x: np.ndarray) -> np.ndarray:
-    """Re-express the weight-byte basis columns so that non-negative coefficients make the cost per
-    byte non-decreasing with matrix size: θ_k = Σ_{j≤k} δ_j, column for δ_j = Σ_{k≥j} x_k."""
-    z = x.copy()
-    for cols in _BASIS_BLOCKS:
-        z[:, cols] = np.cumsum(x[:, cols][:, ::-1], axis=1)[:, ::-1]
-    return z
+def gemm_key(device: str, dtype: str, threads: int) -> str:
+    """The GEMM table a group uses (GEMMs do not depend on the GRU implementation)."""
+    return f"{device}/{dtype}/t{threads}"
 
 
-def _from_monotone(delta: np.ndarray) -> np.ndarray:
-    theta = delta.copy()
-    for cols in _BASIS_BLOCKS:
-        theta[cols] = np.cumsum(delta[cols])
+def step_key(group: str, mode: str) -> str:
+    return f"{group}|{mode}"
+
+
+def _threads_of(key: str) -> int:
+    return int(key.rsplit("/t", 1)[1])
+
+
+@dataclass(frozen=True)
+class LayerUnits:
+    """One direction of one layer, composed from the tables: seconds per step and per layer."""
+
+    layer: int
+    step_s: float            # one recurrent step (forward, plus its backward for training)
+    matmul_s: float          # the recurrent matmul(s) inside that step
+    forward_share: float     # the share of step_s that is forward (1 for inference)
+    projection_s: float
+    projection_backward_s: float
+    output_bytes: float      # per step
+
+
+@dataclass(frozen=True)
+class Composition:
+    """A call as its units: per-layer units (one direction; all directions cost the same) and the
+    residual term values."""
+
+    config: GruConfig
+    layers: tuple[LayerUnits, ...]
+    terms: np.ndarray
+    floor_step_s: float
+    floor_matmul_s: float
+    borrowed_mode: bool
+
+
+def _fit_robust(x: np.ndarray, y: np.ndarray, prior_ones: Sequence[int]) -> np.ndarray:
+    """Non-negative coefficients minimising a soft-L1 loss of the relative errors (x·θ − y)/y, with
+    the ``prior_ones`` coefficients pulled towards 1."""
+    z = x / y[:, None]
+    used = np.any(z != 0, axis=0)
+    theta = np.zeros(x.shape[1])
+    if not used.any():
+        return theta
+    scale = np.max(np.abs(z[:, used]), axis=0)
+    zs = z[:, used] / scale
+    cols = np.flatnonzero(used)
+    prior = [j for j, c in enumerate(cols) if c in prior_ones]
+
+    def residual(d: np.ndarray) -> np.ndarray:
+        theta_used = d / scale
+        pulls = PRIOR_WEIGHT * (theta_used[prior] - 1.0)
+        return np.concatenate([zs @ d - 1.0, pulls])
+
+    start = np.array([scale[j] if j in prior else 1e-9 for j in range(len(cols))])
+    sol = least_squares(residual, start, bounds=(0.0, np.inf), loss="soft_l1", f_scale=ROBUST_SCALE,
+                        method="trf", max_nfev=400)
+    theta[cols] = sol.x / scale
     return theta
 
 
-# Feature indices of each breakdown term, forward and backward apart, for summing term seconds.
-_BUCKETS = {(name, backward): np.array([k for k, t in enumerate(TERMS) if t.breakdown == name and t.backward == backward],
-                                      dtype=int)
-            for name in BREAKDOWN_TERMS for backward in (False, True)}
-_CALL, _BWD_CALL = TERM_NAMES.index("call"), TERM_NAMES.index("bwd_call")
-
-
-def _by_breakdown(term_seconds: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
-    """Term seconds summed per breakdown term: (forward sums, backward sums)."""
-    return tuple({name: float(term_seconds[_BUCKETS[name, backward]].sum()) for name in BREAKDOWN_TERMS}
-                 for backward in (False, True))  # type: ignore[return-value]
-
-
-def _unsupported_increments(x: np.ndarray) -> list[int]:
-    """Columns of cost increments at knots that the measurements support less than
-    ``MIN_KNOT_SUPPORT`` points' worth (each point's basis shares summed per knot)."""
-    out = []
-    for cols in _BASIS_BLOCKS:
-        block = x[:, cols]
-        totals = block.sum(axis=1, keepdims=True)
-        shares = np.divide(block, totals, out=np.zeros_like(block), where=totals > 0)
-        support = shares.sum(axis=0)
-        out += [c for c, s in zip(cols[1:], support[1:]) if s < MIN_KNOT_SUPPORT]
-    return out
-
-
-def _fit_nnls(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Non-negative coefficients minimising a robust loss of the relative errors (x·θ − y)/y, with
-    the monotone weight-byte cost.
-
-    Least squares (NNLS) gives the start; a soft-L1 loss (scipy's least_squares) then stops the few
-    measurements a loaded machine spoils from pulling the fit: errors beyond ``ROBUST_SCALE`` count
-    linearly, not squared.
-    """
-    z = _to_monotone(x) / y[:, None]
-    scale = np.max(np.abs(z), axis=0)
-    scale[scale == 0] = 1.0
-    zs = z / scale
-    # A knot that (almost) no measurement reaches keeps its neighbour's cost: without this, a point
-    # that touches a knot by a few percent lets the fit give it any cost at all.
-    zs[:, _unsupported_increments(x)] = 0.0
-    delta0, _ = nnls(zs, np.ones_like(y), maxiter=50 * z.shape[1])
-    used = np.any(zs != 0, axis=0)  # columns no measurement touches stay at 0
-    if used.sum() and len(y) > used.sum():
-        sol = least_squares(lambda d: zs[:, used] @ d - 1.0, np.maximum(delta0[used], 1e-9),
-                            jac=lambda d: zs[:, used], bounds=(0.0, np.inf), loss="soft_l1",
-                            f_scale=ROBUST_SCALE, method="trf", max_nfev=200)
-        delta0 = np.zeros_like(delta0)
-        delta0[used] = sol.x
-    return _from_monotone(delta0 / scale)
-
-
 class GruCostModel:
-    """Fits per-group term coefficients to measured latencies and predicts any configuration.
+    """Composes GRU calls from measured units and fits the small residual on whole calls.
 
     Settings (stored as given, per the scikit-learn contract): ``interval`` the central probability
     of the prediction interval, ``cv_folds`` the folds for out-of-fold residuals, ``seed`` for the
-    fold split. Learned attributes end in ``_``.
+    fold split. Learned attributes end in ``_``; the unit tables are given to :meth:`fit`.
     """
 
     def __init__(self, interval: float = 0.90, cv_folds: int = 5, seed: int = 0) -> None:
@@ -125,41 +137,62 @@ class GruCostModel:
         self.seed = seed
 
     # ------------------------------------------------------------------------------------ fitting
-    def fit(self, configs: Sequence[GruConfig], latencies_s: Sequence[float]) -> "GruCostModel":
-        """Learn coefficients from measured ``latencies_s`` (one per config); returns self."""
+    def fit(self, configs: Sequence[GruConfig], latencies_s: Sequence[float], step_tables: dict[str, StepTable],
+            gemm_tables: dict[str, GemmTable], fit_ranges: dict[str, dict[str, list[Any]]] | None = None
+            ) -> "GruCostModel":
+        """Learn the residual coefficients from whole calls ``configs`` measured at ``latencies_s``,
+        composed from ``step_tables`` (by :func:`step_key`) and ``gemm_tables`` (by :func:`gemm_key`).
+        ``fit_ranges`` (by group) are the calibrated ranges; by default those of ``configs`` and the
+        tables. Returns self."""
         if len(configs) != len(latencies_s):
             raise ValueError(f"configs(={len(configs)}) and latencies_s(={len(latencies_s)}) differ in length")
-        if not configs:
-            raise ValueError("fit needs at least one measurement")
         y_all = np.asarray(latencies_s, dtype=float)
         if np.any(~np.isfinite(y_all)) or np.any(y_all <= 0):
             raise ValueError("latencies_s must be finite and > 0")
-        groups: dict[str, list[int]] = {}
-        for k, c in enumerate(configs):
-            groups.setdefault(group_key(c), []).append(k)
-        x_all = feature_matrix(list(configs))
-        self.coef_: dict[str, np.ndarray] = {}
+        if not step_tables:
+            raise ValueError("fit needs at least one step table")
+        self.step_tables_ = dict(step_tables)
+        self.gemm_tables_ = dict(gemm_tables)
+        groups = sorted({k.split("|")[0] for k in step_tables})
+        self.coef_: dict[str, dict[str, np.ndarray]] = {g: {} for g in groups}
+        self.n_samples_: dict[str, dict[str, int]] = {g: {} for g in groups}
         self.fit_range_: dict[str, dict[str, list[Any]]] = {}
-        self.n_samples_: dict[str, int] = {}
-        residuals: dict[str, np.ndarray] = {}
+        by_mode: dict[tuple[str, str], list[int]] = {}
+        for k, c in enumerate(configs):
+            by_mode.setdefault((group_key(c), c.mode), []).append(k)
+        residuals: dict[tuple[str, str], np.ndarray] = {}
         rng = np.random.default_rng(self.seed)
-        for key, idx in groups.items():
-            ix = np.array(idx)
-            x, y = x_all[ix], y_all[ix]
-            self.coef_[key] = _fit_nnls(x, y)
-            self.n_samples_[key] = len(ix)
-            self.fit_range_[key] = _ranges([configs[k] for k in idx])
-            residuals[key] = self._cv_log_residuals(x, y, rng)
+        for g in groups:
+            for mode in ("inference", "training"):
+                if step_key(g, mode) not in step_tables:
+                    continue
+                idx = by_mode.get((g, mode), [])
+                x = np.array([self.compose(configs[k]).terms for k in idx]).reshape(len(idx), len(RESIDUAL_TERMS))
+                y = y_all[idx]
+                self.coef_[g][mode] = self._fit_one(x, y)
+                self.n_samples_[g][mode] = len(idx)
+                residuals[(g, mode)] = self._cv_log_residuals(x, y, rng)
+            given = (fit_ranges or {}).get(g)
+            self.fit_range_[g] = given or self._default_range(g, [configs[k] for k in range(len(configs))
+                                                                   if group_key(configs[k]) == g])
         pooled = np.concatenate([np.zeros(0), *residuals.values()])
-        self.log_residual_quantiles_: dict[str, tuple[float, float]] = {}
         alpha = (1.0 - self.interval) / 2.0
-        for key, r in residuals.items():
+        self.log_residual_quantiles_: dict[str, dict[str, tuple[float, float]]] = {g: {} for g in groups}
+        for (g, mode), r in residuals.items():
             use = r if r.size >= MIN_GROUP_RESIDUALS or pooled.size == 0 else pooled
             if use.size == 0:
-                use = np.array([-0.1, 0.1])  # one measurement: no spread known; say ±10 %
+                use = np.array([-0.1, 0.1])  # no whole call measured: no spread known; say ±10 %
             lo, hi = np.quantile(use, [alpha, 1.0 - alpha])
-            self.log_residual_quantiles_[key] = (float(min(lo, 0.0)), float(max(hi, 0.0)))
+            self.log_residual_quantiles_[g][mode] = (float(min(lo, 0.0)), float(max(hi, 0.0)))
         return self
+
+    @staticmethod
+    def _fit_one(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if len(y) == 0:
+            theta = np.zeros(len(RESIDUAL_TERMS))
+            theta[list(_UNIT_TERMS)] = 1.0  # nothing to correct with: the units as measured
+            return theta
+        return _fit_robust(x, y, _UNIT_TERMS)
 
     def _cv_log_residuals(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """log(measured / predicted) for every point, predicted by a fit that did not see it."""
@@ -172,56 +205,149 @@ class GruCostModel:
         for f in range(folds):
             test = order[f::folds]
             train = np.setdiff1d(order, test)
-            coef = _fit_nnls(x[train], y[train])
+            coef = self._fit_one(x[train], y[train])
             out[test] = np.log(y[test] / np.maximum(x[test] @ coef, 1e-12))
         return out
 
-    # --------------------------------------------------------------------------------- predicting
+    def _default_range(self, group: str, configs: list[GruConfig]) -> dict[str, list[Any]]:
+        tables = [t for k, t in self.step_tables_.items() if k.split("|")[0] == group]
+        out: dict[str, list[Any]] = {
+            "batch": [min(t.batch_range[0] for t in tables), min(t.batch_range[1] for t in tables)],
+            "hidden_size": [max(t.hidden_range[0] for t in tables), min(t.hidden_range[1] for t in tables)],
+        }
+        for axis in ("seq_len", "input_size", "num_layers"):
+            values = [getattr(c, axis) for c in configs] or [1]
+            out[axis] = [min(values), max(values)]
+        out["bidirectional"] = sorted({c.bidirectional for c in configs}) or [False]
+        out["mode"] = sorted(k.split("|")[1] for k in self.step_tables_ if k.split("|")[0] == group)
+        return out
+
+    # ---------------------------------------------------------------------------------- composing
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
             raise ProfileError("this cost model is not fitted yet: call fit() or load a profile")
 
-    def coefficients(self, config: GruConfig) -> tuple[np.ndarray, str, bool]:
-        """The coefficient vector for ``config``, its group, and whether the group had to be borrowed
-        (thread count not calibrated: nearest calibrated thread count)."""
+    def group_for(self, config: GruConfig) -> tuple[str, bool]:
+        """The calibrated group ``config`` is predicted with, and whether it is borrowed (a thread
+        count not calibrated: the nearest calibrated one)."""
         self._check_fitted()
         key = group_key(config)
         if key in self.coef_:
-            return self.coef_[key], key, False
-        same = [k for k in self.coef_ if k.rsplit("/t", 1)[0] == key.rsplit("/t", 1)[0]]
+            return key, False
+        base = key.rsplit("/t", 1)[0]
+        same = [k for k in self.coef_ if k.rsplit("/t", 1)[0] == base]
         if not same:
             have = ", ".join(sorted(self.coef_))
-            raise ProfileError(f"the profile has no calibration for {key.rsplit('/t', 1)[0]} "
-                               f"(device/dtype/impl); it covers {have}: calibrate for it first")
-        nearest = min(same, key=lambda k: abs(int(k.rsplit("/t", 1)[1]) - config.threads))
-        return self.coef_[nearest], nearest, True
+            raise ProfileError(f"the profile has no calibration for {base} (device/dtype/impl); it covers "
+                               f"{have}: calibrate for it first")
+        return min(same, key=lambda k: abs(_threads_of(k) - config.threads)), True
 
+    def coefficients(self, config: GruConfig) -> tuple[np.ndarray, str, bool]:
+        """The residual coefficients for ``config`` (by ``RESIDUAL_TERMS``), its group, and whether the
+        group is borrowed."""
+        key, borrowed = self.group_for(config)
+        coefs = self.coef_[key]
+        return (coefs[config.mode] if config.mode in coefs else next(iter(coefs.values()))), key, borrowed
+
+    def compose(self, config: GruConfig) -> Composition:
+        """``config`` as the units it runs, read from the tables of its group and mode."""
+        key, _ = self.group_for(config) if hasattr(self, "coef_") else (group_key(config), False)
+        table = self.step_tables_.get(step_key(key, config.mode))
+        borrowed_mode = table is None
+        inference = self.step_tables_.get(step_key(key, "inference"))
+        if table is None:
+            other = inference or self.step_tables_.get(step_key(key, "training"))
+            if other is None:
+                raise ProfileError(f"the profile has no step table for {key}: calibrate for it first")
+            table = other
+        gemm = self.gemm_tables_.get(gemm_key(config.device, config.dtype, _threads_of(key)))
+        if gemm is None:
+            raise ProfileError(f"the profile has no GEMM table for {config.device}/{config.dtype} at "
+                               f"{_threads_of(key)} threads: calibrate for it first")
+        training = config.mode == "training"
+        mode_factor = 1.0
+        if borrowed_mode:
+            mode_factor = TRAINING_OVER_INFERENCE if training else 1.0 / TRAINING_OVER_INFERENCE
+        b, t, h = config.batch, config.seq_len, config.hidden_size
+        step_s, mm_s = table.step_parts_s(b, h)
+        step_s, mm_s = step_s * mode_factor, mm_s * (MATMULS_PER_TRAINING_STEP if training else 1.0)
+        forward_share = 1.0
+        if training:
+            fwd = (inference.step_parts_s(b, h)[0] if inference is not None and not borrowed_mode
+                   else step_s / TRAINING_OVER_INFERENCE)
+            forward_share = min(max(fwd / step_s, 0.05), 0.6)
+        layers = []
+        terms = np.zeros(len(RESIDUAL_TERMS))
+        for layer in range(config.num_layers):
+            i = config.layer_input_size(layer)
+            proj = gemm.seconds_for(t * b, i, GATES * h)
+            layer_step = step_s
+            if config.impl == "torch-gru-cell":
+                # GRUCell computes its input projection inside every step, as a [B,I]×[I,3H] GEMM.
+                per_step = gemm.seconds_for(b, i, GATES * h) * (MATMULS_PER_TRAINING_STEP if training else 1.0)
+                layer_step, proj = step_s + per_step, 0.0
+            proj_bwd = proj * (2.0 if layer > 0 else 1.0) if training else 0.0
+            out_bytes = float(b * h * config.dtype_bytes)
+            layers.append(LayerUnits(layer, layer_step, mm_s, forward_share, proj, proj_bwd, out_bytes))
+            d = config.directions
+            terms[_STEPS] += d * t * layer_step
+            terms[_PROJ] += d * proj
+            terms[_PROJ_BWD] += d * proj_bwd
+            terms[_LD] += d
+            terms[_BYTES] += d * t * out_bytes
+        terms[_CALL] = 1.0
+        return Composition(config, tuple(layers), terms, table.floor_step_s * mode_factor, table.floor_matmul_s,
+                           borrowed_mode)
+
+    # --------------------------------------------------------------------------------- predicting
     def predict(self, configs: Iterable[GruConfig]) -> np.ndarray:
-        """Predicted latency in seconds of each config (the closed form: all kernels in sequence)."""
+        """Predicted latency in seconds of each config (all kernels in sequence)."""
         return np.array([self.predict_one(c) for c in configs])
 
     def predict_one(self, config: GruConfig) -> float:
         coef, _, _ = self.coefficients(config)
-        return float(features(config) @ coef)
+        return float(self.compose(config).terms @ coef)
 
     def term_seconds(self, config: GruConfig) -> np.ndarray:
-        """Seconds each feature term (``TERM_NAMES``) contributes to ``config``'s latency."""
+        """Seconds each residual term (``RESIDUAL_TERMS``) contributes to ``config``'s latency."""
         coef, _, _ = self.coefficients(config)
-        return features(config) * coef
+        return self.compose(config).terms * coef
+
+    def _step_split(self, comp: Composition, unit: LayerUnits, alpha: float) -> tuple[float, float, float]:
+        """One step's seconds split into (matmul, gates, overhead): the matmul as timed alone less the
+        dispatch floor of a lone op, the overhead as the step floor of the table (the smallest step:
+        dispatch and bookkeeping with no arithmetic to speak of), the gates the rest."""
+        total = alpha * unit.step_s
+        scale = MATMULS_PER_TRAINING_STEP if comp.config.mode == "training" else 1.0
+        overhead = min(alpha * comp.floor_step_s, total)
+        matmul = min(alpha * max(unit.matmul_s - scale * comp.floor_matmul_s, 0.0), total - overhead)
+        return matmul, total - overhead - matmul, overhead
 
     def breakdown(self, config: GruConfig, term_seconds: np.ndarray | None = None) -> dict[str, float]:
         """Seconds per breakdown term (input projection, recurrent matmuls, pointwise gates, per-step
-        and per-call overhead) and, for training, the backward's share of them as ``backward_s``.
-        ``term_seconds`` saves recomputing :meth:`term_seconds` when the caller has it."""
-        secs = self.term_seconds(config) if term_seconds is None else term_seconds
-        forward, backward = _by_breakdown(secs)
-        out = {name: forward[name] + backward[name] for name in BREAKDOWN_TERMS}
-        out["backward_s"] = sum(backward.values())
+        and per-call overhead), each the sum of named kernels, and for training the backward's share
+        of them as ``backward_s``. Per-step terms scale with ``seq_len``; the per-call one does not."""
+        coef, _, _ = self.coefficients(config)
+        comp = self.compose(config)
+        d, t = config.directions, config.seq_len
+        out = dict.fromkeys(BREAKDOWN_TERMS, 0.0)
+        backward = 0.0
+        for unit in comp.layers:
+            mm, pw, oh = self._step_split(comp, unit, coef[_STEPS])
+            out["recurrent_matmul_s"] += d * t * mm
+            out["pointwise_s"] += d * t * pw
+            out["step_overhead_s"] += d * t * (oh + coef[_BYTES] * unit.output_bytes)
+            out["input_projection_s"] += d * (coef[_PROJ] * unit.projection_s
+                                              + coef[_PROJ_BWD] * unit.projection_backward_s)
+            backward += d * (t * coef[_STEPS] * unit.step_s * (1.0 - unit.forward_share)
+                             + coef[_PROJ_BWD] * unit.projection_backward_s)
+        out["call_overhead_s"] = coef[_CALL] + coef[_LD] * comp.terms[_LD]
+        out["backward_s"] = backward
         return out
 
     def extrapolation(self, config: GruConfig) -> dict[str, float]:
-        """For each axis outside the fitted range: how far, as value/limit (or limit/value) ≥ 1."""
-        _, key, borrowed = self.coefficients(config)
+        """For each axis outside the calibrated range: how far, as value/limit (or limit/value) ≥ 1."""
+        key, borrowed = self.group_for(config)
         rng = self.fit_range_[key]
         out: dict[str, float] = {}
         for axis in AXES:
@@ -239,10 +365,11 @@ class GruCostModel:
         return out
 
     def interval_s(self, config: GruConfig, latency_s: float | None = None) -> tuple[float, float]:
-        """The prediction interval of ``config``'s latency, widened outside the fitted ranges."""
-        _, key, _ = self.coefficients(config)
+        """The prediction interval of ``config``'s latency, widened outside the calibrated ranges."""
+        key, _ = self.group_for(config)
+        quantiles = self.log_residual_quantiles_[key]
+        lo, hi = quantiles.get(config.mode) or next(iter(quantiles.values()))
         lat = self.predict_one(config) if latency_s is None else latency_s
-        lo, hi = self.log_residual_quantiles_[key]
         widen = 1.0 + sum(math.log2(r) for r in self.extrapolation(config).values())
         return lat * math.exp(lo * widen), lat * math.exp(hi * widen)
 
@@ -250,26 +377,26 @@ class GruCostModel:
         """Kernel-level durations of ``config`` for the simulator; their serial sum equals
         :meth:`predict_one`."""
         coef, _, _ = self.coefficients(config)
+        comp = self.compose(config)
         layers = []
-        for layer in range(config.num_layers):
-            proj, step = layer_features(config, layer)
-            proj_fwd, proj_bwd = _by_breakdown(proj * coef)
-            step_fwd, step_bwd = _by_breakdown(step * coef)
+        for unit in comp.layers:
+            mm, pw, oh = self._step_split(comp, unit, coef[_STEPS])
+            f = unit.forward_share
+            step_total = coef[_STEPS] * unit.step_s
             for direction in range(config.directions):
                 layers.append(LayerTimes(
-                    layer=layer,
+                    layer=unit.layer,
                     direction=direction,
-                    # The layer-direction's fixed costs (its call overhead bucket) run with its projection.
-                    input_projection_s=proj_fwd["input_projection_s"] + proj_fwd["call_overhead_s"],
-                    recurrent_matmul_per_step_s=step_fwd["recurrent_matmul_s"],
-                    pointwise_per_step_s=step_fwd["pointwise_s"],
-                    step_overhead_per_step_s=step_fwd["step_overhead_s"],
-                    backward_per_step_s=sum(step_bwd.values()),
-                    backward_input_projection_s=sum(proj_bwd.values()),
+                    # The layer-direction's fixed cost runs with its projection.
+                    input_projection_s=coef[_PROJ] * unit.projection_s + coef[_LD],
+                    recurrent_matmul_per_step_s=f * mm,
+                    pointwise_per_step_s=f * pw,
+                    step_overhead_per_step_s=f * oh + coef[_BYTES] * unit.output_bytes,
+                    backward_per_step_s=(1.0 - f) * step_total,
+                    backward_input_projection_s=coef[_PROJ_BWD] * unit.projection_backward_s,
                     recurrent_weight_grad_s=0.0,
                 ))
-        call = float(coef[_CALL] + (coef[_BWD_CALL] if config.mode == "training" else 0.0))
-        return CallTimes(config=config, layers=tuple(layers), call_overhead_s=call)
+        return CallTimes(config=config, layers=tuple(layers), call_overhead_s=float(coef[_CALL]))
 
     # ------------------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -277,32 +404,30 @@ class GruCostModel:
         self._check_fitted()
         return {
             "settings": {"interval": self.interval, "cv_folds": self.cv_folds, "seed": self.seed},
-            "terms": list(TERM_NAMES),
-            "weight_knots_bytes": list(WEIGHT_KNOTS_BYTES),
-            "groups": {k: {"coef": self.coef_[k].tolist(), "fit_range": self.fit_range_[k],
-                           "n_samples": self.n_samples_[k],
-                           "log_residual_quantiles": list(self.log_residual_quantiles_[k])}
-                       for k in self.coef_},
+            "terms": list(RESIDUAL_TERMS),
+            "step_tables": {k: t.to_dict() for k, t in self.step_tables_.items()},
+            "gemm_tables": {k: t.to_dict() for k, t in self.gemm_tables_.items()},
+            "groups": {g: {"fit_range": self.fit_range_[g],
+                           "modes": {m: {"coef": self.coef_[g][m].tolist(), "n_samples": self.n_samples_[g][m],
+                                         "log_residual_quantiles": list(self.log_residual_quantiles_[g][m])}
+                                     for m in self.coef_[g]}}
+                       for g in self.coef_},
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GruCostModel":
         """Rebuild a fitted model from :meth:`to_dict`'s output."""
-        if list(data.get("terms", [])) != list(TERM_NAMES):
+        if list(data.get("terms", [])) != list(RESIDUAL_TERMS):
             raise ProfileError("the profile's cost-model terms differ from this gru-sim's: "
                                "recalibrate with this version")
         model = cls(**data["settings"])
-        model.coef_ = {k: np.array(g["coef"], dtype=float) for k, g in data["groups"].items()}
-        model.fit_range_ = {k: g["fit_range"] for k, g in data["groups"].items()}
-        model.n_samples_ = {k: int(g["n_samples"]) for k, g in data["groups"].items()}
-        model.log_residual_quantiles_ = {k: tuple(g["log_residual_quantiles"]) for k, g in data["groups"].items()}
+        model.step_tables_ = {k: StepTable.from_dict(t) for k, t in data["step_tables"].items()}
+        model.gemm_tables_ = {k: GemmTable.from_dict(t) for k, t in data["gemm_tables"].items()}
+        groups = data["groups"]
+        model.fit_range_ = {g: v["fit_range"] for g, v in groups.items()}
+        model.coef_ = {g: {m: np.array(v["coef"], dtype=float) for m, v in gv["modes"].items()}
+                       for g, gv in groups.items()}
+        model.n_samples_ = {g: {m: int(v["n_samples"]) for m, v in gv["modes"].items()} for g, gv in groups.items()}
+        model.log_residual_quantiles_ = {g: {m: tuple(v["log_residual_quantiles"]) for m, v in gv["modes"].items()}
+                                         for g, gv in groups.items()}
         return model
-
-
-def _ranges(configs: Sequence[GruConfig]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {a: [min(getattr(c, a) for c in configs), max(getattr(c, a) for c in configs)]
-                                 for a in AXES}
-    out["bidirectional"] = sorted({c.bidirectional for c in configs})
-    out["mode"] = sorted({c.mode for c in configs})
-    return out
-

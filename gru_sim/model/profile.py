@@ -18,7 +18,7 @@ from ..errors import ProfileError
 from .costmodel import GruCostModel
 from .memory_model import MemoryModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "calibration" / "profiles"
 
 

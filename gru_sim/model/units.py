@@ -1,0 +1,376 @@
+"""The measured units a GRU call is composed of, and how to read them between and beyond the points
+where they were measured.
+
+A native GRU call is, per layer and direction, one input-projection GEMM over all ``T·B`` rows and
+``T`` recurrent steps (ATen's ``FullLayer`` on CPU, ``aten/src/ATen/native/RNN.cpp``; cuDNN's
+persistent or per-step kernels on CUDA). A step — the ``[B,H]×[H,3H]`` matmul, the gate pointwise
+ops and the framework's dispatch and allocations — is far too short and too dependent on the cache
+state to be predicted from FLOPs: it is measured, as one unit, inside a real call.
+
+* :class:`StepTable` — seconds of one recurrent step over a grid of batch sizes (every batch up to
+  16, where BLAS changes kernels, then log-spaced) and hidden sizes (log-spaced, with points on
+  either side of each cache size read from the OS), with the matmul alone timed on the same grid so
+  that a step can be split into matmul, gates and overhead.
+* :class:`GemmTable` — seconds of the input-projection GEMM ``[M,K]×[K,N]`` over a log grid.
+* :class:`MemoryLevels` — the cache sizes and the copy bandwidth measured in each level: beyond the
+  largest measured hidden size the step's weight read is re-priced at the bandwidth of the level
+  the larger matrix falls into, never held flat.
+
+Everything here is plain NumPy: the tables are data a profile carries, read without torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ..config import GruConfig
+
+
+def _log_bracket(grid: np.ndarray, value: float) -> tuple[int, float]:
+    """Index ``k`` and fraction ``f`` with ``value`` between ``grid[k]`` and ``grid[k+1]`` in log space
+    (``grid`` ascending, at least two points, ``value`` inside it)."""
+    k = int(np.searchsorted(grid, value, side="right") - 1)
+    k = min(max(k, 0), len(grid) - 2)
+    lo, hi = math.log(grid[k]), math.log(grid[k + 1])
+    return k, (math.log(value) - lo) / (hi - lo)
+
+
+def _fill_holes(batch: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Points missing between measured ones (a measurement that failed): log-space interpolation."""
+    out = row.copy()
+    holes = ~np.isfinite(out)
+    ok = np.flatnonzero(~holes)
+    inner = holes & (np.arange(len(row)) < (ok[-1] if ok.size else -1))
+    if inner.any():
+        out[inner] = np.exp(np.interp(np.log(batch[inner]), np.log(batch[ok]), np.log(out[ok])))
+    return out
+
+
+def _fill_matmul_row(batch: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Complete one hidden size's matmul row: batch sizes too costly to time run at the rate of the
+    largest one timed (a GEMM that large is compute-bound), so time grows linearly in B."""
+    out = _fill_holes(batch, row)
+    known = np.flatnonzero(np.isfinite(out))
+    if known.size:
+        last = known[-1]
+        out[last + 1:] = out[last] * batch[last + 1:] / batch[last]
+    return out
+
+
+def _fill_step_row(batch: np.ndarray, row: np.ndarray, matmul: np.ndarray, matmuls_per_step: float) -> np.ndarray:
+    """Complete one hidden size's step row past the largest batch timed: the step grows by the
+    matmuls' growth (from the matmul row, timed further) plus the rest's per-sequence slope over the
+    last two timed batch sizes."""
+    out = _fill_holes(batch, row)
+    known = np.flatnonzero(np.isfinite(out))
+    if known.size == 0:
+        return out
+    last = known[-1]
+    have_mm = np.isfinite(matmul[last])
+    mm = matmul if have_mm else np.zeros_like(matmul)
+    rest = out - matmuls_per_step * mm
+    if known.size >= 2:
+        prev = known[-2]
+        slope = (rest[last] - rest[prev]) / (batch[last] - batch[prev])
+    else:
+        slope = rest[last] / batch[last]
+    slope = max(slope, 0.0)
+    for j in range(last + 1, len(batch)):
+        grow = matmuls_per_step * (mm[j] - mm[last]) if have_mm and np.isfinite(mm[j]) else 0.0
+        out[j] = out[last] + max(grow, 0.0) + slope * (batch[j] - batch[last])
+    return out
+
+
+def _monotone_envelope(values: np.ndarray) -> np.ndarray:
+    """Each measured point lowered to the fastest measured point of a bigger problem (a larger batch
+    or hidden size at least as big in the other): a bigger problem never costs less, and a point that
+    says otherwise was slowed down by something else running. NaN (not measured) stays NaN."""
+    out = values.copy()
+    best = np.full_like(out, np.inf)
+    rows, cols = out.shape
+    for i in range(rows - 1, -1, -1):
+        for j in range(cols - 1, -1, -1):
+            above = min(best[i + 1, j] if i + 1 < rows else np.inf, best[i, j + 1] if j + 1 < cols else np.inf)
+            v = out[i, j]
+            if np.isfinite(v):
+                out[i, j] = min(v, above)
+            best[i, j] = min(above, out[i, j]) if np.isfinite(out[i, j]) else above
+    return out
+
+
+@dataclass
+class MemoryLevels:
+    """Cache capacities (bytes, ascending; the last level is main memory, capacity None) and the copy
+    bandwidth measured in each (bytes/s)."""
+
+    names: tuple[str, ...]
+    capacity_bytes: tuple[float | None, ...]
+    bandwidth_bytes_per_s: tuple[float, ...]
+
+    def bandwidth_for(self, working_set_bytes: float) -> float:
+        """Bandwidth of the smallest level that holds ``working_set_bytes``."""
+        for cap, bw in zip(self.capacity_bytes, self.bandwidth_bytes_per_s):
+            if cap is None or working_set_bytes <= cap:
+                return bw
+        return self.bandwidth_bytes_per_s[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"names": list(self.names), "capacity_bytes": list(self.capacity_bytes),
+                "bandwidth_bytes_per_s": list(self.bandwidth_bytes_per_s)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MemoryLevels":
+        return cls(tuple(data["names"]), tuple(data["capacity_bytes"]), tuple(data["bandwidth_bytes_per_s"]))
+
+
+@dataclass
+class StepTable:
+    """Seconds of one recurrent time step, measured on a (batch × hidden) grid.
+
+    ``step_s[h][b]`` is the whole step (matmul, gates, dispatch, allocations) as it runs inside a real
+    call; ``matmul_s[h][b]`` the recurrent matmul alone; NaN where a point was not measured.
+    ``element_bytes`` prices the weight read when extrapolating past the largest hidden size;
+    ``matmuls_per_step`` is how many matmuls of the step's size a step runs (1; 3 for training:
+    forward, data and weight gradients).
+    """
+
+    batch: tuple[int, ...]
+    hidden: tuple[int, ...]
+    step_s: np.ndarray
+    matmul_s: np.ndarray
+    element_bytes: int = 4
+    levels: MemoryLevels | None = None
+    matmuls_per_step: int = 1
+    _step: np.ndarray = field(init=False, repr=False)
+    _matmul: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.step_s = np.asarray(self.step_s, dtype=float).reshape(len(self.hidden), len(self.batch))
+        self.matmul_s = np.asarray(self.matmul_s, dtype=float).reshape(len(self.hidden), len(self.batch))
+        b = np.asarray(self.batch, dtype=float)
+        if len(self.batch) < 1 or len(self.hidden) < 1:
+            raise ValueError("a step table needs at least one batch and one hidden size")
+        self._matmul = np.array([_fill_matmul_row(b, r) for r in _monotone_envelope(self.matmul_s)])
+        self._step = np.array([_fill_step_row(b, r, m, self.matmuls_per_step)
+                               for r, m in zip(_monotone_envelope(self.step_s), self._matmul)])
+        if not np.isfinite(self.step_s).any():
+            raise ValueError("a step table needs at least one measured point")
+        # A hidden size with no measurement at all borrows from its neighbours (log-space interpolation).
+        for j in range(len(self.batch)):
+            for arr in (self._step, self._matmul):
+                col = arr[:, j]
+                ok = np.isfinite(col)
+                if ok.any() and not ok.all():
+                    h = np.log(np.asarray(self.hidden, dtype=float))
+                    col[~ok] = np.exp(np.interp(h[~ok], h[ok], np.log(np.maximum(col[ok], 1e-12))))
+        self._matmul = np.minimum(np.nan_to_num(self._matmul, nan=0.0), self._step)
+        self.floor_step_s = float(np.nanmin(self._step))
+        self.floor_matmul_s = float(np.nanmin(self._matmul))
+
+    @property
+    def batch_range(self) -> tuple[int, int]:
+        return self.batch[0], self.batch[-1]
+
+    @property
+    def hidden_range(self) -> tuple[int, int]:
+        return self.hidden[0], self.hidden[-1]
+
+    def _row(self, arr: np.ndarray, h_index: int, batch: float) -> float:
+        b = np.asarray(self.batch, dtype=float)
+        row = arr[h_index]
+        if len(b) == 1:
+            return float(row[0] * max(batch / b[0], 1.0))
+        if batch <= b[0]:
+            return float(row[0])
+        if batch >= b[-1]:
+            slope = max((row[-1] - row[-2]) / (b[-1] - b[-2]), 0.0)
+            return float(row[-1] + slope * (batch - b[-1]))
+        k, f = _log_bracket(b, batch)
+        return float(math.exp((1 - f) * math.log(row[k]) + f * math.log(row[k + 1])))
+
+    def _lookup(self, arr: np.ndarray, batch: float, hidden: float) -> float:
+        hs = np.asarray(self.hidden, dtype=float)
+        if len(hs) == 1 or hidden <= hs[0]:
+            return self._row(arr, 0, batch)
+        if hidden <= hs[-1]:
+            k, f = _log_bracket(hs, hidden)
+            lo, hi = self._row(arr, k, batch), self._row(arr, k + 1, batch)
+            return float(math.exp((1 - f) * math.log(max(lo, 1e-12)) + f * math.log(max(hi, 1e-12))))
+        return float("nan")  # beyond: see step_parts_s
+
+    def step_parts_s(self, batch: float, hidden: float) -> tuple[float, float]:
+        """(whole step, matmul alone) in seconds at ``batch`` × ``hidden``.
+
+        Past the largest measured hidden size ``H₀`` (ratio ``r = H/H₀``): the matmul's FLOPs grow
+        as r², the gates' as r, and the weight read W(H) = 3H²·bytes is re-priced at the measured
+        bandwidth of the level W(H) falls into instead of the level W(H₀) lived in.
+        """
+        hs = self.hidden
+        if hidden <= hs[-1]:
+            return self._lookup(self._step, batch, hidden), self._lookup(self._matmul, batch, hidden)
+        step0 = self._row(self._step, len(hs) - 1, batch)
+        mm0 = self._row(self._matmul, len(hs) - 1, batch)
+        r = hidden / hs[-1]
+        mm = mm0 * r * r
+        if self.levels is not None:
+            w0, w1 = 3.0 * hs[-1] ** 2 * self.element_bytes, 3.0 * hidden ** 2 * self.element_bytes
+            bw0, bw1 = self.levels.bandwidth_for(w0), self.levels.bandwidth_for(w1)
+            mm += max(w1 * (1.0 / bw1 - 1.0 / bw0), 0.0)
+        return mm + (step0 - mm0) * r, mm
+
+    def to_dict(self) -> dict[str, Any]:
+        def listed(a: np.ndarray) -> list[list[float | None]]:
+            return [[None if not np.isfinite(v) else float(v) for v in row] for row in a]
+
+        return {"batch": list(self.batch), "hidden": list(self.hidden), "step_s": listed(self.step_s),
+                "matmul_s": listed(self.matmul_s), "element_bytes": self.element_bytes,
+                "levels": self.levels.to_dict() if self.levels else None, "matmuls_per_step": self.matmuls_per_step}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "StepTable":
+        def arr(rows: list[list[float | None]]) -> np.ndarray:
+            return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+
+        return cls(tuple(data["batch"]), tuple(data["hidden"]), arr(data["step_s"]), arr(data["matmul_s"]),
+                   int(data.get("element_bytes", 4)),
+                   MemoryLevels.from_dict(data["levels"]) if data.get("levels") else None,
+                   int(data.get("matmuls_per_step", 1)))
+
+
+@dataclass
+class GemmTable:
+    """Seconds of ``[M,K]×[K,N]`` + bias (the input projection) on a log grid; NaN where a point was
+    too costly to time (filled by scaling the largest measured M linearly: a GEMM that large runs at
+    its saturated rate)."""
+
+    m: tuple[int, ...]
+    k: tuple[int, ...]
+    n: tuple[int, ...]
+    seconds: np.ndarray
+    _t: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.seconds = np.asarray(self.seconds, dtype=float).reshape(len(self.m), len(self.k), len(self.n))
+        t = self.seconds.copy()
+        m = np.asarray(self.m, dtype=float)
+        for a in range(len(self.k)):
+            for c in range(len(self.n)):
+                col = t[:, a, c]
+                known = np.flatnonzero(np.isfinite(col))
+                if known.size == 0:
+                    continue
+                last = known[-1]
+                for i in range(last + 1, len(m)):
+                    col[i] = col[last] * m[i] / m[last]
+                holes = ~np.isfinite(col)
+                if holes.any():
+                    ok = np.flatnonzero(~holes)
+                    col[holes] = np.exp(np.interp(np.log(m[holes]), np.log(m[ok]), np.log(col[ok])))
+        if not np.isfinite(t).all():
+            raise ValueError("a GEMM table needs a measurement in every (K, N) column")
+        self._t = np.log(t)
+
+    def seconds_for(self, m: float, k: float, n: float) -> float:
+        """Seconds of one ``[m,k]×[k,n]`` GEMM: trilinear in log space inside the grid; below it the
+        smallest measured shape (a floor of dispatch and call cost); past it, linear in each size."""
+        scale = 1.0
+        idx: list[tuple[int, float]] = []
+        for value, grid in ((m, self.m), (k, self.k), (n, self.n)):
+            g = np.asarray(grid, dtype=float)
+            if value > g[-1]:
+                scale *= value / g[-1]
+                value = g[-1]
+            value = max(value, g[0])
+            idx.append((0, 0.0) if len(g) == 1 else _log_bracket(g, value))
+        out = 0.0
+        for corner in range(8):
+            w = 1.0
+            pos = []
+            for axis, (k_, f) in enumerate(idx):
+                upper = (corner >> axis) & 1
+                size = (len(self.m), len(self.k), len(self.n))[axis]
+                if size == 1:
+                    if upper:
+                        w = 0.0
+                    pos.append(0)
+                    continue
+                w *= f if upper else 1.0 - f
+                pos.append(k_ + upper)
+            if w:
+                out += w * self._t[pos[0], pos[1], pos[2]]
+        return float(math.exp(out) * scale)
+
+    @property
+    def ranges(self) -> dict[str, tuple[int, int]]:
+        return {"m": (self.m[0], self.m[-1]), "k": (self.k[0], self.k[-1]), "n": (self.n[0], self.n[-1])}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"m": list(self.m), "k": list(self.k), "n": list(self.n),
+                "seconds": [[[None if not np.isfinite(v) else float(v) for v in row] for row in plane]
+                            for plane in self.seconds]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GemmTable":
+        sec = np.array([[[np.nan if v is None else v for v in row] for row in plane] for plane in data["seconds"]],
+                       dtype=float)
+        return cls(tuple(data["m"]), tuple(data["k"]), tuple(data["n"]), sec)
+
+
+def log_grid(lo: float, hi: float, factor: float) -> list[int]:
+    """Integers from ``lo`` to ``hi`` (both included) about ``factor`` apart in log space."""
+    if hi <= lo:
+        return [int(lo)]
+    count = max(1, round(math.log(hi / lo) / math.log(factor)))
+    return sorted({int(round(lo * (hi / lo) ** (i / count))) for i in range(count + 1)})
+
+
+def batch_grid(lo: int, hi: int, dense_up_to: int = 16, factor: float = 1.5) -> list[int]:
+    """Every batch size up to ``dense_up_to`` (BLAS switches kernels there: matrix-vector at 1, then
+    blockings that jump with the row count), then about ``factor`` apart up to ``hi``."""
+    dense = [b for b in range(lo, min(hi, dense_up_to) + 1)]
+    if hi <= dense_up_to:
+        return dense
+    return sorted(set(dense) | set(log_grid(max(dense_up_to, lo), hi, factor)))
+
+
+def hidden_grid(lo: int, hi: int, cache_bytes: Sequence[float], element_bytes: int, factor: float = 1.5) -> list[int]:
+    """Hidden sizes ``factor`` apart from ``lo`` to ``hi``, plus one each side (±15 %) of every hidden
+    size whose recurrent weights 3·H²·bytes just fill a cache level: the step time steps up there."""
+    points = set(log_grid(lo, hi, factor))
+    for cap in cache_bytes:
+        h_cliff = math.sqrt(cap / (3.0 * element_bytes))
+        for side in (0.85, 1.15):
+            h = int(round(h_cliff * side))
+            if lo <= h <= hi:
+                points.add(h)
+    out: list[int] = []
+    for h in sorted(points):  # drop near-duplicates (closer than 8 %), keeping the ends
+        if out and h < out[-1] * 1.08 and h != hi:
+            continue
+        if out and h == hi and h < out[-1] * 1.08 and len(out) > 1:
+            out.pop()
+        out.append(h)
+    return out
+
+
+def gemm_grid(m: tuple[int, int], k: tuple[int, int], n: tuple[int, int]) -> tuple[list[int], list[int], list[int]]:
+    """The input-projection GEMM grid: M (= T·B) 8× apart, K and N 4× apart (a GEMM's time is smooth
+    in its sizes: what jumps is the step's small matmul, which has a table of its own)."""
+    return log_grid(*m, 8.0), log_grid(*k, 4.0), log_grid(*n, 4.0)
+
+
+def native_cpu_kernels(config: "GruConfig") -> dict[str, int]:
+    """The ATen ops one inference call of ``torch.nn.GRU`` runs on CPU, as counts — the units above
+    are built on this list (``aten/src/ATen/native/RNN.cpp``: ``FullLayer`` precomputes the input
+    projection of all steps as one ``linear``, then ``GRUCell`` runs per step one ``linear`` of the
+    hidden state, two ``sigmoid_`` and one ``tanh_`` on chunks of the gates, and the blend; each
+    layer-direction's outputs are stacked, and so are the final hidden states)."""
+    layer_directions = config.num_layers * config.directions
+    steps = layer_directions * config.seq_len
+    return {"aten::addmm": layer_directions + steps, "aten::sigmoid_": 2 * steps, "aten::tanh_": steps,
+            "aten::stack": layer_directions + 1}
