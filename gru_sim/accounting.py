@@ -151,16 +151,6 @@ def account_call(config: GruConfig) -> CallAccount:
     )
 
 
-def matmul_flops(config: GruConfig) -> int:
-    """Matmul FLOPs of one call: what ``torch.utils.flop_counter.FlopCounterMode`` counts."""
-    layers = account_layers(config)
-    t = config.seq_len
-    fwd = sum(a.input_projection_flops + t * a.recurrent_flops_per_step for a in layers)
-    if config.mode == "inference":
-        return fwd
-    return fwd + sum(a.backward_input_projection_flops + a.backward_recurrent_flops for a in layers)
-
-
 def activation_bytes(config: GruConfig) -> int:
     """Peak activation bytes of one call, beyond weights and the input (and, for training, the
     weight gradients).

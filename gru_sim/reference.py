@@ -31,23 +31,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def init_weights(input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
-                 seed: int = 0, dtype: type = np.float64) -> dict[str, np.ndarray]:
-    """Random weights with torch.nn.GRU's names, shapes and U(−1/√H, 1/√H) initialisation."""
-    rng = np.random.default_rng(seed)
-    bound = 1.0 / np.sqrt(hidden_size)
-    weights = {}
-    for layer in range(num_layers):
-        layer_in = input_size if layer == 0 else hidden_size * (2 if bidirectional else 1)
-        for suffix in ([""] + (["_reverse"] if bidirectional else [])):
-            for name, shape in ((f"weight_ih_l{layer}", (3 * hidden_size, layer_in)),
-                                (f"weight_hh_l{layer}", (3 * hidden_size, hidden_size)),
-                                (f"bias_ih_l{layer}", (3 * hidden_size,)),
-                                (f"bias_hh_l{layer}", (3 * hidden_size,))):
-                weights[name + suffix] = rng.uniform(-bound, bound, shape).astype(dtype)
-    return weights
-
-
 def gru_forward(x: np.ndarray, weights: Mapping[str, np.ndarray], num_layers: int = 1,
                 bidirectional: bool = False, h0: np.ndarray | None = None,
                 batch_first: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -11,10 +11,27 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from gru_sim.errors import ConfigError
-from gru_sim.reference import gru_forward, init_weights
+from gru_sim.reference import gru_forward
 
 # float64 on both sides: what remains is summation order, far below this.
 REL_TOL = 1e-10
+
+
+def init_weights(input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False,
+                 seed: int = 0, dtype: type = np.float64) -> dict[str, np.ndarray]:
+    """Random weights with torch.nn.GRU's names, shapes and U(−1/√H, 1/√H) initialisation."""
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(hidden_size)
+    weights = {}
+    for layer in range(num_layers):
+        layer_in = input_size if layer == 0 else hidden_size * (2 if bidirectional else 1)
+        for suffix in ([""] + (["_reverse"] if bidirectional else [])):
+            for name, shape in ((f"weight_ih_l{layer}", (3 * hidden_size, layer_in)),
+                                (f"weight_hh_l{layer}", (3 * hidden_size, hidden_size)),
+                                (f"bias_ih_l{layer}", (3 * hidden_size,)),
+                                (f"bias_hh_l{layer}", (3 * hidden_size,))):
+                weights[name + suffix] = rng.uniform(-bound, bound, shape).astype(dtype)
+    return weights
 
 
 @dataclass(frozen=True)
