@@ -122,6 +122,7 @@ def test_arithmetic_intensity_is_total_flops_per_byte_moved(
 MEMORY_SHAPES = [(32, 64, 128, 256, 1, False), (32, 64, 128, 256, 1, True)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", MEMORY_SHAPES, ids=["unidirectional", "bidirectional"])
 def test_inference_activation_bytes_close_to_measured_peak_rss(
         shape: tuple[int, int, int, int, int, bool]) -> None:

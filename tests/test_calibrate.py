@@ -66,6 +66,7 @@ def test_about_a_fifth_is_held_out() -> None:
     assert 0.15 < holdout_flags(2000, 0.2, seed=0).mean() < 0.25
 
 
+@pytest.mark.slow
 def test_a_killed_job_resumes_without_measuring_anything_twice(tmp_path: Path) -> None:
     out = tmp_path / "p.json"
     store = tmp_path / "p.sqlite"
@@ -93,6 +94,7 @@ def test_a_killed_job_resumes_without_measuring_anything_twice(tmp_path: Path) -
     assert profile.self_check["holdout"]["n"] >= 1
 
 
+@pytest.mark.slow
 def test_resuming_with_another_job_in_the_same_store_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "p.json"
     subprocess.run([GRU_SIM, "calibrate", "--job", str(TINY), "--out", str(out), "--budget", "2"],
@@ -104,6 +106,7 @@ def test_resuming_with_another_job_in_the_same_store_is_refused(tmp_path: Path) 
     assert proc.returncode == 2 and "different job" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_job_saying_how_to_resume(tmp_path: Path) -> None:
     out = tmp_path / "p.json"
     store = tmp_path / "p.sqlite"
@@ -121,6 +124,7 @@ def test_ctrl_c_stops_the_job_saying_how_to_resume(tmp_path: Path) -> None:
     assert len(_rows(store)) >= 3
 
 
+@pytest.mark.slow
 def test_a_cuda_job_without_cuda_stops_at_once_creating_nothing(tmp_path: Path) -> None:
     import torch
 

@@ -62,6 +62,7 @@ def _torch_modules(loaded: set[str]) -> list[str]:
     return sorted(m for m in loaded if m == "torch" or m.startswith("torch."))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", TORCH_FREE_MODULES)
 def test_module_imports_without_torch(module: str) -> None:
     loaded = _loaded_after_import([module])
@@ -69,10 +70,12 @@ def test_module_imports_without_torch(module: str) -> None:
     assert _torch_modules(loaded) == []
 
 
+@pytest.mark.slow
 def test_all_torch_free_modules_together_import_without_torch() -> None:
     assert _torch_modules(_loaded_after_import(TORCH_FREE_MODULES)) == []
 
 
+@pytest.mark.slow
 def test_measure_imports_torch() -> None:
     # The probe above can see torch: the measuring side does load it.
     assert "torch" in _loaded_after_import(["gru_sim.measure"])
@@ -89,6 +92,7 @@ LOWER_LAYERS_ONLY = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", sorted(LOWER_LAYERS_ONLY))
 def test_a_stage_never_imports_the_stages_after_it(module: str) -> None:
     loaded = _loaded_after_import([module])

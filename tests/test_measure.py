@@ -57,20 +57,24 @@ def tiny_record(quick_policy: TimingPolicy) -> dict[str, Any]:
     return record
 
 
+@pytest.mark.slow
 def test_record_has_every_contract_key(tiny_record: dict[str, Any]) -> None:
     assert [k for k in CONTRACT_KEYS if k not in tiny_record] == []
     assert [k for k in CONFIG_KEYS if k not in tiny_record["config"]] == []
 
 
+@pytest.mark.slow
 def test_record_is_json(tiny_record: dict[str, Any]) -> None:
     assert json.loads(json.dumps(tiny_record)) == tiny_record
 
 
+@pytest.mark.slow
 def test_record_peak_memory_is_a_byte_count(tiny_record: dict[str, Any]) -> None:
     assert isinstance(tiny_record["peak_memory_bytes"], int)
     assert tiny_record["peak_memory_bytes"] >= 0
 
 
+@pytest.mark.slow
 def test_throughput_is_batch_and_tokens_over_latency(tiny_record: dict[str, Any]) -> None:
     latency, config = tiny_record["latency_s"], tiny_record["config"]
     assert tiny_record["throughput_seq_per_s"] == pytest.approx(config["batch"] / latency)
@@ -78,6 +82,7 @@ def test_throughput_is_batch_and_tokens_over_latency(tiny_record: dict[str, Any]
         config["batch"] * config["seq_len"] / latency)
 
 
+@pytest.mark.slow
 def test_samples_positive_and_latency_is_their_median(
         tiny_record: dict[str, Any], quick_policy: TimingPolicy) -> None:
     samples = tiny_record["samples_s"]
@@ -87,6 +92,7 @@ def test_samples_positive_and_latency_is_their_median(
     assert tiny_record["first_call_s"] > 0
 
 
+@pytest.mark.slow
 def test_measure_passes_harness_result_and_noisy_ratio_through(
         monkeypatch: pytest.MonkeyPatch, tiny_shape: dict[str, int]) -> None:
     # IQR/median is 0.12 here: noisy under the default 10%, not under a 15% policy.
@@ -104,6 +110,7 @@ def test_measure_passes_harness_result_and_noisy_ratio_through(
 
 
 # ------------------------------------------------------------------------- implementations, error
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("dtype,tol", [("float32", FLOAT32_TOL), ("float64", FLOAT64_TOL)])
 def test_max_rel_error_small_for_each_impl(
@@ -114,6 +121,7 @@ def test_max_rel_error_small_for_each_impl(
     assert m.latency_s > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["torch-gru", "torch-gru-cell"])
 def test_training_mode_measures_for_each_torch_impl(
         impl: str, tiny_shape: dict[str, int], quick_policy: TimingPolicy) -> None:
@@ -163,6 +171,7 @@ def test_training_call_builds_a_graph_and_backpropagates(impl: str, tiny_shape: 
     assert isinstance(out, torch.Tensor) and out.grad_fn is not None and not out.is_inference()
 
 
+@pytest.mark.slow
 def test_threads_set_recorded_and_restored(tiny_shape: dict[str, int], quick_policy: TimingPolicy) -> None:
     torch.set_num_threads(1)
     m = measure_gru(_config(tiny_shape, threads=2), policy=quick_policy, probe_memory=False,
@@ -270,6 +279,7 @@ if not HAS_CUDA:
     BAD_INPUTS["cuda-without-cuda"] = (_flags(device="cuda"), "cuda")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,named", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
 def test_cli_bad_input_exits_2_with_one_line(
         run_cli: Callable[[list[str]], Any], args: list[str], named: str) -> None:
@@ -282,6 +292,7 @@ def test_cli_bad_input_exits_2_with_one_line(
     assert result.stdout == ""
 
 
+@pytest.mark.slow
 def test_cli_json_record_parses_with_contract_keys(run_cli: Callable[[list[str]], Any]) -> None:
     result = run_cli(["measure", *TINY_FLAGS, "--layers", "2", "--json", "--budget", "0"])
     assert result.returncode == 0, result.stderr
@@ -292,6 +303,7 @@ def test_cli_json_record_parses_with_contract_keys(run_cli: Callable[[list[str]]
     assert isinstance(record["peak_memory_bytes"], int)
 
 
+@pytest.mark.slow
 def test_cli_table_names_latency_and_spread(run_cli: Callable[[list[str]], Any]) -> None:
     result = run_cli(["measure", *TINY_FLAGS, "--budget", "0", "--no-memory"])
     assert result.returncode == 0, result.stderr

@@ -74,6 +74,7 @@ def test_predict_record_has_the_contract_keys(profile_path: Path) -> None:
     assert rec["parallelism"]["avg_concurrency"] > 1.5
 
 
+@pytest.mark.slow
 def test_predict_never_imports_torch(profile_path: Path) -> None:
     code = ("import sys; from gru_sim.cli import main; "
             f"main(['predict', '--profile', {str(profile_path)!r}, '--batch', '2', '--seq-len', '3', "
@@ -83,6 +84,7 @@ def test_predict_never_imports_torch(profile_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow
 def test_predict_with_a_missing_profile_exits_2_with_one_line(tmp_path: Path) -> None:
     proc = subprocess.run([GRU_SIM, "predict", *SHAPE, "--profile", str(tmp_path / "nope.json")],
                           capture_output=True, text=True)
@@ -91,6 +93,7 @@ def test_predict_with_a_missing_profile_exits_2_with_one_line(tmp_path: Path) ->
     assert "nope.json" in proc.stderr
 
 
+@pytest.mark.slow
 def test_predict_grid_writes_one_record_per_row(profile_path: Path, tmp_path: Path) -> None:
     grid = tmp_path / "grid.csv"
     grid.write_text("batch,seq_len,input_size,hidden_size,layers,mode\n1,8,16,16,1,inference\n"
@@ -103,6 +106,7 @@ def test_predict_grid_writes_one_record_per_row(profile_path: Path, tmp_path: Pa
     assert [r["config"]["mode"] for r in recs] == ["inference", "training", "inference"]
 
 
+@pytest.mark.slow
 def test_predict_grid_names_the_bad_row(profile_path: Path, tmp_path: Path) -> None:
     grid = tmp_path / "grid.csv"
     grid.write_text("batch,seq_len,input_size,hidden_size\n1,8,16,16\n2,0,16,32\n")
@@ -112,6 +116,7 @@ def test_predict_grid_names_the_bad_row(profile_path: Path, tmp_path: Path) -> N
     assert "grid.csv:3" in proc.stderr and "seq_len(=0)" in proc.stderr
 
 
+@pytest.mark.slow
 def test_predict_trace_is_a_chrome_trace(profile_path: Path, tmp_path: Path) -> None:
     trace = tmp_path / "t.json"
     proc = subprocess.run([GRU_SIM, "predict", "--profile", str(profile_path), *SHAPE, "--layers", "2",
@@ -121,6 +126,7 @@ def test_predict_trace_is_a_chrome_trace(profile_path: Path, tmp_path: Path) -> 
     assert events and all(e["dur"] >= 0 and "ts" in e for e in events)
 
 
+@pytest.mark.slow
 def test_a_profile_from_another_machine_warns_naming_the_difference(profile_path: Path) -> None:
     proc = subprocess.run([GRU_SIM, "predict", "--profile", str(profile_path), *SHAPE],
                           capture_output=True, text=True)
@@ -128,6 +134,7 @@ def test_a_profile_from_another_machine_warns_naming_the_difference(profile_path
     assert "another machine" in proc.stderr and "cpu_model" in proc.stderr
 
 
+@pytest.mark.slow
 def test_predict_for_a_device_without_a_default_profile_says_how_to_make_one() -> None:
     if default_profile_path("cuda").exists():
         pytest.skip("a cuda default profile ships")

@@ -178,6 +178,7 @@ def test_the_validation_report_shows_the_overall_figures_of_the_summary(tmp_path
     assert "{&quot;" not in html  # no summary dumped as raw JSON
 
 
+@pytest.mark.slow
 def test_only_the_report_imports_plotly() -> None:
     code = ("import sys, gru_sim.scenario, gru_sim.study, gru_sim.sim;"
             "print('plotly' in sys.modules, 'torch' in sys.modules)")

@@ -157,6 +157,7 @@ def test_kernel_timeline_ends_at_the_predicted_latency(made_up_run) -> None:  # 
     assert end == pytest.approx(call_times(median).serial_s(), rel=1e-9)
 
 
+@pytest.mark.slow
 def test_a_large_sweep_runs_in_worker_processes_and_keeps_its_order(tmp_path: Path) -> None:
     side = math.ceil(math.sqrt(PARALLEL_MIN_CONFIGS))
     text = ("name: big\ndevice: cpu\nmodel: {input_size: 16, hidden_size: 32}\nsweep:\n"

@@ -118,6 +118,7 @@ def test_more_than_ten_problems_are_counted_not_listed(tmp_path: Path) -> None:
     assert lines[-1] == f"{path}: ... and 2 more problems"
 
 
+@pytest.mark.slow
 def test_the_installed_entry_point_prints_no_traceback() -> None:
     path = BAD / "negative_max_batch.yaml"
     p = subprocess.run([sys.executable, "-m", "gru_sim.cli", "run", str(path)], capture_output=True, text=True,

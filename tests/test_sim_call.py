@@ -76,6 +76,7 @@ def longest_path_s(graph) -> float:  # type: ignore[no-untyped-def]
 
 
 # --------------------------------------------------------------------------------- import rules
+@pytest.mark.slow
 def test_importing_the_simulator_leaves_torch_and_plotly_out() -> None:
     code = "import sys, gru_sim.sim; print('torch' in sys.modules, 'plotly' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

@@ -68,6 +68,7 @@ def _validate(profile_path: Path, tmp_path: Path, *extra: str) -> subprocess.Com
                            "--out", str(tmp_path / "out"), *extra], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_validate_writes_its_json_and_report_and_passes_a_loose_threshold(profile_path: Path, tmp_path: Path) -> None:
     proc = _validate(profile_path, tmp_path, "--max-median-ape", "1e12")
     assert proc.returncode == 0, proc.stderr
@@ -76,12 +77,14 @@ def test_validate_writes_its_json_and_report_and_passes_a_loose_threshold(profil
     assert (tmp_path / "out" / "report.html").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_validate_exits_1_when_the_median_error_is_over_the_threshold(profile_path: Path, tmp_path: Path) -> None:
     proc = _validate(profile_path, tmp_path, "--max-median-ape", "0.0001")
     assert proc.returncode == 1
     assert "median APE" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_quick_check_says_drifted_when_the_canaries_run_far_from_calibration(tmp_path: Path) -> None:
     path = make_profile(tmp_path / "canary.json", canary_latency_s=1e-9)  # no GRU call is that fast
     proc = subprocess.run([GRU_SIM, "validate", "--quick", "--profile", str(path)], capture_output=True, text=True,
