@@ -85,7 +85,7 @@ def test_measure_imports_torch() -> None:
 LOWER_LAYERS_ONLY = {
     "gru_sim.sim": ["gru_sim.scenario", "gru_sim.study", "gru_sim.report", "gru_sim.plan", "pydantic", "yaml",
                     "plotly"],
-    "gru_sim.scenario": ["gru_sim.study", "gru_sim.report", "gru_sim.predict", "plotly"],
+    "gru_sim.scenario": ["gru_sim.study", "gru_sim.report", "plotly"],
     "gru_sim.validation": ["gru_sim.report", "gru_sim.study", "plotly"],
     "gru_sim.study": ["plotly", "gru_sim.report.render"],
     "gru_sim.report.prose": ["plotly"],

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from gru_sim.errors import ConfigError, OutOfMemoryError
-from gru_sim.sim.serving import (ArrivalSpec, BatchingSpec, ServingSpec, SeqLenSpec, generate_requests,
-                                 simulate_serving, sweep_load)
+from gru_sim.sim.load_sweep import sweep_load
+from gru_sim.sim.serving import simulate_serving
+from gru_sim.sim.serving_spec import ArrivalSpec, BatchingSpec, ServingSpec, SeqLenSpec, generate_requests
 
 SERVICE_S = 0.01
 

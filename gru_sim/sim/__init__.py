@@ -9,9 +9,9 @@ as plain numbers (:class:`gru_sim.model.kernel_times.CallTimes`, or injected ser
 from .executors import (EXECUTORS, CallSimulation, KernelRun, Parallelism, graph_for, parallelism,
                         simulate_call)
 from .graph import DEFAULT_MAX_CHUNKS, KINDS, KernelGraph, build_graph, resolve_chunk_steps
-from .serving import (ArrivalSpec, BatchingSpec, LoadPoint, LoadSweep, Percentiles, RequestLog, ServingResult,
-                      ServingSpec, SeqLenSpec, generate_requests,
-                      simulate_serving, sweep_load)
+from .load_sweep import LoadPoint, LoadSweep, sweep_load
+from .serving import Percentiles, RequestLog, ServingResult, is_stable, simulate_serving
+from .serving_spec import ArrivalSpec, BatchingSpec, ServingSpec, SeqLenSpec, generate_requests
 from .trace import chrome_trace, write_chrome_trace
 from .training import (BackwardPiece, Bucket, DeviceStepTimes, Interconnect, TrainingPoint, TrainingResult,
                        TrainingSpec, ddp_buckets, ring_allreduce_s, simulate_step, simulate_training,
@@ -22,7 +22,7 @@ __all__ = [
     "DEFAULT_MAX_CHUNKS", "KINDS", "KernelGraph", "build_graph", "resolve_chunk_steps",
     "ArrivalSpec", "BatchingSpec", "LoadPoint", "LoadSweep", "Percentiles", "RequestLog", "ServingResult",
     "ServingSpec", "SeqLenSpec", "generate_requests",
-    "simulate_serving", "sweep_load", "chrome_trace", "write_chrome_trace",
+    "is_stable", "simulate_serving", "sweep_load", "chrome_trace", "write_chrome_trace",
     "BackwardPiece", "Bucket", "DeviceStepTimes", "Interconnect", "TrainingPoint", "TrainingResult",
     "TrainingSpec", "ddp_buckets", "ring_allreduce_s", "simulate_step", "simulate_training",
     "step_times_from_call",

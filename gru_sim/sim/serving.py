@@ -23,201 +23,24 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator
 
 import numpy as np
 import simpy
 
 from ..csvfiles import read_arrival_trace as load_arrival_trace  # noqa: F401  (callers not yet moved to csvfiles)
 from ..errors import ConfigError, OutOfMemoryError
-
-ARRIVAL_PROCESSES = ("poisson", "constant", "trace")
-SEQ_LEN_DISTRIBUTIONS = ("fixed", "uniform", "lognormal")
-PADDINGS = ("pad", "bucket")
+from .serving_spec import (ARRIVAL_PROCESSES, PADDINGS, SEQ_LEN_DISTRIBUTIONS, ArrivalSpec, BatchingSpec,
+                           Requests, SeqLenSpec, ServingSpec, default_bucket_edges, generate_requests)
 
 ServiceTime = Callable[[int, int], float]
 MemoryBytes = Callable[[int, int], int]
 
-
-# ------------------------------------------------------------------------------------------- specs
-@dataclass(frozen=True)
-class ArrivalSpec:
-    """How requests arrive. ``poisson`` and ``constant`` need ``rate_per_s``; ``trace`` needs ``trace``
-    (``(time_s, seq_len)`` pairs, times non-decreasing), and a ``rate_per_s``, if given, rescales the
-    trace's times to that mean rate (how a load sweep replays one trace at other loads)."""
-
-    process: str = "poisson"
-    rate_per_s: float | None = None
-    trace: tuple[tuple[float, int], ...] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.process not in ARRIVAL_PROCESSES:
-            raise ConfigError(f"process(={self.process!r}) must be one of "
-                                f"{', '.join(ARRIVAL_PROCESSES)}")
-        if self.rate_per_s is not None and not (math.isfinite(self.rate_per_s) and self.rate_per_s > 0):
-            raise ConfigError(f"rate_per_s(={self.rate_per_s}) must be > 0")
-        if self.process != "trace" and self.rate_per_s is None:
-            raise ConfigError(f"rate_per_s is required for process {self.process}")
-        if self.process == "trace":
-            if not self.trace:
-                raise ConfigError("process trace needs at least one (time_s, seq_len) row")
-            times = [t for t, _ in self.trace]
-            if any(b < a for a, b in zip(times, times[1:])) or any(not math.isfinite(t) or t < 0 for t in times):
-                raise ConfigError("trace times must be finite, >= 0 and non-decreasing")
-            if any(int(n) != n or n < 1 for _, n in self.trace):
-                raise ConfigError("every seq_len of a trace must be a whole number >= 1")
-            if len(self.trace) > 1 and times[-1] == times[0] and self.rate_per_s is not None:
-                raise ConfigError("a trace with all requests at one instant cannot be rescaled "
-                                    "to a rate")
-
-
-@dataclass(frozen=True)
-class SeqLenSpec:
-    """Request lengths in time steps: ``fixed`` (``value``), ``uniform`` (``low``..``high`` inclusive)
-    or ``lognormal`` (``median``, ``sigma`` of log length, draws above ``max`` cut to ``max``)."""
-
-    distribution: str = "fixed"
-    value: int | None = None
-    low: int | None = None
-    high: int | None = None
-    median: float | None = None
-    sigma: float | None = None
-    max: int | None = None
-
-    def __post_init__(self) -> None:
-        needs = {"fixed": ("value",), "uniform": ("low", "high"), "lognormal": ("median", "sigma", "max")}
-        if self.distribution not in needs:
-            raise ConfigError(f"distribution(={self.distribution!r}) must be one of "
-                                f"{', '.join(SEQ_LEN_DISTRIBUTIONS)}")
-        for name in needs[self.distribution]:
-            value = getattr(self, name)
-            if value is None or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"{name}(={value}) must be > 0 for {self.distribution}")
-        if self.distribution == "uniform" and self.low > self.high:  # type: ignore[operator]
-            raise ConfigError(f"low(={self.low}) must be <= high(={self.high})")
-
-    @property
-    def longest(self) -> int:
-        """The longest length this distribution can give."""
-        return int({"fixed": self.value, "uniform": self.high, "lognormal": self.max}[self.distribution])
-
-
-@dataclass(frozen=True)
-class BatchingSpec:
-    """The dynamic batcher. ``bucket_edges``: upper bounds (inclusive) of the length buckets for
-    ``padding="bucket"``; None: powers of two from 8 up to the longest request."""
-
-    max_batch: int = 1
-    max_wait_s: float = 0.0
-    padding: str = "pad"
-    bucket_edges: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) or self.max_batch < 1:
-            raise ConfigError(f"max_batch(={self.max_batch!r}) must be a whole number >= 1")
-        if not math.isfinite(self.max_wait_s) or self.max_wait_s < 0:
-            raise ConfigError(f"max_wait_s(={self.max_wait_s}) must be >= 0")
-        if self.padding not in PADDINGS:
-            raise ConfigError(f"padding(={self.padding!r}) must be one of {', '.join(PADDINGS)}")
-        if self.bucket_edges is not None and (not self.bucket_edges or list(self.bucket_edges) != sorted(set(self.bucket_edges))
-                                              or self.bucket_edges[0] < 1):
-            raise ConfigError(f"bucket_edges(={self.bucket_edges}) must be increasing "
-                                "whole numbers >= 1")
-
-
-@dataclass(frozen=True)
-class ServingSpec:
-    """A serving study: arrivals, lengths (ignored for a trace, which has its own), batcher, replicas.
-
-    ``threads_per_replica`` is carried for the caller that builds ``service_time_s`` (a replica's
-    service time is the cost model's at that thread count). ``slo_p99_latency_s``: the latency target
-    (None: none). ``memory_cap_bytes``: a batch must fit under it (needs a ``memory_bytes`` function).
-    ``load_sweep_rates_per_s``: rates for :func:`sweep_load` (None: spread up to capacity).
-    """
-
-    arrival: ArrivalSpec
-    seq_len: SeqLenSpec | None = None
-    batching: BatchingSpec = BatchingSpec()
-    replicas: int = 1
-    threads_per_replica: int = 1
-    requests: int = 10_000
-    seed: int = 0
-    slo_p99_latency_s: float | None = None
-    memory_cap_bytes: int | None = None
-    load_sweep_rates_per_s: tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("replicas", "threads_per_replica", "requests"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name}(={value!r}) must be a whole number >= 1")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed(={self.seed!r}) must be a whole number >= 0")
-        if self.seq_len is None and self.arrival.process != "trace":
-            raise ConfigError("seq_len is required unless the arrival process is trace")
-        if self.slo_p99_latency_s is not None and not self.slo_p99_latency_s > 0:
-            raise ConfigError(f"slo_p99_latency_s(={self.slo_p99_latency_s}) must be > 0")
-        if self.memory_cap_bytes is not None and self.memory_cap_bytes <= 0:
-            raise ConfigError(f"memory_cap_bytes(={self.memory_cap_bytes}) must be > 0")
-        if self.load_sweep_rates_per_s is not None and (
-                not self.load_sweep_rates_per_s or min(self.load_sweep_rates_per_s) <= 0):
-            raise ConfigError(f"load_sweep_rates_per_s(={self.load_sweep_rates_per_s}) must be "
-                                "rates > 0")
-
-    def with_rate(self, rate_per_s: float) -> "ServingSpec":
-        """The same study at another mean arrival rate."""
-        return replace(self, arrival=replace(self.arrival, rate_per_s=float(rate_per_s)))
-
-
-# ---------------------------------------------------------------------------------------- requests
-@dataclass(frozen=True, eq=False)
-class Requests:
-    """The requests of a run, sorted by arrival: ``arrival_s[i]`` and ``seq_len[i]``."""
-
-    arrival_s: np.ndarray
-    seq_len: np.ndarray
-
-
-def generate_requests(spec: ServingSpec) -> Requests:
-    """Draw the arrivals and lengths of ``spec`` (seeded: arrivals and lengths from separate streams,
-    so a change of rate keeps the same lengths and scales the same gaps)."""
-    arrival_rng, length_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(spec.seed).spawn(2))
-    a = spec.arrival
-    if a.process == "trace":
-        assert a.trace is not None
-        rows = a.trace[:spec.requests]
-        times = np.array([t for t, _ in rows], dtype=float)
-        lengths = np.array([n for _, n in rows], dtype=np.int64)
-        if a.rate_per_s is not None and len(rows) > 1:
-            native_rate = (len(rows) - 1) / (times[-1] - times[0])
-            times = times[0] + (times - times[0]) * (native_rate / a.rate_per_s)
-        return Requests(times, lengths)
-    n = spec.requests
-    assert a.rate_per_s is not None
-    if a.process == "poisson":
-        times = np.cumsum(arrival_rng.exponential(1.0, n)) / a.rate_per_s
-    else:
-        times = np.arange(1, n + 1, dtype=float) / a.rate_per_s
-    assert spec.seq_len is not None
-    return Requests(times, _draw_lengths(spec.seq_len, n, length_rng))
-
-
-def _draw_lengths(s: SeqLenSpec, n: int, rng: np.random.Generator) -> np.ndarray:
-    if s.distribution == "fixed":
-        return np.full(n, int(s.value), dtype=np.int64)  # type: ignore[arg-type]
-    if s.distribution == "uniform":
-        return rng.integers(int(s.low), int(s.high) + 1, size=n, dtype=np.int64)  # type: ignore[arg-type]
-    draws = np.rint(float(s.median) * np.exp(float(s.sigma) * rng.standard_normal(n)))  # type: ignore[arg-type]
-    return np.clip(draws, 1, int(s.max)).astype(np.int64)  # type: ignore[arg-type]
-
-
-def default_bucket_edges(longest: int) -> tuple[int, ...]:
-    """Powers of two from 8 up to the first one that holds ``longest``."""
-    edges = [8]
-    while edges[-1] < longest:
-        edges.append(edges[-1] * 2)
-    return tuple(edges)
+# The study's spec is defined in serving_spec.py; its names are also reachable from here.
+__all__ = ["ARRIVAL_PROCESSES", "PADDINGS", "SEQ_LEN_DISTRIBUTIONS", "ArrivalSpec", "BatchingSpec", "MemoryBytes",
+           "Percentiles", "RequestLog", "Requests", "SeqLenSpec", "ServiceTime", "ServingResult", "ServingSpec",
+           "default_bucket_edges", "generate_requests", "is_stable", "load_arrival_trace", "simulate_serving"]
 
 
 # ----------------------------------------------------------------------------------------- results
@@ -496,25 +319,6 @@ def _summarise(spec: ServingSpec, log: RequestLog, timeline_points: int, sample_
         request_sample=sample, log=log)
 
 
-# -------------------------------------------------------------------------------------- load sweep
-@dataclass(frozen=True)
-class LoadPoint:
-    """One arrival rate of a load sweep and what it gave."""
-
-    rate_per_s: float
-    throughput_req_per_s: float
-    latency_mean_s: float
-    latency_p50_s: float
-    latency_p99_s: float
-    utilization: float
-    mean_batch_size: float
-    stable: bool
-    meets_slo: bool | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
 def is_stable(result: ServingResult, max_batch: int) -> bool:
     """Whether the replicas kept up with the arrivals: by the last arrival, all but a backlog of
     max(3% of the requests, two full batches per replica) had been served. An overloaded run's queue
@@ -523,104 +327,3 @@ def is_stable(result: ServingResult, max_batch: int) -> bool:
     served = int((log.finish_s <= log.arrival_s.max()).sum())
     allowed = max(0.03 * result.requests, 2 * result.replicas * max_batch)
     return result.requests - served <= allowed
-
-
-@dataclass(frozen=True)
-class LoadSweep:
-    """p99 latency against arrival rate, and the highest rate found to meet the SLO — a p99 within
-    it, in a stable run (see :func:`is_stable`). None: no rate met it; ``bounded`` is False when even
-    the highest rate tried met it."""
-
-    slo_p99_latency_s: float | None
-    capacity_estimate_per_s: float
-    points: tuple[LoadPoint, ...]
-    max_rate_meeting_slo_per_s: float | None
-    bounded: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"slo_p99_latency_s": self.slo_p99_latency_s,
-                "capacity_estimate_per_s": self.capacity_estimate_per_s,
-                "max_rate_meeting_slo_per_s": self.max_rate_meeting_slo_per_s, "bounded": self.bounded,
-                "points": [p.to_dict() for p in self.points]}
-
-
-def estimate_capacity_per_s(spec: ServingSpec, service_time_s: ServiceTime,
-                            memory_bytes: MemoryBytes | None = None) -> float:
-    """Requests per second the replicas sustain running full batches: replicas × batch / service time,
-    with the batch's padded length taken as the expected longest of ``max_batch`` draws."""
-    lengths = generate_requests(replace(spec, requests=min(spec.requests, 10_000))).seq_len
-    k = spec.batching.max_batch
-    longest = int(np.quantile(lengths, k / (k + 1)))
-    if spec.memory_cap_bytes is not None and memory_bytes is not None:
-        while k > 1 and memory_bytes(k, longest) > spec.memory_cap_bytes:
-            k -= 1
-    service = float(service_time_s(k, longest))
-    return spec.replicas * k / service if service > 0 else math.inf
-
-
-def sweep_load(spec: ServingSpec, service_time_s: ServiceTime, memory_bytes: MemoryBytes | None = None, *,
-               rates_per_s: Sequence[float] | None = None, slo_p99_latency_s: float | None = None,
-               points: int = 8, requests: int | None = None, rel_tolerance: float = 0.02,
-               max_bisections: int = 12) -> LoadSweep:
-    """Simulate ``spec`` at several arrival rates (``rates_per_s``, else ``spec.load_sweep_rates_per_s``,
-    else ``points`` rates from 10% to 100% of the estimated capacity) and, given an SLO (argument or
-    spec), bisect between the highest rate meeting it and the lowest failing one until they are within
-    ``rel_tolerance``. All runs share the seed, so they see the same gaps scaled (common random numbers).
-    """
-    slo = slo_p99_latency_s if slo_p99_latency_s is not None else spec.slo_p99_latency_s
-    if requests is not None:
-        spec = replace(spec, requests=requests)
-    capacity = estimate_capacity_per_s(spec, service_time_s, memory_bytes)
-    if rates_per_s is None:
-        rates_per_s = spec.load_sweep_rates_per_s
-    if rates_per_s is None:
-        if not math.isfinite(capacity):
-            raise ConfigError("service times of 0 give an unbounded capacity: give rates_per_s")
-        rates_per_s = [capacity * f for f in np.linspace(0.1, 1.0, max(points, 2))]
-    if not rates_per_s or min(rates_per_s) <= 0:
-        raise ConfigError(f"rates_per_s(={list(rates_per_s)}) must be rates > 0")
-    results: dict[float, LoadPoint] = {}
-
-    def run(rate: float) -> LoadPoint:
-        if rate not in results:
-            r = simulate_serving(spec.with_rate(rate), service_time_s, memory_bytes, timeline_points=1,
-                                 sample_requests=0)
-            stable = is_stable(r, spec.batching.max_batch)
-            results[rate] = LoadPoint(rate, r.throughput_req_per_s, r.latency_s.mean, r.latency_s.p50,
-                                      r.latency_s.p99, r.utilization, r.mean_batch_size, stable,
-                                      None if slo is None else stable and r.latency_s.p99 <= slo)
-        return results[rate]
-
-    for rate in sorted(float(r) for r in rates_per_s):
-        run(rate)
-    best: float | None = None
-    bounded = True
-    if slo is not None:
-        ordered = [results[r] for r in sorted(results)]
-        failing = [p.rate_per_s for p in ordered if not p.meets_slo]
-        if not failing:
-            # Push past the highest rate until the SLO breaks (or give up: it is then not bounded).
-            hi = ordered[-1].rate_per_s
-            for _ in range(4):
-                hi *= 2
-                if not run(hi).meets_slo:
-                    break
-            failing = [hi] if not results[hi].meets_slo else []
-        if failing:
-            hi = failing[0]
-            passing = [r for r in sorted(results) if r < hi and results[r].meets_slo]
-            lo = passing[-1] if passing else 0.0
-            for _ in range(max_bisections):
-                if hi - lo <= rel_tolerance * hi:
-                    break
-                mid = 0.5 * (lo + hi) if lo > 0 else hi / 4
-                if run(mid).meets_slo:
-                    lo = mid
-                else:
-                    hi = mid
-            best = lo if lo > 0 else None
-        else:
-            best, bounded = max(results), False
-    return LoadSweep(slo_p99_latency_s=slo, capacity_estimate_per_s=capacity,
-                     points=tuple(results[r] for r in sorted(results)), max_rate_meeting_slo_per_s=best,
-                     bounded=bounded)

@@ -9,7 +9,8 @@ from typing import Any, Callable
 from ..config import GruConfig
 from ..scenario import Scenario
 from ..report.prose import batch_name, batch_timeline_text
-from ..sim.serving import LoadSweep, RequestLog, ServingResult, simulate_serving, sweep_load
+from ..sim.load_sweep import LoadSweep, sweep_load
+from ..sim.serving import RequestLog, ServingResult, simulate_serving
 from .engine import CostModel
 
 SERVING_TIMELINE_POINTS = 400
