@@ -69,7 +69,7 @@ def test_shipped_scenarios_exist() -> None:
 def test_every_shipped_scenario_loads(path: Path) -> None:
     scenario = load_scenario(path)
     assert scenario.name == path.stem  # so reports/<name>/ is named like the file
-    assert scenario.spec.sweep or scenario.spec.serving or scenario.spec.training
+    assert scenario.spec.sweep or scenario.spec.serving or scenario.spec.training or scenario.spec.plan
 
 
 def test_the_contract_example_loads_as_written(tmp_path: Path) -> None:

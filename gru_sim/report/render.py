@@ -13,6 +13,7 @@ from ..validation import Validation
 from . import serving_figures as sv
 from . import sweep_figures as sw
 from . import training_figures as tr
+from .plan_figures import plan_section
 from .page import Section, ape_pct, cards, footer, is_num, pct, render_page, table, write_html
 from .profile_section import profile_section
 from .timeline import gantt_figure
@@ -29,6 +30,8 @@ def write_report(results: dict[str, Any], path: str | Path) -> Path:
         sections.append(_serving_section(results))
     if results.get("training"):
         sections.append(_training_section(results))
+    if results.get("plan"):
+        sections.append(plan_section(results["plan"]))
     if results.get("validation"):
         sections.append(validation_section(Validation.from_dict(results["validation"])))
     sections.append(profile_section(results.get("profile", {}), results.get("scenario", {})))
@@ -86,6 +89,18 @@ def _summary_section(results: dict[str, Any]) -> Section:
                    si_rate(top["throughput_seq_per_s"], "seq/s")),
                   (f"scaling efficiency at {top['devices']}", f"{top['scaling_efficiency']:.0%}",
                    "vs perfect linear scaling")]
+    plan = results.get("plan") or {}
+    if plan.get("recommended"):
+        rec = plan["recommended"]
+        items.append(("recommended deployment", f"{rec['cost_per_hour']:.4g}/h",
+                      f"{rec['replicas']} replicas on {rec['machines']} {rec['hardware']}, p99 "
+                      f"{fmt_seconds(rec['latency_s']['p99'])}"))
+    elif "recommended" in plan:
+        items.append(("recommended deployment", "none", "no deployment meets the constraints"))
+    if (plan.get("training") or {}).get("devices") is not None:
+        t = plan["training"]
+        items.append(("training", f"{t['devices']} x batch {t['batch_per_device']}",
+                      f"epoch {fmt_seconds(t['epoch_time_s'])}, {t['cost']:.4g} per epoch"))
     check = (results.get("profile") or {}).get("self_check") or {}
     holdout = check.get("holdout") or {}
     if is_num(holdout.get("median_ape")):

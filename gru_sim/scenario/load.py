@@ -21,13 +21,15 @@ from ..accounting import footprint_bytes
 from ..config import GruConfig, broken_rules
 from ..csvfiles import CsvFileError, read_arrival_trace, read_rows
 from ..errors import ConfigError, ScenarioError
+from ..plan import spec as plan_spec
+from ..plan.spec import PlanSpec
 from ..sim import serving as sim_serving
 from ..sim import training as sim_training
 from ..units import fmt_bytes
 from .locate import (Problems, YamlLoader, duplicate_keys, fmt_num, format_problems, keys_at,
                      problem_from_pydantic, show, yaml_kind)
-from .schema import (GRID_AXES, FixedSeqLen, LognormalSeqLen, ScenarioSpec, SweepConfigSpec, TraceArrival,
-                     UniformSeqLen)
+from .schema import (GRID_AXES, FixedSeqLen, LognormalSeqLen, ReplicaRangeSpec, ScenarioSpec, SweepConfigSpec,
+                     TraceArrival, UniformSeqLen)
 
 # A sweep this large takes minutes even on many cores, and its report would be unreadable.
 MAX_SWEEP_CONFIGS = 200_000
@@ -46,6 +48,8 @@ class Scenario:
     sweep_configs: tuple[GruConfig, ...]
     serving: sim_serving.ServingSpec | None
     training: sim_training.TrainingSpec | None
+    # The plan section, for `gru-sim plan` (`run` leaves it alone).
+    plan: PlanSpec | None = None
 
     @property
     def name(self) -> str:
@@ -130,8 +134,8 @@ def resolve_path(base_dir: Path, text: str) -> Path:
 def _check_and_build(path: Path, spec: ScenarioSpec, problems: Problems) -> Scenario:
     base_dir = path.parent
     m = spec.model
-    if spec.sweep is None and spec.serving is None and spec.training is None:
-        problems.about((), "the scenario has no study: add sweep, serving or training")
+    if spec.sweep is None and spec.serving is None and spec.training is None and spec.plan is None:
+        problems.about((), "the scenario has no study: add sweep, serving, training or plan")
     for name, rule in broken_rules(spec.device, m.dtype, m.impl):
         problems.bad(("model", name), getattr(m, name), rule)
 
@@ -145,10 +149,11 @@ def _check_and_build(path: Path, spec: ScenarioSpec, problems: Problems) -> Scen
     sweep_configs = _sweep_configs(spec, base_dir, problems) if spec.sweep is not None else ()
     serving = _serving_spec(spec, base_dir, problems) if spec.serving is not None else None
     training = _training_spec(spec, problems) if spec.training is not None else None
+    plan = _plan_spec(spec, base_dir, problems) if spec.plan is not None else None
     if problems:
         raise ScenarioError(format_problems(str(path), problems.found))
     return Scenario(path=path, spec=spec, profile_path=profile_path, sweep_configs=sweep_configs,
-                    serving=serving, training=training)
+                    serving=serving, training=training, plan=plan)
 
 
 def _mode_rule(spec: ScenarioSpec, mode: str) -> str | None:
@@ -350,6 +355,90 @@ def _training_spec(spec: ScenarioSpec, problems: Problems) -> sim_training.Train
             interconnect=sim_training.Interconnect(t.interconnect.bandwidth_bytes_per_s, t.interconnect.latency_s))
     except ConfigError as err:  # the schema should have caught it; say where anyway
         problems.about(("training",), f"cannot be simulated: {err}")
+        return None
+
+
+# --------------------------------------------------------------------------------------------- plan
+def _plan_spec(spec: ScenarioSpec, base_dir: Path, problems: Problems) -> PlanSpec | None:
+    """The planner's spec of the ``plan`` section, or None after reporting why there is none."""
+    pl = spec.plan
+    assert pl is not None
+    before = len(problems.found)
+    trace = None
+    if isinstance(pl.arrival, TraceArrival):
+        if pl.seq_len is not None:
+            problems.bad(("plan", "seq_len"), pl.seq_len.model_dump(),
+                         "with arrival.process trace, each request's seq_len comes from the trace: remove it")
+        try:
+            trace = read_arrival_trace(resolve_path(base_dir, pl.arrival.csv))
+        except CsvFileError as err:
+            problems.bad(("plan", "arrival", "csv"), pl.arrival.csv, _csv_problem(err))
+    elif pl.seq_len is None:
+        problems.missing(("plan", "seq_len"), "required unless arrival.process is trace")
+    ln = pl.seq_len
+    if isinstance(ln, UniformSeqLen) and ln.low > ln.high:
+        problems.bad(("plan", "seq_len", "high"), ln.high, f"must be >= low ({ln.low})")
+    if isinstance(ln, LognormalSeqLen) and ln.max < ln.median:
+        problems.bad(("plan", "seq_len", "max"), ln.max, f"must be >= median ({fmt_num(ln.median)})")
+    given = [p for p in (99, 95) if getattr(pl.slo, f"p{p}_latency_s") is not None]
+    if len(given) != 1:
+        problems.about(("plan", "slo"), "give one of p99_latency_s and p95_latency_s")
+    search = pl.search
+    if isinstance(search.replicas, ReplicaRangeSpec) and search.replicas.max < search.replicas.min:
+        problems.bad(("plan", "search", "replicas", "max"), search.replicas.max,
+                     f"must be >= min ({search.replicas.min})")
+    edges = search.bucket_edges
+    if edges is not None and any(b <= a for a, b in zip(edges, edges[1:])):
+        problems.bad(("plan", "search", "bucket_edges"), edges, "edges must increase")
+    hardware = []
+    for i, hw in enumerate(pl.hardware or ()):
+        if any(other.name == hw.name for other in (pl.hardware or ())[:i]):
+            problems.bad(("plan", "hardware", i, "name"), hw.name, "every machine kind needs its own name")
+        profile = None
+        if hw.profile is not None:
+            found = resolve_path(base_dir, hw.profile)
+            if not found.is_file():
+                problems.bad(("plan", "hardware", i, "profile"), hw.profile,
+                             f"no such file (looked in {base_dir or '.'} and the current folder)")
+            profile = str(found)
+        hardware.append(plan_spec.Hardware(name=hw.name, cost_per_hour=hw.cost_per_hour, cores=hw.cores,
+                                           memory_bytes=hw.memory_bytes, profile=profile))
+    if pl.training is not None:
+        rule = _mode_rule(spec, "training")
+        if rule:
+            problems.bad(("model", "impl"), spec.model.impl, f"{rule}, so it cannot train")
+    if len(problems.found) > before:
+        return None
+    if not hardware:
+        # No machine kinds named: one replica per machine at 1 per hour, so the cost counts replicas.
+        hardware.append(plan_spec.Hardware(name="replica", cost_per_hour=1.0, cores=max(search.threads_per_replica)))
+    replicas = (tuple(range(search.replicas.min, search.replicas.max + 1))
+                if isinstance(search.replicas, ReplicaRangeSpec) else tuple(sorted(set(search.replicas))))
+    seeds = tuple(range(1, pl.seeds + 1)) if isinstance(pl.seeds, int) else tuple(pl.seeds)
+    t = pl.training
+    try:
+        return plan_spec.PlanSpec(
+            arrival=sim_serving.ArrivalSpec(process=pl.arrival.process,
+                                            rate_per_s=getattr(pl.arrival, "rate_per_s", None), trace=trace),
+            seq_len=None if ln is None else sim_serving.SeqLenSpec(**ln.model_dump()),
+            slo=plan_spec.Slo(latency_s=getattr(pl.slo, f"p{given[0]}_latency_s"), percentile=given[0],
+                              min_attainment=pl.slo.min_attainment),
+            hardware=tuple(hardware),
+            space=plan_spec.SearchSpace(replicas=replicas, max_batch=tuple(search.max_batch),
+                                        max_wait_s=tuple(search.max_wait_s), padding=tuple(search.padding),
+                                        bucket_edges=None if edges is None else tuple(edges),
+                                        threads_per_replica=tuple(search.threads_per_replica)),
+            rates_per_s=tuple(pl.rates_per_s or ()), memory_cap_bytes=pl.memory_cap_bytes, requests=pl.requests,
+            seeds=seeds, service_time_factor=pl.service_time_factor,
+            training=None if t is None else plan_spec.TrainingPlanSpec(
+                sequences_per_epoch=t.sequences_per_epoch, seq_len=t.seq_len,
+                target_epoch_time_s=t.target_epoch_time_s, batch_per_device=tuple(t.batch_per_device),
+                devices=tuple(t.devices),
+                interconnect=sim_training.Interconnect(t.interconnect.bandwidth_bytes_per_s, t.interconnect.latency_s),
+                cost_per_device_hour=t.cost_per_device_hour, device_memory_bytes=t.device_memory_bytes,
+                optimizer=t.optimizer))
+    except ConfigError as err:  # the schema should have caught it; say where anyway
+        problems.about(("plan",), f"cannot be planned: {err}")
         return None
 
 

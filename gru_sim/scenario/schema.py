@@ -181,6 +181,90 @@ class TrainingSpec(_Spec):
         "adam", description="optimizer whose step (a pass over weights, gradients and state) ends each step")
 
 
+# -------------------------------------------------------------------------------------------- plan
+class PlanSloSpec(_Spec):
+    """The latency objective of a plan: give one of p99_latency_s and p95_latency_s."""
+
+    p99_latency_s: PositiveFloat | None = Field(None, description="99th-percentile latency to meet")
+    p95_latency_s: PositiveFloat | None = Field(None, description="95th-percentile latency to meet")
+    min_attainment: float | None = Field(
+        None, gt=0, le=1, description="share of requests that must finish within the latency (default: the "
+                                      "percentile's, e.g. 0.99)")
+
+
+class ReplicaRangeSpec(_Spec):
+    min: PositiveInt = Field(1, le=65536, description="fewest replicas")
+    max: PositiveInt = Field(le=65536, description="most replicas")
+
+
+class PlanSearchSpec(_Spec):
+    """The deployments to choose among (every list is a choice)."""
+
+    replicas: Union[ReplicaRangeSpec, list[Annotated[int, Field(gt=0, le=65536)]]] = Field(
+        default_factory=lambda: ReplicaRangeSpec(min=1, max=64),
+        description="replica counts: {min, max} or a list (default 1 to 64)")
+    max_batch: list[Annotated[int, Field(gt=0, le=1_000_000)]] = Field(
+        [1, 4, 16], min_length=1, description="largest batch a replica runs")
+    max_wait_s: list[Annotated[float, Field(ge=0, le=3600)]] = Field(
+        [0.0, 0.01], min_length=1, description="longest a request waits for others")
+    padding: list[Literal["pad", "bucket"]] = Field(["pad"], min_length=1, description="pad and/or bucket")
+    bucket_edges: list[PositiveInt] | None = Field(
+        None, min_length=1, description="upper bounds of the length buckets (default: powers of two)")
+    threads_per_replica: list[Annotated[int, Field(gt=0, le=4096)]] = Field(
+        [1], min_length=1, description="intra-op threads of each replica")
+
+
+class HardwareSpec(_Spec):
+    """A machine kind replicas may be packed onto."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", max_length=100, description="names the kind in the plan")
+    cost_per_hour: PositiveFloat = Field(description="price of one machine per hour (any currency)")
+    cores: PositiveInt = Field(le=65536, description="cores of one machine")
+    memory_bytes: PositiveInt | None = Field(None, description="memory of one machine (default: not a limit)")
+    profile: str | None = Field(
+        None, min_length=1, description="calibration profile made on this kind (default: the plan's profile). A "
+                                        "relative path is read from the scenario's folder, else the current one.")
+
+
+class PlanTrainingSpec(_Spec):
+    """Train an epoch in time: the cheapest device count and batch per device."""
+
+    sequences_per_epoch: PositiveInt = Field(description="sequences in one epoch")
+    seq_len: PositiveInt = Field(description="time steps of every sequence")
+    target_epoch_time_s: PositiveFloat = Field(description="an epoch must take at most this long")
+    batch_per_device: list[Annotated[int, Field(gt=0, le=1_000_000)]] = Field(
+        min_length=1, description="batches per device to choose among (ones the training recipe accepts)")
+    devices: list[Annotated[int, Field(gt=0, le=65536)]] = Field(min_length=1, description="device counts")
+    interconnect: InterconnectSpec
+    cost_per_device_hour: PositiveFloat = Field(1.0, description="price of one device per hour")
+    device_memory_bytes: PositiveInt | None = Field(None, description="memory of one device (default: no limit)")
+    optimizer: Literal["sgd", "sgd-momentum", "adam"] = Field("adam", description="as in training")
+
+
+class PlanSpec(_Spec):
+    """The cheapest deployment meeting a latency SLO (``gru-sim plan``), and optionally the cheapest
+    training setup meeting an epoch time. Traffic is written as in serving."""
+
+    arrival: Annotated[Union[PoissonArrival, ConstantArrival, TraceArrival], Field(discriminator="process")]
+    seq_len: Annotated[Union[FixedSeqLen, UniformSeqLen, LognormalSeqLen],
+                       Field(discriminator="distribution")] | None = Field(
+        None, description="request lengths (required unless arrival.process is trace)")
+    rates_per_s: list[PositiveFloat] | None = Field(
+        None, min_length=1, description="rates to plan for (e.g. a day's hours): sized for the highest, "
+                                        "the others get a schedule")
+    slo: PlanSloSpec
+    memory_cap_bytes: PositiveInt | None = Field(None, description="memory one replica may use")
+    search: PlanSearchSpec = Field(default_factory=PlanSearchSpec)
+    hardware: list[HardwareSpec] | None = Field(
+        None, min_length=1, description="machine kinds (default: one replica per machine at 1 per hour)")
+    requests: PositiveInt = Field(4000, le=1_000_000, description="requests per simulation of a candidate")
+    seeds: Union[list[Annotated[int, Field(ge=0)]], PositiveInt] = Field(
+        [1, 2, 3], description="seeds each candidate is simulated with (a list, or how many)")
+    service_time_factor: PositiveFloat = Field(
+        1.0, le=100, description="multiplies every predicted service time: a margin for real serving loops")
+    training: PlanTrainingSpec | None = None
+
+
 # ---------------------------------------------------------------------------------------- scenario
 class ScenarioSpec(_Spec):
     """A gru-sim scenario: a GRU model and the studies to run on it (at least one)."""
@@ -198,6 +282,7 @@ class ScenarioSpec(_Spec):
     sweep: SweepSpec | None = None
     serving: ServingSpec | None = None
     training: TrainingSpec | None = None
+    plan: PlanSpec | None = None
 
 
 

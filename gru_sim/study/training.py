@@ -31,18 +31,24 @@ def run_training(scenario: Scenario, model: CostModel, memory_bandwidth_bytes_pe
     """
     spec = scenario.training
     assert spec is not None and scenario.spec.training is not None
-    optimizer = scenario.spec.training.optimizer
     config = scenario.config(batch=spec.batch_per_device, seq_len=spec.seq_len, mode="training")
     progress(0, 1)
-    times = model.call_times(config)
+    step = device_step(model, config, scenario.spec.training.optimizer, memory_bandwidth_bytes_per_s)
+    result = simulate_training(step, spec)
+    progress(1, 1)
+    return result, step, [config]
+
+
+def device_step(model: CostModel, config: GruConfig, optimizer: str,
+                memory_bandwidth_bytes_per_s: float | None) -> DeviceStepTimes:
+    """One device's training step on ``config`` (a training call): the call's kernel times, then the
+    optimizer step priced as a memory-bound pass at ``memory_bandwidth_bytes_per_s`` (None: free); the
+    peak memory adds the gradients and the optimizer's state to the call's."""
     weight_bytes = account_call(config).weight_bytes
     optimizer_s = (OPTIMIZER_PASSES[optimizer] * weight_bytes / memory_bandwidth_bytes_per_s
                    if memory_bandwidth_bytes_per_s else 0.0)
     peak = int(model.predict(config).peak_memory_bytes) + (1 + OPTIMIZER_STATE[optimizer]) * weight_bytes
-    step = step_times_from_call(times, optimizer_s, peak)
-    result = simulate_training(step, spec)
-    progress(1, 1)
-    return result, step, [config]
+    return step_times_from_call(model.call_times(config), optimizer_s, peak)
 
 
 def training_records(result: TrainingResult, step: DeviceStepTimes) -> list[dict[str, Any]]:
