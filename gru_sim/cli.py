@@ -14,6 +14,9 @@ import sys
 from typing import Any, Callable, Sequence
 
 from .config import DEVICES, DTYPES, IMPLS, MODES, GruConfig, read_configs_csv
+from .console import console as _console
+from .console import print_self_check, print_validation
+from .console import print_table as _print_table
 from .errors import GruSimError, ThresholdFailed
 from .units import fmt_bytes, fmt_rate, fmt_seconds
 
@@ -65,31 +68,6 @@ def _describe(c: GruConfig) -> str:
             f"{' bidirectional' if c.bidirectional else ''}")
 
 
-def _console(stderr: bool = False) -> Any:
-    """A rich console on stdout (data) or stderr (messages); wide when not a terminal, so that piped
-    tables keep one row per line."""
-    from rich.console import Console
-
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(file=stream, width=None if stream.isatty() else 160, highlight=False)
-
-
-def _print_table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None, stderr: bool = False,
-                 right: Sequence[int] = ()) -> None:
-    """Rows as an aligned table (a header when given; columns in ``right`` aligned right)."""
-    from rich import box
-    from rich.table import Table
-
-    width = max(len(r) for r in rows) if rows else len(header or ())
-    table = Table(*(header or [""] * width), show_header=header is not None, box=box.SIMPLE_HEAD if header else None,
-                  pad_edge=True, padding=(0, 1))
-    for i in right:
-        table.columns[i].justify = "right"
-    for row in rows:
-        table.add_row(*(str(c) for c in row))
-    _console(stderr).print(table)
-
-
 # ----------------------------------------------------------------------------------------- measure
 def cmd_measure(args: argparse.Namespace) -> int:
     config = _config_from(args)  # checked before torch is imported: bad input is refused at once
@@ -122,23 +100,12 @@ def cmd_measure(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------- predict
 def _load_profile_for(args: argparse.Namespace, device: str | None) -> Any:
-    """The profile named by --profile, or the shipped default of ``device`` (said on stderr); warns
-    when the profile was made on another machine or stack."""
-    from .machine import differences, host_facts, torch_version_matches
-    from .model.profile import load_profile, shipped_default_profile
+    """The profile named by --profile, or the shipped default of ``device``; what to know about it on stderr."""
+    from .profile_choice import load_profile_for
 
-    path = args.profile
-    if path is None:
-        path = shipped_default_profile(device or "cpu")
-        print(f"gru-sim: using the shipped default profile {path}", file=sys.stderr)
-    profile = load_profile(path)
-    here = {"device": device or profile.device, **host_facts()}
-    diff = differences(profile.fingerprint, here, ("device", "cpu_model", "physical_cores"))
-    if not torch_version_matches(profile.fingerprint.get("torch"), here.get("torch")):
-        diff.append(f"torch: {profile.fingerprint.get('torch')!r} here {here.get('torch')!r}")
-    if diff:
-        print(f"gru-sim: warning: profile {path} was made on another machine or stack "
-              f"(profile {'; '.join(diff)}); its predictions may not hold here", file=sys.stderr)
+    profile, notes = load_profile_for(args.profile, device)
+    for note in notes:
+        print(f"gru-sim: {note}", file=sys.stderr)
     return profile
 
 
@@ -221,33 +188,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"gru-sim calibrate: interrupted; every point measured so far is in {store_path_for(out)}: "
               "run the same command again to resume", file=sys.stderr)
         return 130
-    _print_self_check(profile.self_check)
+    print_self_check(profile.self_check)
     print(f"profile written to {out}")
     return 0
-
-
-def _print_self_check(check: dict[str, Any]) -> None:
-    rows = []
-    for role, label in (("holdout", "held-out fifth (inside range)"), ("beyond", "beyond the range")):
-        s = check.get(role, {})
-        if s.get("n"):
-            rows.append((label, f"n={s['n']}  median APE {s['median_ape']:.1f}%  p90 APE {s['p90_ape']:.1f}%  "
-                                f"within ±10% {s['within_10pct']:.0%}  within ±15% {s['within_15pct']:.0%}  "
-                                f"90% interval coverage {s['interval_coverage']:.0%}"))
-    s = check.get("noisy", {})
-    if s.get("n"):
-        rows.append(("noisy even when re-measured (apart)", f"n={s['n']}  median APE {s['median_ape']:.1f}%"))
-    for group, by_role in sorted(check.get("by_group", {}).items()):
-        s = by_role.get("holdout", {})
-        if s.get("n"):
-            rows.append((f"  {group} held out", f"n={s['n']}  median APE {s['median_ape']:.1f}%  "
-                                               f"within ±15% {s['within_15pct']:.0%}"))
-    mem = check.get("memory_in_sample", {})
-    if mem.get("n"):
-        rows.append(("peak memory (fitted probes)", f"n={mem['n']}  median APE {mem['median_ape']:.1f}%"))
-    if rows:
-        print("self-check:", file=sys.stderr)
-        _print_table(rows, stderr=True)
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -352,42 +295,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         task = bar.add_task("measuring", total=len(configs))
         result = v.validate(profile, configs, progress=lambda done, total, what: bar.update(task, completed=done))
     json_path, report_path = v.write_validation(result, out)
-    _print_validation(result)
+    print_validation(result)
     print(f"wrote {json_path} and {report_path}")
     worst = result.summary.overall.median_ape
     if args.max_median_ape is not None and worst is not None and worst > args.max_median_ape:
         raise ThresholdFailed(f"median APE {worst:.1f}% is above --max-median-ape {args.max_median_ape}%")
     return 0
-
-
-def _print_validation(result: Any) -> None:
-    rows = []
-    for r in result.rows:
-        c = r["config"]
-        head = [c["mode"], c["batch"], c["seq_len"], c["input_size"], c["hidden_size"], c["num_layers"],
-                "y" if c["bidirectional"] else "n", c["threads"]]
-        if r["status"] != "ok":
-            rows.append([*head, "-", "-", "-", r["status"]])
-            continue
-        note = ", ".join(filter(None, ["beyond: " + ",".join(r["extrapolated_axes"]) if r["extrapolated"] else "",
-                                       "noisy" if r["noisy"] else ""]))
-        rows.append([*head, fmt_seconds(r["measured_latency_s"]), fmt_seconds(r["predicted_latency_s"]),
-                     f"{r['ape']:.1f}%", note])
-    _print_table(rows, header=["mode", "B", "T", "I", "H", "L", "bi", "thr", "measured", "predicted", "APE", "note"],
-                 right=range(1, 11))
-    lines = []
-    for name in ("inside_range", "extrapolated", "overall", "noisy", "memory"):
-        s = getattr(result.summary, name)
-        if not s.n:
-            continue
-        text = f"n={s.n}  median APE {s.median_ape:.1f}%  p90 {s.p90_ape:.1f}%  within ±10% {s.within_10pct:.0%}"
-        if s.median_ape_ci95:
-            lo, hi = s.median_ape_ci95
-            text += f"  (95% CI of median {lo:.1f}–{hi:.1f}%)"
-        if s.interval_coverage is not None:
-            text += f"  90% interval coverage {s.interval_coverage:.0%}"
-        lines.append((name.replace("_", " "), text))
-    _print_table(lines)
 
 
 # --------------------------------------------------------------------------------------- gradients

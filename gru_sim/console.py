@@ -1,0 +1,90 @@
+"""How results look on a terminal: aligned tables drawn with rich — data on stdout, messages and
+progress on stderr — for a measurement, a prediction, a calibration's self-check and a validation."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+from .units import fmt_seconds
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console on stdout (data) or stderr (messages); wide when not a terminal, so that piped
+    tables keep one row per line."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, width=None if stream.isatty() else 160, highlight=False)
+
+
+def print_table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None, stderr: bool = False,
+                right: Sequence[int] = ()) -> None:
+    """Rows as an aligned table (a header when given; columns in ``right`` aligned right)."""
+    from rich import box
+    from rich.table import Table
+
+    width = max(len(r) for r in rows) if rows else len(header or ())
+    table = Table(*(header or [""] * width), show_header=header is not None, box=box.SIMPLE_HEAD if header else None,
+                  pad_edge=True, padding=(0, 1))
+    for i in right:
+        table.columns[i].justify = "right"
+    for row in rows:
+        table.add_row(*(str(c) for c in row))
+    console(stderr).print(table)
+
+
+def print_self_check(check: dict[str, Any]) -> None:
+    """A calibration's self-check (the profile's ``self_check``) on stderr."""
+    rows = []
+    for role, label in (("holdout", "held-out fifth (inside range)"), ("beyond", "beyond the range")):
+        s = check.get(role, {})
+        if s.get("n"):
+            rows.append((label, f"n={s['n']}  median APE {s['median_ape']:.1f}%  p90 APE {s['p90_ape']:.1f}%  "
+                                f"within ±10% {s['within_10pct']:.0%}  within ±15% {s['within_15pct']:.0%}  "
+                                f"90% interval coverage {s['interval_coverage']:.0%}"))
+    s = check.get("noisy", {})
+    if s.get("n"):
+        rows.append(("noisy even when re-measured (apart)", f"n={s['n']}  median APE {s['median_ape']:.1f}%"))
+    for group, by_role in sorted(check.get("by_group", {}).items()):
+        s = by_role.get("holdout", {})
+        if s.get("n"):
+            rows.append((f"  {group} held out", f"n={s['n']}  median APE {s['median_ape']:.1f}%  "
+                                               f"within ±15% {s['within_15pct']:.0%}"))
+    mem = check.get("memory_in_sample", {})
+    if mem.get("n"):
+        rows.append(("peak memory (fitted probes)", f"n={mem['n']}  median APE {mem['median_ape']:.1f}%"))
+    if rows:
+        print("self-check:", file=sys.stderr)
+        print_table(rows, stderr=True)
+
+
+def print_validation(result: Any) -> None:
+    """A :class:`gru_sim.validation.Validation`: one row per configuration, then the summary figures."""
+    rows = []
+    for r in result.rows:
+        c = r["config"]
+        head = [c["mode"], c["batch"], c["seq_len"], c["input_size"], c["hidden_size"], c["num_layers"],
+                "y" if c["bidirectional"] else "n", c["threads"]]
+        if r["status"] != "ok":
+            rows.append([*head, "-", "-", "-", r["status"]])
+            continue
+        note = ", ".join(filter(None, ["beyond: " + ",".join(r["extrapolated_axes"]) if r["extrapolated"] else "",
+                                       "noisy" if r["noisy"] else ""]))
+        rows.append([*head, fmt_seconds(r["measured_latency_s"]), fmt_seconds(r["predicted_latency_s"]),
+                     f"{r['ape']:.1f}%", note])
+    print_table(rows, header=["mode", "B", "T", "I", "H", "L", "bi", "thr", "measured", "predicted", "APE", "note"],
+                right=range(1, 11))
+    lines = []
+    for name in ("inside_range", "extrapolated", "overall", "noisy", "memory"):
+        s = getattr(result.summary, name)
+        if not s.n:
+            continue
+        text = f"n={s.n}  median APE {s.median_ape:.1f}%  p90 {s.p90_ape:.1f}%  within ±10% {s.within_10pct:.0%}"
+        if s.median_ape_ci95:
+            lo, hi = s.median_ape_ci95
+            text += f"  (95% CI of median {lo:.1f}–{hi:.1f}%)"
+        if s.interval_coverage is not None:
+            text += f"  90% interval coverage {s.interval_coverage:.0%}"
+        lines.append((name.replace("_", " "), text))
+    print_table(lines)
