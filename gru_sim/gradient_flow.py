@@ -209,9 +209,10 @@ def _json_safe(value: Any) -> Any:
 
 # ------------------------------------------------------------------------------------------ sentences
 def fmt_ratio(ratio: float) -> str:
-    """``1.2e-9`` → ``1e-9``; ``0.43`` → ``0.43``; ``3.2e5`` → ``3e+5``: a ratio for a sentence."""
+    """``1.2e-9`` → ``1e-9``; ``0.43`` → ``0.43``; ``3.2e5`` → ``3e+5``; ``0`` → ``0 (underflow)``: a
+    ratio for a sentence or a table."""
     if ratio == 0:
-        return "0"
+        return "0 (underflow)"
     if 0.01 <= ratio < 100:
         return f"{ratio:.2g}"
     mantissa, exponent = f"{ratio:.0e}".split("e")

@@ -102,6 +102,7 @@ def test_ratios_and_powers_of_ten_read_plainly() -> None:
     assert fmt_ratio(1.2e-9) == "1e-9"
     assert fmt_ratio(0.43) == "0.43"
     assert fmt_ratio(3.2e5) == "3e+5"
+    assert fmt_ratio(0.0) == "0 (underflow)"
     assert fmt_power_of_ten(-290.3) == "5e-291"
 
 

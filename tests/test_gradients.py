@@ -200,6 +200,7 @@ def test_measuring_puts_the_thread_count_back() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- CLI
+@pytest.mark.slow  # a subprocess that imports torch
 def test_cli_json_has_the_contract_keys(run_cli: Callable[..., Any]) -> None:
     result = run_cli(["gradients", "--input-size", "3", "--hidden-size", "6", "--seq-len", "15", "--json",
                       "--no-error"])
@@ -211,6 +212,7 @@ def test_cli_json_has_the_contract_keys(run_cli: Callable[..., Any]) -> None:
     assert len(record["grad_norm_by_steps_back"]) == 16
 
 
+@pytest.mark.slow  # a subprocess that imports torch
 def test_cli_table_has_a_row_per_length_and_the_sentence(run_cli: Callable[..., Any]) -> None:
     result = run_cli(["gradients", "--input-size", "3", "--hidden-size", "6", "--seq-lens", "10,20",
                       "--init", "orthogonal"])
@@ -221,6 +223,7 @@ def test_cli_table_has_a_row_per_length_and_the_sentence(run_cli: Callable[..., 
     assert "gradients from step 0" in result.stdout
 
 
+@pytest.mark.slow  # a subprocess that imports torch
 def test_cli_missing_state_dict_is_one_line_and_exit_2(run_cli: Callable[..., Any]) -> None:
     result = run_cli(["gradients", "--input-size", "3", "--hidden-size", "6", "--seq-len", "5",
                       "--init", "no-such-file.pt"])
@@ -229,6 +232,7 @@ def test_cli_missing_state_dict_is_one_line_and_exit_2(run_cli: Callable[..., An
     assert result.stdout == ""
 
 
+@pytest.mark.slow  # a subprocess that imports torch
 def test_cli_refuses_cuda(run_cli: Callable[..., Any]) -> None:
     result = run_cli(["gradients", "--input-size", "3", "--hidden-size", "6", "--seq-len", "5",
                       "--device", "cuda"])

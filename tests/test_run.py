@@ -211,7 +211,9 @@ def _small(scenario: Scenario) -> Scenario:
         update["serving"] = spec.serving.model_copy(update={"requests": min(spec.serving.requests, 500)})
     if spec.training is not None:
         update["training"] = spec.training.model_copy(update={"steps": 2})
-    return dataclasses.replace(scenario, spec=spec.model_copy(update=update))
+    # Gradient flow is measured for real: short sequences and no half-precision forward runs.
+    gradients = tuple(dataclasses.replace(g, seq_lens=(10, 20), error_dtypes=()) for g in scenario.gradients)
+    return dataclasses.replace(scenario, spec=spec.model_copy(update=update), gradients=gradients)
 
 
 @needs_profile
@@ -233,6 +235,8 @@ def test_every_shipped_scenario_runs_on_the_default_profile(path: Path, tmp_path
         assert SERVING_KEYS <= set(results["serving"])
     if scenario.spec.training is not None:
         assert [r["devices"] for r in results["training"]] == scenario.spec.training.devices
+    if scenario.spec.gradients is not None:
+        assert len(results["gradients"]) == len(scenario.spec.gradients.init)
 
 
 @needs_profile

@@ -66,9 +66,13 @@ def horizon_figure(records: Sequence[Mapping[str, Any]], workload_seq_lens: Mapp
     fig.add_trace(go.Scatter(x=[lengths[0], lengths[-1]], y=[lengths[0], lengths[-1]], mode="lines",
                              name="the whole sequence (horizon = T)", line=dict(color="#999", dash="dot"),
                              hoverinfo="skip"))
+    # Traces rather than layout shapes: a shape's or annotation's position on a log axis is read as a
+    # power of ten, a trace's as data.
     for name, seq_len in workload_seq_lens.items():
-        fig.add_vline(x=seq_len, line=dict(color="#bbb", dash="dash"), annotation_text=name,
-                      annotation_position="top", annotation_font_size=10)
+        fig.add_trace(go.Scatter(x=[seq_len, seq_len], y=[1, lengths[-1]], mode="lines+text", text=["", name],
+                                 textposition="top center", textfont=dict(size=10, color="#777"),
+                                 line=dict(color="#bbb", dash="dash"), showlegend=False,
+                                 hovertemplate=f"{name}: T = {seq_len:,}<extra></extra>"))
     fig.update_xaxes(type="log", title_text="sequence length T (steps)")
     fig.update_yaxes(type="log", title_text="horizon (steps back until 1,000× smaller)")
     fig.update_layout(title="Memory horizon against the sequence lengths", legend=dict(orientation="h", y=-0.2))

@@ -1,6 +1,7 @@
 """Reading a scenario file: YAML (safe loader) → the schema → checks across fields and the files it
-names → a frozen :class:`Scenario` holding what the stages run: the sweep's configurations and the
-simulators' own specs (:class:`gru_sim.sim.serving.ServingSpec`, :class:`gru_sim.sim.training.TrainingSpec`).
+names → a frozen :class:`Scenario` holding what the stages run: the sweep's configurations, the
+simulators' own specs (:class:`gru_sim.sim.serving.ServingSpec`, :class:`gru_sim.sim.training.TrainingSpec`)
+and the gradient-flow measurements (:class:`gru_sim.gradient_flow.GradientSetup`).
 
 Every problem is reported as ``file:line: field.path: value is not valid: rule`` (see
 :mod:`gru_sim.scenario.locate`); the simulators never see a scenario's field paths.
@@ -21,6 +22,7 @@ from ..accounting import footprint_bytes
 from ..config import GruConfig, broken_rules
 from ..csvfiles import CsvFileError, read_arrival_trace, read_rows
 from ..errors import ConfigError, ScenarioError
+from ..gradient_flow import INITS, GradientSetup
 from ..plan import spec as plan_spec
 from ..plan.spec import PlanSpec
 from ..sim import serving as sim_serving
@@ -30,6 +32,9 @@ from .locate import (Problems, YamlLoader, duplicate_keys, fmt_num, format_probl
                      problem_from_pydantic, show, yaml_kind)
 from .schema import (GRID_AXES, FixedSeqLen, LognormalSeqLen, ReplicaRangeSpec, ScenarioSpec, SweepConfigSpec,
                      TraceArrival, UniformSeqLen)
+
+# The studies a scenario may hold (at least one).
+STUDIES = ("sweep", "serving", "training", "gradients", "plan")
 
 # A sweep this large takes minutes even on many cores, and its report would be unreadable.
 MAX_SWEEP_CONFIGS = 200_000
@@ -50,6 +55,10 @@ class Scenario:
     training: sim_training.TrainingSpec | None
     # The plan section, for `gru-sim plan` (`run` leaves it alone).
     plan: PlanSpec | None = None
+    # One measurement per initialisation of the gradients study (none without one).
+    gradients: tuple[GradientSetup, ...] = ()
+    # The sequence lengths the serving and training studies run, labelled ("served (median)", 300).
+    seq_lens_in_use: tuple[tuple[str, int], ...] = ()
 
     @property
     def name(self) -> str:
@@ -134,8 +143,8 @@ def resolve_path(base_dir: Path, text: str) -> Path:
 def _check_and_build(path: Path, spec: ScenarioSpec, problems: Problems) -> Scenario:
     base_dir = path.parent
     m = spec.model
-    if spec.sweep is None and spec.serving is None and spec.training is None and spec.plan is None:
-        problems.about((), "the scenario has no study: add sweep, serving, training or plan")
+    if all(getattr(spec, study) is None for study in STUDIES):
+        problems.about((), f"the scenario has no study: add {', '.join(STUDIES[:-1])} or {STUDIES[-1]}")
     for name, rule in broken_rules(spec.device, m.dtype, m.impl):
         problems.bad(("model", name), getattr(m, name), rule)
 
@@ -150,10 +159,13 @@ def _check_and_build(path: Path, spec: ScenarioSpec, problems: Problems) -> Scen
     serving = _serving_spec(spec, base_dir, problems) if spec.serving is not None else None
     training = _training_spec(spec, problems) if spec.training is not None else None
     plan = _plan_spec(spec, base_dir, problems) if spec.plan is not None else None
+    in_use = _seq_lens_in_use(spec, serving)
+    gradients = (_gradient_setups(spec, base_dir, sweep_configs, in_use, problems)
+                 if spec.gradients is not None else ())
     if problems:
         raise ScenarioError(format_problems(str(path), problems.found))
     return Scenario(path=path, spec=spec, profile_path=profile_path, sweep_configs=sweep_configs,
-                    serving=serving, training=training, plan=plan)
+                    serving=serving, training=training, plan=plan, gradients=gradients, seq_lens_in_use=in_use)
 
 
 def _mode_rule(spec: ScenarioSpec, mode: str) -> str | None:
@@ -358,6 +370,70 @@ def _training_spec(spec: ScenarioSpec, problems: Problems) -> sim_training.Train
         return None
 
 
+# ---------------------------------------------------------------------------------------- gradients
+def _seq_lens_in_use(spec: ScenarioSpec, serving: sim_serving.ServingSpec | None) -> tuple[tuple[str, int], ...]:
+    """The lengths the serving and training studies run, labelled for the report: the typical and the
+    longest request served, the length trained on."""
+    out: list[tuple[str, int]] = []
+    ln = spec.serving.seq_len if spec.serving is not None else None
+    if isinstance(ln, FixedSeqLen):
+        out.append(("served", ln.value))
+    elif isinstance(ln, UniformSeqLen):
+        out += [("served (shortest)", ln.low), ("served (longest)", ln.high)]
+    elif isinstance(ln, LognormalSeqLen):
+        out += [("served (median)", max(1, round(ln.median))), ("served (longest)", ln.max)]
+    elif serving is not None and serving.arrival.trace:
+        lengths = sorted(t for _, t in serving.arrival.trace)
+        out += [("served (median)", lengths[len(lengths) // 2]), ("served (longest)", lengths[-1])]
+    if spec.training is not None:
+        out.append(("trained", spec.training.seq_len))
+    return tuple(out)
+
+
+def _gradient_setups(spec: ScenarioSpec, base_dir: Path, sweep_configs: tuple[GruConfig, ...],
+                     in_use: tuple[tuple[str, int], ...], problems: Problems) -> tuple[GradientSetup, ...]:
+    """One gradient-flow measurement per initialisation of the study, or () after reporting why not."""
+    g = spec.gradients
+    assert g is not None
+    before = len(problems.found)
+    if g.seq_len is not None:
+        dupes = [v for i, v in enumerate(g.seq_len) if v in g.seq_len[:i]]
+        if dupes:
+            problems.bad(("gradients", "seq_len"), g.seq_len, f"lengths must be unique ({dupes[0]} appears twice)")
+        seq_lens = tuple(g.seq_len)
+    else:
+        seq_lens = tuple(sorted({c.seq_len for c in sweep_configs} | {t for _, t in in_use}))
+        if not seq_lens:
+            problems.missing(("gradients", "seq_len"),
+                             "no other study gives sequence lengths: list the lengths to measure")
+    inits = []
+    for i, init in enumerate(g.init):
+        if init in g.init[:i]:
+            problems.bad(("gradients", "init", i), init, "each initialisation once")
+        elif init in INITS:
+            inits.append(init)
+        else:
+            weights = resolve_path(base_dir, init)
+            if weights.is_file():
+                inits.append(str(weights))
+            else:
+                problems.bad(("gradients", "init", i), init,
+                             f"must be {' or '.join(INITS)}, or a state_dict file that exists "
+                             "(looked in the scenario's folder and the current folder)")
+    if len(problems.found) > before:
+        return ()
+    m = spec.model
+    try:
+        return tuple(GradientSetup(input_size=m.input_size, hidden_size=m.hidden_size, num_layers=m.num_layers,
+                                   bidirectional=m.bidirectional, dtype=m.dtype, init=init, seq_lens=seq_lens,
+                                   inputs=g.inputs, seed=g.seed, threads=g.threads,
+                                   error_dtypes=tuple(g.error_dtypes))
+                     for init in inits)
+    except ConfigError as err:  # the schema should have caught it; say where anyway
+        problems.about(("gradients",), f"cannot be measured: {err}")
+        return ()
+
+
 # --------------------------------------------------------------------------------------------- plan
 def _plan_spec(spec: ScenarioSpec, base_dir: Path, problems: Problems) -> PlanSpec | None:
     """The planner's spec of the ``plan`` section, or None after reporting why there is none."""
@@ -442,5 +518,5 @@ def _plan_spec(spec: ScenarioSpec, base_dir: Path, problems: Problems) -> PlanSp
         return None
 
 
-__all__ = ["CSV_FIELDS", "MAX_SWEEP_CONFIGS", "Scenario", "load_scenario", "model_values", "resolve_path",
-           "spec_config"]
+__all__ = ["CSV_FIELDS", "MAX_SWEEP_CONFIGS", "STUDIES", "Scenario", "load_scenario", "model_values",
+           "resolve_path", "spec_config"]

@@ -181,6 +181,28 @@ class TrainingSpec(_Spec):
         "adam", description="optimizer whose step (a pass over weights, gradients and state) ends each step")
 
 
+# --------------------------------------------------------------------------------------- gradients
+class GradientsSpec(_Spec):
+    """Gradient flow through time: how much of the gradient of a loss on the last step reaches each
+    earlier step of the model, measured with torch on this CPU; and the forward pass's error in half
+    precision. Tells whether training at these sequence lengths can learn long dependencies."""
+
+    seq_len: list[PositiveInt] | None = Field(
+        None, min_length=1, description="sequence lengths to measure (default: those the sweep, serving and "
+                                        "training studies use)")
+    init: list[Annotated[str, Field(min_length=1)]] = Field(
+        ["default"], min_length=1,
+        description="the weights, one configuration each: default (PyTorch's initialisation), orthogonal "
+                    "(orthogonal recurrent weights) or a state_dict .pt file of an nn.GRU's trained weights. A "
+                    "relative path is read from the scenario's folder, else the current one.")
+    inputs: PositiveInt = Field(4, le=1024, description="random input sequences tried (averaged)")
+    seed: int = Field(0, ge=0, description="seed of the weights, inputs and loss")
+    threads: PositiveInt = Field(1, le=4096, description="intra-op threads while measuring")
+    error_dtypes: list[Dtype] = Field(
+        ["float16", "bfloat16"], description="number formats whose forward error against the float64 "
+                                             "reference is measured ([] for none)")
+
+
 # -------------------------------------------------------------------------------------------- plan
 class PlanSloSpec(_Spec):
     """The latency objective of a plan: give one of p99_latency_s and p95_latency_s."""
@@ -283,6 +305,7 @@ class ScenarioSpec(_Spec):
     serving: ServingSpec | None = None
     training: TrainingSpec | None = None
     plan: PlanSpec | None = None
+    gradients: GradientsSpec | None = None
 
 
 

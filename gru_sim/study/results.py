@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from ..atomic import write_csv_atomic, write_text_atomic
 from ..errors import GruSimError
+from .gradients import gradient_rows
 
 RESULTS_SCHEMA_VERSION = 1
 # Large per-request series, left out of the serving CSV (they are in results.json).
@@ -49,6 +50,8 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> RunOutput:
         csv_paths["serving"] = write_csv_atomic(out_dir / "serving.csv", rows)
     if "training" in results:
         csv_paths["training"] = write_csv_atomic(out_dir / "training.csv", [_flat(r) for r in results["training"]])
+    if "gradients" in results:
+        csv_paths["gradients"] = write_csv_atomic(out_dir / "gradients.csv", gradient_rows(results["gradients"]))
     report_path = write_report(results, out_dir / "report.html")
     return RunOutput(out_dir=out_dir, results_path=results_path, report_path=report_path, csv_paths=csv_paths,
                      results=results)

@@ -1,5 +1,5 @@
-"""Running a scenario: every study it names — sweep, serving, training — forecast from one
-calibration profile and written to one folder.
+"""Running a scenario: every study it names — sweep, serving, training forecast from one
+calibration profile, gradient flow measured on this CPU — and written to one folder.
 
 The cost model gives the time of one GRU call; the simulators (``gru_sim.sim``) turn those times into
 queues and training steps; the report draws the results. This module only wires the studies together.
@@ -21,6 +21,7 @@ from ..predict import Prediction
 from ..report.prose import extrapolation_warnings
 from ..scenario import Scenario
 from .engine import EngineFactory, ProgressFn, load_engine
+from .gradients import run_gradients
 from .results import RESULTS_SCHEMA_VERSION, RunOutput, write_outputs
 from .serving import batch_timeline, run_serving, serving_record
 from .sweep import kernel_timeline, median_latency_config, predict_all, roofline_ceilings
@@ -93,6 +94,10 @@ def run_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | Pa
         results["timelines"].append(step_timeline(step, scenario.training))
         results["timings_s"]["training"] = time.perf_counter() - start
         priced["training"] = _records(engine.model.predict(c) for c in configs)
+    if scenario.gradients:
+        start = time.perf_counter()
+        results["gradients"] = run_gradients(scenario, lambda done, total: report_progress("gradients", done, total))
+        results["timings_s"]["gradients"] = time.perf_counter() - start
     results["warnings"] = extrapolation_warnings(priced)
     results["extrapolated"] = any(r.get("extrapolated") for rs in priced.values() for r in rs)
     return write_outputs(results, Path(out_dir))
