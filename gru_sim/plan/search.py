@@ -158,7 +158,8 @@ class _Evaluator:
         attainment = float((pooled <= slo.latency_s).mean())
         reason = None
         if not stable:
-            reason = (f"overloaded: {d.replicas} replica{'s' * (d.replicas != 1)} fall behind {rate:.4g} req/s "
+            reason = (f"overloaded: {d.replicas} replica{'s' * (d.replicas != 1)} fall{'s' * (d.replicas == 1)} "
+                      f"behind {rate:.4g} req/s "
                       f"(utilization {max(utilization):.2f}; the queue grows)")
         elif at_percentile > slo.latency_s:
             reason = f"p{slo.percentile} {at_percentile:.4g} s is over the {slo.latency_s:.4g} s SLO"
