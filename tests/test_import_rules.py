@@ -40,6 +40,7 @@ TORCH_FREE_MODULES = [
     "gru_sim.study.sweep",
     "gru_sim.study.serving",
     "gru_sim.study.training",
+    "gru_sim.study.gradients",  # measures with torch, imported only when a scenario asks
     "gru_sim.study.results",
     "gru_sim.study.run",
     "gru_sim.report.prose",
