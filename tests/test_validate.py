@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,9 +12,11 @@ import pytest
 
 from gru_sim.model.profile import load_profile
 from gru_sim.validate import choose_configs
-from gru_sim.validation import ValidationSummary, summarise
+from gru_sim.config import GruConfig
+from gru_sim.validation import ValidationSummary, measured_row, summarise
 
 from model_fixtures import make_profile
+from test_report_fixtures import prediction
 
 GRU_SIM = str(Path(sys.executable).parent / "gru-sim")
 
@@ -24,13 +27,13 @@ def profile_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _row(measured: float, predicted: float, extrapolated: bool = False, noisy: bool = False,
-         axes: dict[str, float] | None = None, **config: object) -> dict[str, object]:
-    cfg = {"batch": 4, "seq_len": 10, "input_size": 8, "hidden_size": 16, "num_layers": 1,
-           "bidirectional": False, "mode": "inference", "threads": 1, **config}
-    return {"config": cfg, "status": "ok", "measured_latency_s": measured, "predicted_latency_s": predicted,
-            "latency_interval_s": [predicted * 0.9, predicted * 1.1], "ape": 100 * abs(predicted - measured) / measured,
-            "extrapolated": extrapolated, "extrapolated_axes": axes or {}, "noisy": noisy,
-            "measured_peak_memory_bytes": None, "predicted_peak_memory_bytes": 1}
+         axes: dict[str, float] | None = None) -> dict[str, object]:
+    """The validation row validate makes for a prediction of ``predicted`` s (interval ±10%) measured at
+    ``measured`` s."""
+    p = dataclasses.replace(prediction(GruConfig(batch=4, seq_len=10, input_size=8, hidden_size=16)),
+                            latency_s=predicted, latency_interval_s=(predicted * 0.9, predicted * 1.1),
+                            extrapolated=extrapolated, extrapolated_axes=axes or {})
+    return measured_row(p, measured, 0.01 * measured, noisy)
 
 
 def test_inside_configs_lie_in_the_fitted_ranges_and_one_per_axis_lies_beyond(profile_path: Path) -> None:

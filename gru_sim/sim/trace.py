@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_atomic
 from .executors import CallSimulation
 
 _US_PER_S = 1e6
@@ -49,6 +50,4 @@ def chrome_trace(simulation: CallSimulation, include_memory: bool = True) -> dic
 
 def write_chrome_trace(simulation: CallSimulation, path: str | Path, include_memory: bool = True) -> Path:
     """Write :func:`chrome_trace` of ``simulation`` as JSON to ``path``; returns the path."""
-    path = Path(path)
-    path.write_text(json.dumps(chrome_trace(simulation, include_memory)), encoding="utf-8")
-    return path
+    return write_text_atomic(path, json.dumps(chrome_trace(simulation, include_memory)))
