@@ -38,7 +38,7 @@ CASES = {
     "empty.yaml": ["1: the file is empty: a scenario needs name, device, model and a study"],
     "top_level_list.yaml": [
         "1: a scenario is a mapping of keys (name, device, model, sweep, serving, training), not a list"],
-    "no_study.yaml": ["1: the scenario has no study: add sweep, serving, training or plan"],
+    "no_study.yaml": ["1: the scenario has no study: add sweep, serving, training, gradients or plan"],
     "grid_and_configs.yaml": [
         "5: sweep.batch: [1, 8] is not valid: a sweep is either a grid or a list (configs), not both"],
     "duplicate_device_counts.yaml": [
