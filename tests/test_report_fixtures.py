@@ -17,10 +17,12 @@ from typing import Any
 
 from gru_sim.accounting import account_call, footprint_bytes
 from gru_sim.config import GruConfig
+from gru_sim.groups import GroupKey
 from gru_sim.model.kernel_times import CallTimes, LayerTimes
 from gru_sim.predict import Prediction
 from gru_sim.report.prose import extrapolation_warnings
 from gru_sim.sim.executors import parallelism
+from gru_sim.study.engine import profile_info
 from gru_sim.study.serving import batch_timeline, run_serving, serving_record
 from gru_sim.study.sweep import kernel_timeline, roofline_ceilings
 from gru_sim.study.training import run_training, step_timeline, training_records
@@ -86,22 +88,20 @@ def predict_record(c: GruConfig) -> dict[str, Any]:
     return prediction(c).to_dict()
 
 
-GROUP = "cpu/float32/torch-gru/t1"
-PROFILE_INFO = {
-    "path": "calibration/profiles/made-up.json",
-    "created_at": "2026-01-01T00:00:00+00:00",
-    "fingerprint": {"device": "cpu", "cpu_model": "Made-up CPU <b>9000</b>", "memory_total_bytes": 8 * 2**30,
-                    "torch": "2.13.0"},
-    "self_check": {"holdout": {"n": 40, "median_ape": 4.2, "p90_ape": 11.0, "within_10pct": 0.86,
-                               "interval_coverage": 0.9},
-                   "beyond": {"n": 10, "median_ape": 12.5, "p90_ape": 25.0, "within_10pct": 0.4},
-                   "by_group": {GROUP: {"holdout": {"n": 40, "median_ape": 4.2}}}},
-    "ranges": {GROUP: {"batch": [1, 256], "seq_len": [1, 2000], "input_size": [8, 1024],
-                       "hidden_size": [8, CALIBRATED_MAX_HIDDEN], "num_layers": [1, 4],
-                       "mode": ["inference", "training"]}},
-    "ceilings": {GROUP: {"peak_flops_per_s": FLOPS_PER_S * 2, "memory_bandwidth_bytes_per_s": BYTES_PER_S,
-                         "call_overhead_s": CALL_OVERHEAD_S}},
-}
+GROUP = str(GroupKey("cpu", "float32", "torch-gru", 1))
+# What results.json says about a profile of the made-up machine (made by the runner's own profile_info).
+PROFILE_INFO = profile_info(
+    path="calibration/profiles/made-up.json", created_at="2026-01-01T00:00:00+00:00",
+    fingerprint={"device": "cpu", "cpu_model": "Made-up CPU <b>9000</b>", "memory_total_bytes": 8 * 2**30,
+                 "torch": "2.13.0"},
+    self_check={"holdout": {"n": 40, "median_ape": 4.2, "p90_ape": 11.0, "within_10pct": 0.86,
+                            "interval_coverage": 0.9},
+                "beyond": {"n": 10, "median_ape": 12.5, "p90_ape": 25.0, "within_10pct": 0.4},
+                "by_group": {GROUP: {"holdout": {"n": 40, "median_ape": 4.2}}}},
+    ranges={GROUP: {"batch": [1, 256], "seq_len": [1, 2000], "input_size": [8, 1024],
+                    "hidden_size": [8, CALIBRATED_MAX_HIDDEN], "num_layers": [1, 4], "mode": ["inference", "training"]}},
+    ceilings={GROUP: {"peak_flops_per_s": FLOPS_PER_S * 2, "memory_bandwidth_bytes_per_s": BYTES_PER_S,
+                      "call_overhead_s": CALL_OVERHEAD_S, "primitives": [{"name": "a raw micro-benchmark"}]}})
 
 
 @dataclass
