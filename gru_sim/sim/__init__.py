@@ -8,7 +8,8 @@ as plain numbers (:class:`gru_sim.model.kernel_times.CallTimes`, or injected ser
 
 from .executors import (EXECUTORS, CallSimulation, KernelRun, Parallelism, graph_for, parallelism,
                         simulate_call)
-from .graph import DEFAULT_MAX_CHUNKS, KINDS, KernelGraph, build_graph, resolve_chunk_steps
+from .graph import DEFAULT_MAX_CHUNKS, KINDS, KernelGraph, resolve_chunk_steps
+from .graph_build import build_graph
 from .load_sweep import LoadPoint, LoadSweep, sweep_load
 from .serving import Percentiles, RequestLog, ServingResult, is_stable, simulate_serving
 from .serving_spec import ArrivalSpec, BatchingSpec, ServingSpec, SeqLenSpec, generate_requests

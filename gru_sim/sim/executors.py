@@ -28,7 +28,8 @@ import simpy
 from ..config import GruConfig
 from ..errors import ConfigError
 from ..model.kernel_times import CallTimes
-from .graph import KINDS, OVERHEAD, KernelGraph, build_graph
+from .graph import KINDS, OVERHEAD, KernelGraph
+from .graph_build import build_graph
 
 EXECUTORS = ("cpu", "gpu")
 

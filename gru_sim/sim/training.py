@@ -26,7 +26,7 @@ import simpy
 from ..config import GATES
 from ..errors import ConfigError
 from ..model.kernel_times import CallTimes
-from .graph import build_graph
+from .graph_build import build_graph
 
 DDP_BUCKET_CAP_BYTES = 25 * 1024 * 1024
 DDP_FIRST_BUCKET_BYTES = 1024 * 1024
