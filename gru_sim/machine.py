@@ -43,6 +43,22 @@ def physical_cores() -> int | None:
     return len(cores) or None
 
 
+# The ISA extensions that change which GEMM and pointwise kernels a CPU runs (oneDNN/MKL dispatch on
+# these): two CPUs that differ in them run different code.
+ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+             "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "sve", "asimd")
+
+
+def isa_flags() -> list[str]:
+    """The :data:`ISA_FLAGS` this CPU has (from ``/proc/cpuinfo``)."""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                return [flag for flag in ISA_FLAGS if flag in have]
+    return []
+
+
 def memory_total_bytes() -> int | None:
     with open("/proc/meminfo") as f:
         for line in f:
@@ -79,7 +95,8 @@ def cache_levels(cpu: int = 0) -> list[dict[str, Any]]:
                 level = int(f.read())
             with open(os.path.join(path, "size")) as f:
                 size = _size_bytes(f.read())
-            shared = safe(lambda: open(os.path.join(path, "shared_cpu_list")).read().strip())
+            with open(os.path.join(path, "shared_cpu_list")) as f:
+                shared = f.read().strip()
         except (OSError, ValueError):
             continue
         out.append({"level": level, "size_bytes": size, "shared_by_cpus": shared})
@@ -94,6 +111,7 @@ def host_facts() -> dict[str, Any]:
         "logical_cores": safe(os.cpu_count),
         "memory_total_bytes": safe(memory_total_bytes),
         "caches": safe(cache_levels),
+        "isa": safe(isa_flags),
         "os": safe(platform.platform),
         "python": platform.python_version(),
         "torch": safe(lambda: metadata.version("torch")),

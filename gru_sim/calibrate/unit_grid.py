@@ -62,10 +62,16 @@ def gemm_axes(spec: JobSpec) -> tuple[list[int], list[int], list[int]]:
 class UnitTimer:
     """Times a job's unit tables into its store (imports the measuring side only when it runs)."""
 
-    def __init__(self, spec: JobSpec, store: MeasurementStore, progress: Progress | None = None) -> None:
+    def __init__(self, spec: JobSpec, store: MeasurementStore, progress: Progress | None = None,
+                 step_grid: tuple[list[int], list[int]] | None = None,
+                 gemm_grid: tuple[list[int], list[int], list[int]] | None = None) -> None:
+        """``step_grid`` (batches, hiddens) and ``gemm_grid`` (M, K, N) replace the job's grids (a
+        quick adaptation times a sub-grid)."""
         self.spec = spec
         self.store = store
         self.progress = progress or (lambda what: None)
+        self.step_grid = step_grid
+        self.gemm_grid = gemm_grid
 
     def run(self, group: str, dtype: str, impl: str, threads: int) -> None:
         """All tables of one hardware group (and the shared GEMM and bandwidth tables of its dtype and
@@ -92,7 +98,7 @@ class UnitTimer:
         from ..measure.units import step_probe, time_gru_call_s
 
         table = step_key(group, mode)
-        batches, hiddens = step_axes(self.spec, dtype)
+        batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
         device = self.spec.device
 
         def call_s(b: int, h: int, steps: int) -> Callable[[], tuple[float | None, bool]]:
@@ -152,7 +158,7 @@ class UnitTimer:
     def _matmuls(self, group: str, dtype: str, threads: int) -> None:
         from ..measure.units import recurrent_matmul_s
 
-        batches, hiddens = step_axes(self.spec, dtype)
+        batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
         for h in hiddens:
             for b in batches:
                 if 2.0 * b * h * GATES * h > GEMM_MAX_FLOPS:
@@ -164,7 +170,7 @@ class UnitTimer:
         from ..measure.units import projection_gemm_s
 
         table = gemm_key(self.spec.device, dtype, threads)
-        ms, ks, ns = gemm_axes(self.spec)
+        ms, ks, ns = self.gemm_grid or gemm_axes(self.spec)
         self.progress(f"{table}: projection GEMMs")
         for k in ks:
             for n in ns:

@@ -94,3 +94,10 @@ def run_primitives(dtype: str, threads: int, device: str = "cpu") -> list[dict[s
     for tb, i, h in ((1024, 128, 256), (4096, 512, 512), (8192, 256, 1024)):
         out.append(matmul_s(tb, i, GATES * h, dtype, device=device))             # input projection
     return [{**p, "dtype": dtype, "threads": threads} for p in out]
+
+
+def quick_ceilings(dtype: str, threads: int, device: str = "cpu") -> list[dict[str, Any]]:
+    """Only the two roofline ceilings (peak matmul FLOP/s, memory bandwidth), for a quick adaptation."""
+    torch.set_num_threads(threads)
+    out = [peak_flops(dtype, device=device), memory_bandwidth(dtype, 64 * 2**20, device=device)]
+    return [{**p, "dtype": dtype, "threads": threads} for p in out]

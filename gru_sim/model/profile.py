@@ -56,6 +56,8 @@ class Profile:
     canaries: list[dict[str, Any]]
     created_at: str
     measurements: list[dict[str, Any]]
+    # A profile adapted from another machine's: that profile's path and fingerprint.
+    adapted_from: dict[str, Any] | None = None
 
     @property
     def device(self) -> str:
@@ -81,6 +83,7 @@ class Profile:
             "memory_model": self.memory_model.to_dict(),
             "canaries": self.canaries,
             "measurements": self.measurements,
+            **({"adapted_from": self.adapted_from} if self.adapted_from else {}),
         }
 
 
@@ -121,6 +124,7 @@ def load_profile(path: str | Path) -> Profile:
                        ceilings=doc["ceilings"], self_check=doc["self_check"],
                        cost_model=GruCostModel.from_dict(doc["cost_model"]),
                        memory_model=MemoryModel.from_dict(doc["memory_model"]), canaries=doc["canaries"],
-                       created_at=doc["created_at"], measurements=doc["measurements"])
+                       created_at=doc["created_at"], measurements=doc["measurements"],
+                       adapted_from=doc.get("adapted_from"))
     except (KeyError, TypeError, ValueError) as err:
         raise ProfileError(f"{path}: malformed profile ({err!r}): recalibrate") from None

@@ -1,0 +1,202 @@
+"""``gru-sim calibrate --quick``: adapt another machine's profile to this one in about a minute.
+
+The source profile keeps what a full calibration learned about shapes — the fine structure of its
+unit tables and the residual on whole calls. This machine re-times what sets the level: a coarse
+sub-grid of step units (with points either side of *this* machine's cache sizes), a coarse grid of
+projection GEMMs, the bandwidth of each memory level and the roofline ceilings; the tables are scaled
+by the new / old ratios (:mod:`gru_sim.model.adapt`). A few whole calls the source held out are then
+measured here: their errors are the adapted profile's self-check, and widen its interval when they
+are worse than the source's. Everything goes to a store beside the output, so an interrupted
+adaptation resumes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..config import GruConfig
+from ..errors import GruSimError
+from ..machine import cache_levels, differences
+from ..measure import measure_gru
+from ..measure.fingerprint import fingerprint
+from ..measure.primitives import quick_ceilings
+from ..measure.timing import TimingPolicy
+from ..model.adapt import adapt_gemm_table, adapt_step_table
+from ..model.costmodel import GruCostModel, gemm_key, step_key
+from ..model.metrics import error_summary
+from ..model.profile import Profile, save_profile
+from ..model.units import log_grid
+from .build import _ceilings
+from .jobs import JobSpec
+from .runner import store_path_for
+from .store import MeasurementStore
+from .unit_grid import UnitTimer, gemm_table, memory_levels, step_table
+
+Progress = Callable[[str], None]
+QUICK_BATCHES = (1, 4, 16, 64, 256)
+CHECK_CALLS = 6            # whole calls per group measured to check the adapted profile
+CHECK_MAX_CALL_S = 0.1
+CHECK_POLICY = TimingPolicy(min_sample_s=0.002, budget_s=0.3, min_samples=7, max_samples=25)
+
+
+def _nearest_subset(values: tuple[int, ...], wanted: list[float]) -> list[int]:
+    return sorted({min(values, key=lambda v: abs(math.log(v / w))) for w in wanted})
+
+
+def quick_step_grid(batch: tuple[int, ...], hidden: tuple[int, ...], element_bytes: int) -> tuple[list[int], list[int]]:
+    """The sub-grid a quick adaptation times: batch sizes a power of four apart, every third hidden size
+    of the source, and the hidden sizes either side of this machine's cache sizes."""
+    batches = _nearest_subset(batch, [b for b in QUICK_BATCHES if batch[0] <= b <= batch[-1]] or [batch[0]])
+    hiddens = set(hidden[::3]) | {hidden[-1]}
+    for c in cache_levels():
+        if c["level"] >= 2:
+            cliff = math.sqrt(c["size_bytes"] / (3.0 * element_bytes))
+            hiddens |= {int(round(cliff * s)) for s in (0.85, 1.15) if hidden[0] <= cliff * s <= hidden[-1]}
+    return batches, sorted(hiddens)
+
+
+def _quick_gemm_grid(source_grid: tuple[tuple[int, ...], ...]) -> tuple[list[int], list[int], list[int]]:
+    m, k, n = source_grid
+    return log_grid(m[0], m[-1], 64.0), log_grid(k[0], k[-1], 8.0), log_grid(n[0], n[-1], 8.0)
+
+
+def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = None) -> Profile:
+    """Adapt ``source`` to this machine, write the result to ``out`` and return it."""
+    progress = progress or (lambda what: None)
+    spec = JobSpec.model_validate(source.job)
+    here = fingerprint(spec.device)
+    cores = os.cpu_count() or 1
+    model = source.cost_model
+    groups = [g for g in model.coef_ if int(g.rsplit("/t", 1)[1]) <= cores]
+    if not groups:
+        raise GruSimError(f"{source.path}: every group needs more threads than this machine's {cores} cores: "
+                          "run a full 'gru-sim calibrate' instead")
+    start = time.perf_counter()
+    out = Path(out)
+    with MeasurementStore(store_path_for(out)) as store:
+        old = store.get_meta("fingerprint")
+        if old is not None and (diff := differences(old, here)):
+            raise GruSimError(f"{store.path} was measured on another machine ({'; '.join(diff)}); use another --out")
+        store.set_meta("fingerprint", here)
+        store.set_meta("adapted_from", str(source.path))
+        data = model.to_dict()
+        for g in groups:
+            _, dtype, impl, t = g.split("/")
+            threads = int(t[1:])
+            modes = [m for m in ("inference", "training") if step_key(g, m) in model.step_tables_]
+            src = model.step_tables_[step_key(g, modes[0])]
+            gk = gemm_key(spec.device, dtype, threads)
+            src_gemm = model.gemm_tables_[gk]
+            sub_spec = spec.model_copy(update={"modes": modes})
+            timer = UnitTimer(sub_spec, store, progress, quick_step_grid(src.batch, src.hidden, src.element_bytes),
+                              _quick_gemm_grid((src_gemm.m, src_gemm.k, src_gemm.n)))
+            timer.run(g, dtype, impl, threads)
+            if store.get_primitives(g) is None:
+                progress(f"{g}: roofline ceilings")
+                t0 = time.perf_counter()
+                store.set_primitives(g, quick_ceilings(dtype, threads, spec.device), time.perf_counter() - t0)
+            levels = memory_levels(store, spec.device, dtype, threads)
+            for mode in modes:
+                sub = step_table(store, sub_spec, g, mode, dtype, threads)
+                if sub is None:
+                    continue
+                adapted = adapt_step_table(model.step_tables_[step_key(g, mode)], sub.batch, sub.hidden,
+                                           sub.step_s, sub.matmul_s, levels)
+                data["step_tables"][step_key(g, mode)] = adapted.to_dict()
+            sub_gemm = gemm_table(store, spec.device, dtype, threads)
+            if sub_gemm is not None:
+                data["gemm_tables"][gk] = adapt_gemm_table(src_gemm, sub_gemm.m, sub_gemm.k, sub_gemm.n,
+                                                           sub_gemm.seconds).to_dict()
+        data["groups"] = {g: data["groups"][g] for g in groups}
+        data["step_tables"] = {k: v for k, v in data["step_tables"].items() if k.split("|")[0] in groups}
+        adapted_model = GruCostModel.from_dict(data)
+        checks = _check_calls(source, adapted_model, groups, store, progress)
+        canaries = _canaries(source, store, groups)
+        _widen(data, adapted_model, checks)
+        adapted_model = GruCostModel.from_dict(data)
+        measured = [p for p in checks if p["latency_s"]]
+        predicted = [adapted_model.predict_one(GruConfig(**p["config"])) for p in measured]
+        intervals = [adapted_model.interval_s(GruConfig(**p["config"]), q) for p, q in zip(measured, predicted)]
+        profile = Profile(
+            path=None, fingerprint=here, job={**source.job, "name": f"{source.job.get('name')}-quick"},
+            ranges={g: adapted_model.fit_range_[g] for g in groups},
+            ceilings={g: c for g, c in _ceilings(spec, store).items() if g in groups},
+            self_check={"adapt_check": error_summary([p["latency_s"] for p in measured], predicted, intervals),
+                        "source_holdout": source.self_check.get("holdout"), "measuring_s": store.spent_s(),
+                        "wall_s": time.perf_counter() - start},
+            cost_model=adapted_model, memory_model=source.memory_model, canaries=canaries,
+            created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            measurements=checks,
+            adapted_from={"path": str(source.path), "fingerprint": source.fingerprint,
+                          "created_at": source.created_at})
+    save_profile(profile, out)
+    return profile
+
+
+def _measure_point(store: MeasurementStore, group: str, role: str, config: GruConfig) -> float | None:
+    have = [p for p in store.points(group, role) if p.config == config]
+    if have:
+        return have[0].latency_s
+    t0 = time.perf_counter()
+    m = measure_gru(config, policy=CHECK_POLICY, probe_memory=False, check_error=False)
+    store.add(group, role, config, "ok", time.perf_counter() - t0, latency_s=m.latency_s,
+              latency_iqr_s=m.latency_iqr_s, noisy=m.noisy)
+    return m.latency_s
+
+
+def _check_calls(source: Profile, model: GruCostModel, groups: list[str], store: MeasurementStore,
+                 progress: Progress) -> list[dict[str, Any]]:
+    """Whole calls the source held out (quick ones), measured here."""
+    out = []
+    for g in groups:
+        held = [m for m in source.measurements if m.get("group") == g and m.get("role") in ("holdout", "beyond")
+                and m.get("status") == "ok" and m.get("latency_s")]
+        held = [m for m in held if model.predict_one(GruConfig(**m["config"])) <= CHECK_MAX_CALL_S]
+        picks = held[:: max(1, len(held) // CHECK_CALLS)][:CHECK_CALLS]
+        for m in picks:
+            c = GruConfig(**m["config"])
+            progress(f"{g}: check call B{c.batch} T{c.seq_len} H{c.hidden_size}")
+            out.append({"group": g, "role": "check", "config": c.to_dict(), "status": "ok",
+                        "latency_s": _measure_point(store, g, "check", c)})
+    return out
+
+
+def _canaries(source: Profile, store: MeasurementStore, groups: list[str]) -> list[dict[str, Any]]:
+    """The source's canary configurations, timed on this machine (the drift check's reference)."""
+    out = []
+    for canary in source.canaries:
+        c = GruConfig(**canary["config"])
+        g = f"{c.device}/{c.dtype}/{c.impl}/t{c.threads}"
+        if g in groups:
+            out.append({"config": c.to_dict(), "latency_s": _measure_point(store, g, "canary", c)})
+    return out
+
+
+def _widen(data: dict[str, Any], model: GruCostModel, checks: list[dict[str, Any]]) -> None:
+    """Widen each group's interval to cover the check calls' errors (never narrow it)."""
+    for g, gv in data["groups"].items():
+        errs = [math.log(p["latency_s"] / model.predict_one(GruConfig(**p["config"])))
+                for p in checks if p["group"] == g and p["latency_s"]]
+        if not errs:
+            continue
+        lo, hi = float(np.min(errs)), float(np.max(errs))
+        for mv in gv["modes"].values():
+            q_lo, q_hi = mv["log_residual_quantiles"]
+            mv["log_residual_quantiles"] = [min(q_lo, lo), max(q_hi, hi)]
+
+
+def quick_profile_path(device: str, directory: Path) -> Path:
+    """Where a quick adaptation for this machine goes by default: ``<device>-<cpu model>-<cores>c.json``."""
+    from ..machine import cpu_model
+
+    slug = "".join(ch if ch.isalnum() else "-" for ch in (cpu_model() or "unknown").lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return directory / f"{device}-{slug}-{os.cpu_count() or 1}c.json"

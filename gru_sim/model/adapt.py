@@ -1,0 +1,109 @@
+"""Adapting a profile's unit tables to another machine from a few re-timed units.
+
+A full calibration times hundreds of step units and GEMMs. Another machine of a similar kind keeps
+their shape — where the batch steps up, where the cache cliffs are relative to each other — but not
+their level: so a quick adaptation re-times a coarse sub-grid, forms the ratio new / old at each of
+its points, and scales every point of the full table by that ratio interpolated in log space. The
+fine structure comes from the full calibration, the level from this machine.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from .units import GemmTable, MemoryLevels, StepTable, _log_bracket
+
+
+def _fill_nan_nearest(values: np.ndarray) -> np.ndarray:
+    """NaN entries (sub-grid points not timed) take the nearest timed entry's value (by index)."""
+    out = values.copy()
+    known = np.argwhere(np.isfinite(out))
+    if known.size == 0:
+        return np.zeros_like(out)
+    for idx in np.argwhere(~np.isfinite(out)):
+        d = np.abs(known - idx).sum(axis=1)
+        out[tuple(idx)] = out[tuple(known[int(np.argmin(d))])]
+    return out
+
+
+def _interp(grids: Sequence[Sequence[float]], values: np.ndarray, point: Sequence[float]) -> float:
+    """Multilinear interpolation in log coordinates on a product grid, clamped at its edges."""
+    idx = []
+    for g, v in zip(grids, point):
+        g = np.asarray(g, dtype=float)
+        if len(g) == 1:
+            idx.append((0, 0.0, True))
+            continue
+        v = min(max(v, g[0]), g[-1])
+        k, f = _log_bracket(g, v)
+        idx.append((k, f, False))
+    out = 0.0
+    for corner in range(2 ** len(grids)):
+        w, pos = 1.0, []
+        for axis, (k, f, single) in enumerate(idx):
+            upper = (corner >> axis) & 1
+            if single:
+                if upper:
+                    w = 0.0
+                pos.append(0)
+                continue
+            w *= f if upper else 1.0 - f
+            pos.append(k + upper)
+        if w:
+            out += w * values[tuple(pos)]
+    return float(out)
+
+
+def step_log_ratios(source: StepTable, batches: Sequence[int], hiddens: Sequence[int], step_s: np.ndarray
+                    ) -> np.ndarray:
+    """log(new / source) at each sub-grid point ``[h][b]`` (NaN where not timed)."""
+    out = np.full((len(hiddens), len(batches)), np.nan)
+    for i, h in enumerate(hiddens):
+        for j, b in enumerate(batches):
+            if np.isfinite(step_s[i][j]) and step_s[i][j] > 0:
+                out[i, j] = math.log(step_s[i][j] / source.step_parts_s(b, h)[0])
+    return out
+
+
+def adapt_step_table(source: StepTable, batches: Sequence[int], hiddens: Sequence[int], step_s: np.ndarray,
+                     matmul_s: np.ndarray, levels: MemoryLevels | None) -> StepTable:
+    """``source`` scaled point by point by the ratio of the sub-grid's new times (``[h][b]``, NaN where
+    not timed) to the source's, interpolated in log space; ``levels`` are this machine's."""
+    step_ratio = _fill_nan_nearest(step_log_ratios(source, batches, hiddens, np.asarray(step_s, dtype=float)))
+    mm_ratio = np.full_like(step_ratio, np.nan)
+    mm = np.asarray(matmul_s, dtype=float)
+    for i, h in enumerate(hiddens):
+        for j, b in enumerate(batches):
+            old = source.step_parts_s(b, h)[1]
+            if np.isfinite(mm[i][j]) and mm[i][j] > 0 and old > 0:
+                mm_ratio[i, j] = math.log(mm[i][j] / old)
+    mm_ratio = _fill_nan_nearest(mm_ratio) if np.isfinite(mm_ratio).any() else step_ratio
+    grids = (hiddens, batches)
+    new_step = np.array([[v * math.exp(_interp(grids, step_ratio, (h, b))) if np.isfinite(v) else np.nan
+                          for b, v in zip(source.batch, row)] for h, row in zip(source.hidden, source.step_s)])
+    new_mm = np.array([[v * math.exp(_interp(grids, mm_ratio, (h, b))) if np.isfinite(v) else np.nan
+                        for b, v in zip(source.batch, row)] for h, row in zip(source.hidden, source.matmul_s)])
+    return StepTable(source.batch, source.hidden, new_step, new_mm, source.element_bytes, levels,
+                     source.matmuls_per_step)
+
+
+def adapt_gemm_table(source: GemmTable, ms: Sequence[int], ks: Sequence[int], ns: Sequence[int],
+                     seconds: np.ndarray) -> GemmTable:
+    """``source`` scaled by the ratio of the sub-grid's new GEMM times (``[m][k][n]``, NaN where not
+    timed) to the source's, interpolated in log space."""
+    sec = np.asarray(seconds, dtype=float)
+    ratio = np.full(sec.shape, np.nan)
+    for a, m in enumerate(ms):
+        for b, k in enumerate(ks):
+            for c, n in enumerate(ns):
+                if np.isfinite(sec[a, b, c]) and sec[a, b, c] > 0:
+                    ratio[a, b, c] = math.log(sec[a, b, c] / source.seconds_for(m, k, n))
+    ratio = _fill_nan_nearest(ratio)
+    grids = (ms, ks, ns)
+    new = np.array([[[v * math.exp(_interp(grids, ratio, (m, k, n))) if np.isfinite(v) else np.nan
+                      for n, v in zip(source.n, row)] for k, row in zip(source.k, plane)]
+                    for m, plane in zip(source.m, source.seconds)])
+    return GemmTable(source.m, source.k, source.n, new)

@@ -1,0 +1,145 @@
+"""Which profile describes this machine: the profiles gru-sim can find, matched against this
+machine's fingerprint (CPU model, ISA extensions, cores, caches, torch version; GPU name on CUDA).
+
+A profile matches when every identity field known on both sides agrees. Without a match the nearest
+profile is taken — the one whose differences weigh least (another CPU vendor or ISA weighs most,
+another core count or cache size less, another torch version least) — and every prediction made
+with it says so (``profile_match: false`` and what differs) and carries a wider interval.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ProfileError
+from ..machine import host_facts
+from .profile import PROFILES_DIR
+
+# Identity fields compared, with the weight a difference adds to the distance between machines.
+MATCH_WEIGHTS = {"device": 100.0, "gpu_name": 50.0, "cpu_vendor": 20.0, "isa": 10.0, "cpu_model": 5.0,
+                 "caches": 3.0, "logical_cores": 2.0, "torch": 1.0}
+# How much wider (as a factor on each side) the 90 % interval of a prediction from a profile of
+# another machine is: the cross-machine error of a profile used on another CPU kind (see README,
+# "Profiles for more than one machine").
+FOREIGN_INTERVAL_FACTOR = 2.0
+
+
+def here_fingerprint(device: str) -> dict[str, Any]:
+    """This machine's identity fields, read without torch."""
+    return {"device": device, **host_facts()}
+
+
+def _vendor(cpu_model: str | None) -> str | None:
+    if not cpu_model:
+        return None
+    text = cpu_model.lower()
+    for vendor in ("amd", "intel", "arm", "apple", "ampere", "graviton"):
+        if vendor in text:
+            return vendor
+    return text.split()[0]
+
+
+def _identity(fp: dict[str, Any]) -> dict[str, Any]:
+    caches = fp.get("caches")
+    torch = fp.get("torch")
+    return {
+        "device": fp.get("device"),
+        "gpu_name": fp.get("gpu_name") if fp.get("device") == "cuda" else None,
+        "cpu_vendor": _vendor(fp.get("cpu_model")),
+        "isa": sorted(fp["isa"]) if fp.get("isa") is not None else None,
+        "cpu_model": fp.get("cpu_model"),
+        "caches": [[c["level"], c["size_bytes"]] for c in caches] if caches else None,
+        "logical_cores": fp.get("logical_cores"),
+        "torch": torch.split("+")[0] if isinstance(torch, str) else None,
+    }
+
+
+def mismatch(profile_fp: dict[str, Any], here: dict[str, Any]) -> dict[str, list[Any]]:
+    """``{field: [profile's value, this machine's value]}`` for the identity fields known on both
+    sides that differ (empty: the profile matches)."""
+    a, b = _identity(profile_fp), _identity(here)
+    return {k: [a[k], b[k]] for k in MATCH_WEIGHTS if a[k] is not None and b[k] is not None and a[k] != b[k]}
+
+
+def distance(profile_fp: dict[str, Any], here: dict[str, Any]) -> float:
+    """How unlike this machine the profile's is: the weights of the differing fields."""
+    return sum(MATCH_WEIGHTS[k] for k in mismatch(profile_fp, here))
+
+
+@dataclass(frozen=True)
+class ProfileChoice:
+    """The profile a command uses and how it relates to this machine."""
+
+    path: Path
+    match: bool
+    mismatch: dict[str, list[Any]] = field(default_factory=dict)
+    reason: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        """The keys every prediction record carries about it."""
+        out: dict[str, Any] = {"profile_match": self.match}
+        if not self.match:
+            out["profile_mismatch"] = self.mismatch
+        return out
+
+
+def profile_dirs() -> list[Path]:
+    """Where gru-sim looks for profiles, first found first: the project's ``calibration/profiles/``."""
+    return [PROFILES_DIR]
+
+
+def _fingerprint_of(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    fp = doc.get("fingerprint") if isinstance(doc, dict) else None
+    return fp if isinstance(fp, dict) else None
+
+
+def known_profiles(device: str, dirs: list[Path] | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """Every readable profile of ``device`` in ``dirs`` (default :func:`profile_dirs`)."""
+    out = []
+    for d in dirs or profile_dirs():
+        for path in sorted(Path(d).glob("*.json")):
+            fp = _fingerprint_of(path)
+            if fp is not None and fp.get("device", "cpu") == device:
+                out.append((path, fp))
+    return out
+
+
+def describe(fp: dict[str, Any]) -> str:
+    """A machine in a few words: its CPU (or GPU) model and core count."""
+    if fp.get("device") == "cuda" and fp.get("gpu_name"):
+        return str(fp["gpu_name"])
+    cores = fp.get("logical_cores")
+    return f"{fp.get('cpu_model') or 'unknown CPU'}" + (f", {cores} cores" if cores else "")
+
+
+def choose_profile(device: str, here: dict[str, Any] | None = None, explicit: str | Path | None = None,
+                   dirs: list[Path] | None = None) -> ProfileChoice:
+    """The profile to use for ``device``: ``explicit`` when given, else the one matching this machine,
+    else the nearest; with how it relates to this machine. A ProfileError when there is none."""
+    here = here or here_fingerprint(device)
+    if explicit is not None:
+        path = Path(explicit)
+        fp = _fingerprint_of(path) or {}
+        diff = mismatch(fp, here) if fp else {}
+        return ProfileChoice(path, not diff, diff, "given with --profile")
+    candidates = known_profiles(device, dirs)
+    if not candidates:
+        where = ", ".join(str(d) for d in (dirs or profile_dirs()))
+        raise ProfileError(f"no {device} profile in {where}: run 'gru-sim calibrate --device {device}' "
+                           "(or 'gru-sim calibrate --quick' from another machine's profile), or pass --profile")
+    # Nearest first; among equals the shipped default, then by name (deterministic).
+    ranked = sorted(candidates, key=lambda pf: (distance(pf[1], here), not pf[0].stem.endswith("-default"),
+                                                pf[0].name))
+    path, fp = ranked[0]
+    diff = mismatch(fp, here)
+    if not diff:
+        return ProfileChoice(path, True, {}, f"matches this machine ({describe(here)})")
+    return ProfileChoice(path, False, diff, f"the nearest to this machine ({describe(here)}): it was made on "
+                                            f"{describe(fp)}; differs in {', '.join(diff)}")
