@@ -15,6 +15,7 @@ from typing import Any
 from .accounting import account_call, compulsory_bytes
 from .config import GruConfig
 from .model.kernel_times import CallTimes
+from .model.library import FOREIGN_INTERVAL_FACTOR, here_fingerprint, mismatch
 from .model.profile import Profile
 from .sim.executors import Parallelism, parallelism
 
@@ -44,6 +45,12 @@ class Prediction:
     arithmetic_intensity_flops_per_byte: float
     memory_bytes: dict[str, int]
     profile: dict[str, Any]
+    # Whether the profile's machine is this one (else what differs: {field: [profile's, this one's]}),
+    # whether the call's memory fits this machine's, and whether it asks for more threads than cores.
+    profile_match: bool = True
+    profile_mismatch: dict[str, list[Any]] | None = None
+    fits_in_memory: bool = True
+    oversubscribed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The ``predict`` record of CONTRACT.md, as ``gru-sim predict --json`` prints it."""
@@ -63,16 +70,29 @@ class Prediction:
             "arithmetic_intensity_flops_per_byte": self.arithmetic_intensity_flops_per_byte,
             "memory_bytes": dict(self.memory_bytes),
             "profile": self.profile,
+            "profile_match": self.profile_match,
+            **({"profile_mismatch": self.profile_mismatch} if not self.profile_match else {}),
+            "fits_in_memory": self.fits_in_memory,
+            "oversubscribed": self.oversubscribed,
         }
 
 
 class Predictor:
     """Predicts :class:`Prediction` s (CONTRACT.md ``predict`` records) from one loaded :class:`Profile`."""
 
-    def __init__(self, profile: Profile) -> None:
+    def __init__(self, profile: Profile, here: dict[str, Any] | None = None) -> None:
+        """``here`` is the fingerprint of the machine predicted for (default: this one, read without
+        torch): a profile made elsewhere is flagged in every record and its interval widened."""
         self.profile = profile
         self.model = profile.cost_model
         self.memory = profile.memory_model
+        self.here = here if here is not None else here_fingerprint(profile.device)
+        self.mismatch = mismatch(profile.fingerprint, self.here)
+        self.cores = self.here.get("logical_cores")
+        if profile.device == "cuda":
+            self.memory_limit_bytes = profile.fingerprint.get("gpu_memory_bytes")
+        else:
+            self.memory_limit_bytes = self.here.get("memory_total_bytes")
 
     def call_times(self, config: GruConfig) -> CallTimes:
         """Kernel-level durations of ``config`` (for the simulators)."""
@@ -102,6 +122,8 @@ class Predictor:
         acc = account_call(config)
         latency = max(float(secs.sum()), self.roofline_floor_s(config, acc.total_flops, compulsory_bytes(config)))
         lo, hi = self.model.interval_s(config, latency)
+        if self.mismatch:  # another machine's profile: as wrong as profiles carried across machines are
+            lo, hi = lo / FOREIGN_INTERVAL_FACTOR, hi * FOREIGN_INTERVAL_FACTOR
         chunk = None if max_chunks is None else max(1, math.ceil(config.seq_len / max_chunks))
         par = parallelism(self.model.kernel_times(config), chunk_steps=chunk)
         activations = self.memory.predict_one(config)
@@ -123,6 +145,11 @@ class Predictor:
             memory_bytes={"weights": acc.weight_bytes, "inputs": acc.input_bytes, "activations": activations,
                           "total": acc.weight_bytes + acc.input_bytes + activations},
             profile=self.profile.summary(),
+            profile_match=not self.mismatch,
+            profile_mismatch=self.mismatch or None,
+            fits_in_memory=(self.memory_limit_bytes is None
+                            or acc.weight_bytes + acc.input_bytes + activations <= self.memory_limit_bytes),
+            oversubscribed=bool(self.cores and config.threads > self.cores),
         )
 
     def predict_many(self, configs: list[GruConfig]) -> list[Prediction]:

@@ -140,3 +140,30 @@ def test_predict_for_a_device_without_a_default_profile_says_how_to_make_one() -
         pytest.skip("a cuda default profile ships")
     proc = subprocess.run([GRU_SIM, "predict", *SHAPE, "--device", "cuda"], capture_output=True, text=True)
     assert proc.returncode == 2 and "gru-sim calibrate --device cuda" in proc.stderr
+
+
+def test_a_profile_of_this_machine_matches_and_another_machines_is_flagged_with_a_wider_interval(
+        profile_path: Path) -> None:
+    p = load_profile(profile_path)
+    c = GruConfig(batch=8, seq_len=32, input_size=64, hidden_size=64)
+    same = Predictor(p, here=dict(p.fingerprint)).predict(c).to_dict()
+    other = Predictor(p, here={**p.fingerprint, "cpu_model": "Intel(R) Xeon(R) Platinum 8481C"}).predict(c).to_dict()
+    assert same["profile_match"] is True and "profile_mismatch" not in same
+    assert other["profile_match"] is False
+    assert other["profile_mismatch"]["cpu_model"][1].startswith("Intel")
+    width = lambda r: r["latency_interval_s"][1] / r["latency_interval_s"][0]  # noqa: E731
+    assert width(other) > 3 * width(same)
+    assert other["latency_s"] == same["latency_s"]
+
+
+def test_a_call_larger_than_the_machines_memory_is_marked_and_more_threads_than_cores_oversubscribe(
+        profile_path: Path) -> None:
+    p = load_profile(profile_path)
+    here = {**p.fingerprint, "memory_total_bytes": 8 * 2**30, "logical_cores": 2}
+    predictor = Predictor(p, here=here)
+    small = predictor.predict(GruConfig(batch=8, seq_len=32, input_size=64, hidden_size=64)).to_dict()
+    huge = predictor.predict(GruConfig(batch=10**6, seq_len=10**4, input_size=64, hidden_size=1024)).to_dict()
+    many = predictor.predict(GruConfig(batch=8, seq_len=32, input_size=64, hidden_size=64, threads=8)).to_dict()
+    assert small["fits_in_memory"] and not small["oversubscribed"]
+    assert huge["fits_in_memory"] is False
+    assert many["oversubscribed"] is True
