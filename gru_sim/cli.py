@@ -217,6 +217,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.update(tasks[task], completed=done, total=total)
 
         output = run_scenario(scenario, profile_path, out_dir, progress, profile_source=source)
+    if output.results.get("profile_match") is False:
+        print(f"gru-sim run: warning: {output.results['profile_note']}", file=sys.stderr)
     for warning in output.results.get("warnings", []):
         print(f"gru-sim run: warning: {warning}", file=sys.stderr)
     print(f"gru-sim run: results in {output.results_path}", file=sys.stderr)

@@ -1,28 +1,33 @@
 """Which calibration profile a command uses, and what to tell the user about it: the one named, else
-the shipped default of the device; and whether it was made on another machine or software stack, in
-which case its predictions may not hold here."""
+the profile of this machine among those gru-sim knows (``gru_sim.model.library``), else the nearest;
+and, when it was made on another machine, which one, how it differs, and the command that fixes it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .machine import differences, host_facts, torch_version_matches
-from .model.profile import Profile, load_profile, shipped_default_profile
+from .model.library import ProfileChoice, choose_profile, describe, here_fingerprint
+from .model.profile import Profile, load_profile
+
+
+def foreign_note(choice: ProfileChoice, profile: Profile, device: str) -> str:
+    """One line for a profile of another machine: both machines, what differs, and the remedy."""
+    here = here_fingerprint(device)
+    return (f"warning: profile {choice.path} was made on {describe(profile.fingerprint)}, not on this machine "
+            f"({describe(here)}; differs in {', '.join(choice.mismatch)}): its intervals are widened; "
+            f"run 'gru-sim calibrate --quick' (about a minute) for this machine's numbers")
 
 
 def load_profile_for(path: str | Path | None, device: str | None) -> tuple[Profile, list[str]]:
-    """The profile at ``path``, or the shipped default of ``device`` (cpu when None), and the notes to
-    show: which default was taken, and how the profile's machine differs from this one."""
+    """The profile at ``path``, or the best of the known profiles of ``device`` (cpu when None), and
+    the notes to show: which profile was taken and why, and how its machine differs from this one."""
+    device = device or "cpu"
     notes = []
+    choice = choose_profile(device, explicit=path)
     if path is None:
-        path = shipped_default_profile(device or "cpu")
-        notes.append(f"using the shipped default profile {path}")
-    profile = load_profile(path)
-    here = {"device": device or profile.device, **host_facts()}
-    diff = differences(profile.fingerprint, here, ("device", "cpu_model", "physical_cores"))
-    if not torch_version_matches(profile.fingerprint.get("torch"), here.get("torch")):
-        diff.append(f"torch: {profile.fingerprint.get('torch')!r} here {here.get('torch')!r}")
-    if diff:
-        notes.append(f"warning: profile {path} was made on another machine or stack "
-                     f"(profile {'; '.join(diff)}); its predictions may not hold here")
+        notes.append(f"using profile {choice.path}: {choice.reason}")
+    profile = load_profile(choice.path)
+    if not choice.match:
+        notes.append(foreign_note(choice, profile, device))
     return profile, notes
+

@@ -54,6 +54,8 @@ h2 { border-bottom: 1px solid #eee; padding-bottom: 6px; }
 .card .label { font-size: 12px; color: #555; }
 .card .note { font-size: 11px; color: #777; }
 .warning { background: #fff4e5; border-left: 4px solid #f0a020; padding: 8px 12px; margin: 10px 0; }
+.danger { background: #fdecea; border-left: 6px solid #c62828; color: #7f1010; padding: 10px 14px; margin: 10px 0;
+          font-weight: 600; }
 .ok { background: #eef8ee; border-left: 4px solid #3a9a3a; padding: 8px 12px; margin: 10px 0; }
 .figure { width: 100%; min-height: 380px; margin: 10px 0 4px 0; }
 .caption { color: #555; font-size: 13px; margin: 0 0 16px 0; }
@@ -103,6 +105,10 @@ class Section:
 
     def warning(self, text: str) -> None:
         self.parts.append(f'<div class="warning">{esc(text)}</div>')
+
+    def danger(self, text: str) -> None:
+        """A red banner: the figures below may not describe this machine."""
+        self.parts.append(f'<div class="danger">{esc(text)}</div>')
 
     def figure(self, fig: go.Figure, caption: str = "", height_px: int = 420) -> None:
         self.parts.append(Figure(fig, caption, height_px))

@@ -60,6 +60,8 @@ def si_rate(value: Any, unit: str) -> str:
 # ------------------------------------------------------------------------------------------ summary
 def _summary_section(results: dict[str, Any]) -> Section:
     s = Section("summary", "Summary")
+    if results.get("profile_match") is False and results.get("profile_note"):
+        s.danger(results["profile_note"])
     for w in results.get("warnings", []):
         s.warning(w)
     if not results.get("warnings"):

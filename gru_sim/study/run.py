@@ -16,8 +16,8 @@ from .. import __version__
 from ..accounting import compulsory_bytes
 from ..config import GruConfig
 from ..groups import GroupKey
-from ..model.profile import shipped_default_profile
-from ..predict import Prediction
+from ..model.library import choose_profile, describe
+from ..predict import Prediction, Predictor
 from ..report.prose import extrapolation_warnings
 from ..scenario import Scenario
 from .engine import EngineFactory, ProgressFn, load_engine
@@ -34,7 +34,8 @@ def choose_profile_path(scenario: Scenario, cli_profile: str | Path | None) -> t
         return Path(cli_profile), "given with --profile"
     if scenario.profile_path is not None:
         return scenario.profile_path, "named in the scenario"
-    return shipped_default_profile(scenario.spec.device), f"the shipped default for {scenario.spec.device}"
+    choice = choose_profile(scenario.spec.device)
+    return choice.path, choice.reason
 
 
 def default_out_dir(scenario: Scenario) -> Path:
@@ -62,6 +63,7 @@ def run_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | Pa
         "scenario": {"name": spec.name, "path": str(scenario.path), "description": spec.description,
                      "device": spec.device, "spec": spec.model_dump(mode="json", exclude_none=True)},
         "profile": {**engine.profile, "source": profile_source},
+        **profile_match_record(engine.model),
         "timings_s": {},
         "timelines": [],
     }
@@ -101,6 +103,21 @@ def run_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | Pa
     results["warnings"] = extrapolation_warnings(priced)
     results["extrapolated"] = any(r.get("extrapolated") for rs in priced.values() for r in rs)
     return write_outputs(results, Path(out_dir))
+
+
+def profile_match_record(predictor: Predictor) -> dict[str, Any]:
+    """Whether the profile describes this machine; when not, what differs and a sentence naming both
+    machines and the command that fixes it (the report's red banner)."""
+    if getattr(predictor, "mismatch", None) is None:
+        return {}  # a stand-in model that knows nothing of machines
+    if not predictor.mismatch:
+        return {"profile_match": True}
+    made_on, here = describe(predictor.profile.fingerprint), describe(predictor.here)
+    return {"profile_match": False, "profile_mismatch": predictor.mismatch,
+            "profile_note": f"This forecast uses a profile made on another machine ({made_on}), not on the one it "
+                            f"ran on ({here}); they differ in {', '.join(predictor.mismatch)}. Its figures describe "
+                            "that machine, and its intervals are widened. Run 'gru-sim calibrate --quick' here "
+                            "(about a minute) for this machine's numbers."}
 
 
 def _records(predictions: Iterable[Prediction]) -> list[dict[str, Any]]:
