@@ -263,3 +263,13 @@ def test_a_replayed_trace_is_planned_at_its_own_rate_with_one_seed() -> None:
     assert result.rate_per_s == pytest.approx(200.0, rel=0.01)
     assert result.seeds == (1,)
     assert result.recommended is not None
+
+
+def test_a_feasible_candidate_meets_the_slo_in_every_seed_and_a_failing_one_names_its_seed() -> None:
+    result = plan_serving(small_spec(rate=3000.0, slo_s=0.1, seq=SeqLenSpec("uniform", low=5, high=30),
+                                     seeds=(1, 2, 3)), MODELS, exhaustive=True)
+    feasible = [c for c in result.candidates if c.feasible]
+    assert feasible and all(len(c.latency_p99_by_seed_s) == 3 and max(c.latency_p99_by_seed_s) <= 0.1
+                            for c in feasible)
+    failing = [c for c in result.candidates if not c.feasible]
+    assert failing and all(c.reason is not None and "(seed " in c.reason for c in failing)

@@ -31,11 +31,12 @@ class Deployment:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A deployment simulated at ``rate_per_s``, pooled over the seeds: latency percentiles (s),
+    """A deployment simulated at ``rate_per_s``, pooled over the seeds run: latency percentiles (s),
     the share of requests within the SLO, utilization, mean batch size, the memory one replica holds
-    (bytes), and the verdict. ``stable`` is False when the replicas fell behind in some seed's run
-    (the queue grows without bound, so its percentiles say nothing); ``reason`` says why an infeasible
-    candidate fails."""
+    (bytes), and the verdict (feasible: every seed met the SLO; seeds stop at the first that fails).
+    ``stable`` is False when the replicas fell behind in a seed's run (the queue grows without bound,
+    so its percentiles say nothing); ``reason`` says why an infeasible candidate fails, and in which
+    seed."""
 
     deployment: Deployment
     rate_per_s: float
