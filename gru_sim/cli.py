@@ -206,6 +206,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     profile_path, source = choose_profile_path(scenario, args.profile)
     print(f"gru-sim run: profile {profile_path} ({source})", file=sys.stderr)
+    if scenario.plan is not None:
+        print("gru-sim run: the plan section is for 'gru-sim plan'; run leaves it alone", file=sys.stderr)
     out_dir = Path(args.out) if args.out else default_out_dir(scenario)
     with Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=False) as bar:

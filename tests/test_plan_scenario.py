@@ -163,3 +163,17 @@ def test_the_schema_documents_the_plan_section(capsys: pytest.CaptureFixture[str
     schema = json.loads(capsys.readouterr().out)
     assert "plan" in schema["properties"]
     assert "PlanSpec" in schema["$defs"] and "HardwareSpec" in schema["$defs"]
+
+
+def test_run_leaves_a_plan_section_alone_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import gru_sim.study as study
+
+    monkeypatch.setattr(study, "run_scenario", functools.partial(study.run_scenario, engine_factory=made_up_engine))
+    text = PLAN.replace("plan:\n", "sweep: {batch: [1], seq_len: [10]}\nplan:\n", 1)
+    code = main(["run", str(_write(tmp_path, text)), "--profile", str(tmp_path / "made-up.json"),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "the plan section is for 'gru-sim plan'" in err
+    assert not (tmp_path / "out" / "plan.json").exists()
