@@ -171,6 +171,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate.runner import calibrate, store_path_for
     from .model.profile import default_profile_path
 
+    if args.quick:
+        return _calibrate_quick(args)
+    if args.source is not None:
+        raise GruSimError("--from names the profile a quick adaptation starts from: use it with --quick")
     spec = load_job(args.job or default_job_path(args.device))
     if spec.device != args.device:
         raise GruSimError(f"job {spec.name} is for device {spec.device}, not --device {args.device}")
@@ -189,6 +193,37 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
               "run the same command again to resume", file=sys.stderr)
         return 130
     print_self_check(profile.self_check)
+    print(f"profile written to {out}")
+    return 0
+
+
+def _calibrate_quick(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .calibrate.adapt import adapt_profile, quick_profile_path
+    from .calibrate.runner import store_path_for
+    from .model.library import choose_profile, describe
+    from .model.profile import PROFILES_DIR, load_profile
+
+    if args.job is not None or args.budget is not None:
+        raise GruSimError("--quick adapts an existing profile: --job and --budget belong to a full calibration")
+    choice = choose_profile(args.device, explicit=args.source)
+    source = load_profile(choice.path)
+    out = Path(args.out) if args.out else quick_profile_path(args.device, PROFILES_DIR)
+    print(f"gru-sim calibrate --quick: adapting {choice.path} (made on {describe(source.fingerprint)}) to this "
+          f"machine; store {store_path_for(out)}", file=sys.stderr)
+    try:
+        profile = adapt_profile(source, out, lambda what: print(f"  {what}", file=sys.stderr))
+    except KeyboardInterrupt:
+        print(f"gru-sim calibrate: interrupted; every unit timed so far is in {store_path_for(out)}: "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    check = profile.self_check
+    s = check.get("adapt_check") or {}
+    print(f"measured {check['measuring_s']:.0f} s ({check['wall_s']:.0f} s in all)")
+    if s.get("n"):
+        print(f"check on {s['n']} whole calls the source held out, measured here: median APE {s['median_ape']:.1f}%, "
+              f"90% interval coverage {s['interval_coverage']:.0%}")
     print(f"profile written to {out}")
     return 0
 
@@ -412,8 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--job", help="job spec YAML (default: calibration/jobs/<device>-default.yaml)")
     p.add_argument("--budget", type=float, help="seconds of measuring (default: the job's budget_s)")
-    p.add_argument("--out", help="profile path (default: calibration/profiles/<device>-default.json); "
-                   "re-running with the same --out resumes")
+    p.add_argument("--out", help="profile path (default: calibration/profiles/<device>-default.json; with "
+                   "--quick <device>-<cpu model>-<cores>c.json there); re-running with the same --out resumes")
+    p.add_argument("--quick", action="store_true", help="adapt the nearest profile (or --from) to this machine "
+                   "in about a minute of measuring, instead of a full calibration")
+    p.add_argument("--from", dest="source", metavar="PROFILE", help="with --quick: the profile to adapt "
+                   "(default: the nearest to this machine among the known ones)")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("run", help="forecast a scenario file and write results.json and report.html")
