@@ -27,6 +27,7 @@ TORCH_FREE_MODULES = [
     "gru_sim.predict",         # the predictor: `gru-sim predict` must start fast
     "gru_sim.sim",
     "gru_sim.plan",            # `gru-sim plan` searches with the simulators alone
+    "gru_sim.study.plan",      # and starts as fast as `gru-sim run`
     "gru_sim.groups",
     "gru_sim.atomic",
     "gru_sim.csvfiles",
@@ -90,6 +91,8 @@ LOWER_LAYERS_ONLY = {
     "gru_sim.validation": ["gru_sim.report", "gru_sim.study", "plotly"],
     "gru_sim.study": ["plotly", "gru_sim.report.render"],
     "gru_sim.report.prose": ["plotly"],
+    "gru_sim.plan": ["gru_sim.scenario", "gru_sim.study", "gru_sim.report", "pydantic", "yaml", "plotly"],
+    "gru_sim.study.plan": ["plotly", "gru_sim.report.render"],
 }
 
 
