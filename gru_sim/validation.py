@@ -128,6 +128,9 @@ def measured_row(prediction: Any, measured_latency_s: float, measured_iqr_s: flo
         "noisy": noisy,
         "measured_peak_memory_bytes": measured_peak_memory_bytes,
         "predicted_peak_memory_bytes": prediction.peak_memory_bytes,
+        "profile_match": prediction.profile_match,
+        **({"profile_mismatch": prediction.profile_mismatch} if not prediction.profile_match else {}),
+        "fits_in_memory": prediction.fits_in_memory,
     }
 
 

@@ -22,6 +22,8 @@ class Measurement:
     peak_memory_bytes: int | None    # None when not probed
     max_rel_error: float | None      # None when not checked
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    # The smallest peak the memory probe can tell from nothing (None when not probed).
+    peak_memory_resolution_bytes: int | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The ``measure --json`` record of CONTRACT.md."""
@@ -39,4 +41,19 @@ class Measurement:
             "loops": self.loops,
             "max_rel_error": self.max_rel_error,
             "fingerprint": self.fingerprint,
+            "peak_memory_resolution_bytes": self.peak_memory_resolution_bytes,
+            "peak_memory_below_resolution": self.peak_memory_below_resolution,
+            "oversubscribed": self.oversubscribed,
         }
+
+    @property
+    def peak_memory_below_resolution(self) -> bool:
+        """True when the probe saw less than it can resolve: the peak is small, not zero."""
+        return (self.peak_memory_bytes is not None and self.peak_memory_resolution_bytes is not None
+                and self.peak_memory_bytes < self.peak_memory_resolution_bytes)
+
+    @property
+    def oversubscribed(self) -> bool:
+        """True when the call ran more threads than the machine has cores: it was timed sharing them."""
+        cores = self.fingerprint.get("logical_cores")
+        return bool(cores and self.config.threads > cores)

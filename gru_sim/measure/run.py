@@ -9,10 +9,13 @@ from ..config import GruConfig
 from ..errors import DeviceUnavailableError, OutOfMemoryError
 from .fingerprint import fingerprint
 from .kernels import build_kernel, max_rel_error
-from .memory import peak_memory_cpu, peak_memory_cuda
+from .memory import MMAP_THRESHOLD_BYTES, peak_memory_cpu, peak_memory_cuda
 from .record import Measurement
 from .timing import LoopTimer, TimingPolicy, time_calls, wall_clock_timer
 
+# The CUDA caching allocator rounds every block up to 512 bytes (c10/cuda/CUDACachingAllocator.cpp,
+# kMinBlockSize): smaller differences are invisible to max_memory_allocated().
+CUDA_ALLOCATION_GRANULE_BYTES = 512
 # Refuse a shape whose estimated footprint exceeds this share of the memory available now.
 MEMORY_HEADROOM = 0.8
 
@@ -100,6 +103,8 @@ def _measure(config: GruConfig, policy: TimingPolicy, seed: int, probe_memory: b
         peak_memory_bytes=peak,
         max_rel_error=error,
         fingerprint=fingerprint(config.device, torch.get_num_threads()),  # what was in force
+        peak_memory_resolution_bytes=None if peak is None else (
+            CUDA_ALLOCATION_GRANULE_BYTES if config.device == "cuda" else MMAP_THRESHOLD_BYTES),
     )
 
 
