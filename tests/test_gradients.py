@@ -238,3 +238,11 @@ def test_cli_refuses_cuda(run_cli: Callable[..., Any]) -> None:
                       "--device", "cuda"])
     assert result.returncode == 2
     assert "cpu" in result.stderr
+
+
+@pytest.mark.slow  # a subprocess that imports torch
+def test_cli_refuses_an_implementation_other_than_torch(run_cli: Callable[..., Any]) -> None:
+    result = run_cli(["gradients", "--input-size", "3", "--hidden-size", "6", "--seq-len", "5",
+                      "--impl", "numpy-reference"])
+    assert result.returncode == 2
+    assert "impl(=numpy-reference)" in result.stderr
