@@ -79,6 +79,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
     policy = TimingPolicy(budget_s=args.budget)
     m = measure_gru(config, policy=policy, probe_memory=not args.no_memory)
     rec = m.to_record()
+    if m.oversubscribed:
+        print(f"gru-sim measure: warning: --threads {config.threads} is more than this machine's "
+              f"{m.fingerprint.get('logical_cores')} cores: the threads were timed sharing cores "
+              "(oversubscribed in the record)", file=sys.stderr)
     if args.json:
         print(json.dumps(rec))
         return 0
@@ -91,7 +95,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
         ("first call (cold)", fmt_seconds(m.first_call_s)),
         ("throughput", f"{fmt_rate(rec['throughput_seq_per_s'], 'seq/s')}, "
                        f"{fmt_rate(rec['throughput_tokens_per_s'], 'tokens/s')}"),
-        ("peak memory", fmt_bytes(m.peak_memory_bytes)),
+        ("peak memory", f"below {fmt_bytes(m.peak_memory_resolution_bytes)}, what the probe resolves"
+                         if m.peak_memory_below_resolution else fmt_bytes(m.peak_memory_bytes)),
         ("max rel. error", "-" if m.max_rel_error is None else f"{m.max_rel_error:.2e} vs float64 reference"),
         ("machine", f"{m.fingerprint.get('cpu_model')}, torch {m.fingerprint.get('torch')}"),
     ])
@@ -112,8 +117,11 @@ def _load_profile_for(args: argparse.Namespace, device: str | None) -> Any:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .predict import Predictor
 
+    _check_cluster_flags(args)
     if args.grid:
         return _predict_grid(args, Predictor(_load_profile_for(args, args.device or "cpu")))
+    if args.workers is not None or args.scheduler is not None:
+        raise GruSimError("--workers and --scheduler spread a --grid FILE.csv; one prediction runs here")
     missing = [f"--{n.replace('_', '-')}" for n in ("batch", "seq_len", "input_size", "hidden_size")
                if getattr(args, n) is None]
     if missing:
@@ -123,6 +131,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor = Predictor(_load_profile_for(args, config.device))
     prediction = predictor.predict(config)
     rec = prediction.to_dict()
+    if not prediction.fits_in_memory:
+        need = prediction.memory_bytes["total"]
+        print(f"gru-sim predict: warning: this call needs about {fmt_bytes(need)}, more than this machine's "
+              f"{fmt_bytes(predictor.memory_limit_bytes)} of memory (fits_in_memory: false)", file=sys.stderr)
+    if prediction.oversubscribed:
+        print(f"gru-sim predict: warning: --threads {config.threads} is more than this machine's {predictor.cores} "
+              "cores (oversubscribed: true)", file=sys.stderr)
     if args.trace:
         from .sim.executors import simulate_call
         from .sim.trace import write_chrome_trace
@@ -159,9 +174,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def _predict_grid(args: argparse.Namespace, predictor: Any) -> int:
     defaults = {"num_layers": args.layers, "bidirectional": args.bidirectional, "mode": args.mode,
                 "dtype": args.dtype, "impl": args.impl, "device": args.device or "cpu", "threads": args.threads}
-    for prediction in predictor.predict_many(read_configs_csv(args.grid, defaults)):
+    configs = read_configs_csv(args.grid, defaults)
+    if args.workers is not None or args.scheduler is not None:
+        from .distributed import cluster_client, predict_records_on
+        from .predict import GRID_MAX_CHUNKS
+
+        with cluster_client(args.workers, args.scheduler) as client:
+            for rec in predict_records_on(client, configs, predictor.profile.path, predictor.here, GRID_MAX_CHUNKS):
+                sys.stdout.write(json.dumps(rec) + "\n")
+        return 0
+    for prediction in predictor.predict_many(configs):
         sys.stdout.write(json.dumps(prediction.to_dict()) + "\n")
     return 0
+
+
+def _check_cluster_flags(args: argparse.Namespace) -> None:
+    """Before any work: the cluster flags need the optional extra (one line naming it, exit 2)."""
+    if getattr(args, "workers", None) is not None or getattr(args, "scheduler", None) is not None:
+        from .distributed import import_distributed
+
+        import_distributed()
+
+
+def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cluster (the optional extra gru-sim[dask])")
+    g.add_argument("--workers", type=_positive_int, metavar="N", help="spread the work over a local Dask cluster "
+                                                                      "of N processes")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="spread the work over an existing Dask cluster "
+                                                          "(e.g. tcp://10.0.0.5:8786)")
 
 
 # --------------------------------------------------------------------------------------- calibrate
@@ -360,6 +400,9 @@ def cmd_gradients(args: argparse.Namespace) -> int:
     if args.impl != "torch-gru":  # --mode does not matter: measuring gradients is always a backward pass
         raise GruSimError(f"impl(={args.impl}): gradients are measured with torch (nn.GRU's equations step by "
                           "step, nn.GRU itself for the forward error); drop --impl")
+    if args.impl != "torch-gru":  # --mode does not matter: measuring gradients is always a backward pass
+        raise GruSimError(f"impl(={args.impl}): gradients are measured with torch (nn.GRU's equations step by "
+                          "step, nn.GRU itself for the forward error); drop --impl")
     setup = GradientSetup(
         input_size=args.input_size, hidden_size=args.hidden_size, num_layers=args.layers,
         bidirectional=args.bidirectional, dtype=args.dtype, init=args.init,
@@ -433,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "one JSON record per row on stdout")
     p.add_argument("--trace", help="also write the simulated kernels as a Chrome trace JSON")
     p.add_argument("--json", action="store_true", help="print the JSON record instead of a table")
+    _add_cluster_flags(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("validate", help="measure configurations the profile never saw and compare")
