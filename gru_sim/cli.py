@@ -400,9 +400,6 @@ def cmd_gradients(args: argparse.Namespace) -> int:
     if args.impl != "torch-gru":  # --mode does not matter: measuring gradients is always a backward pass
         raise GruSimError(f"impl(={args.impl}): gradients are measured with torch (nn.GRU's equations step by "
                           "step, nn.GRU itself for the forward error); drop --impl")
-    if args.impl != "torch-gru":  # --mode does not matter: measuring gradients is always a backward pass
-        raise GruSimError(f"impl(={args.impl}): gradients are measured with torch (nn.GRU's equations step by "
-                          "step, nn.GRU itself for the forward error); drop --impl")
     setup = GradientSetup(
         input_size=args.input_size, hidden_size=args.hidden_size, num_layers=args.layers,
         bidirectional=args.bidirectional, dtype=args.dtype, init=args.init,
