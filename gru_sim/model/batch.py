@@ -128,7 +128,7 @@ class ConfigBatch:
 
     def text(self, name: str) -> np.ndarray:
         """A categorical column as text."""
-        return np.asarray(CHOICES[name], dtype=object)[self.__getattribute__(name)]
+        return np.asarray(CHOICES[name])[getattr(self, name)]
 
     def take(self, rows: np.ndarray | slice) -> "ConfigBatch":
         """The rows ``rows`` as a batch of their own."""
