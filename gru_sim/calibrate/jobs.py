@@ -2,7 +2,7 @@
 calibrate, over which range of each shape axis, and how much time to spend.
 
 Specs are YAML files (``calibration/jobs/*.yaml``), read with a safe loader and validated; the
-default spec of each device ships with gru-sim.
+default spec of each device ships with gru-sim (inside the package, ``gru_sim/data/jobs/``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import GruSimError
+from ..locations import jobs_dir
 
-JOBS_DIR = Path(__file__).resolve().parents[2] / "calibration" / "jobs"
+# The default specs: a checkout's calibration/jobs/ (a link to gru_sim/data/jobs/), or the installed
+# package's own copy (see gru_sim.locations).
+JOBS_DIR = jobs_dir()
 
 Dtype = Literal["float32", "float16", "bfloat16", "float64"]
 Mode = Literal["inference", "training"]

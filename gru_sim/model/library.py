@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ProfileError
+from ..locations import profile_search_dirs
 from ..machine import host_facts
-from .profile import PROFILES_DIR
 
 # Identity fields compared, with the weight a difference adds to the distance between machines.
 MATCH_WEIGHTS = {"device": 100.0, "gpu_name": 50.0, "cpu_vendor": 20.0, "isa": 10.0, "cpu_model": 5.0,
@@ -87,8 +87,9 @@ class ProfileChoice:
 
 
 def profile_dirs() -> list[Path]:
-    """Where gru-sim looks for profiles, first found first: the project's ``calibration/profiles/``."""
-    return [PROFILES_DIR]
+    """Where gru-sim looks for profiles, first found first: the project's ``calibration/profiles/``
+    in a source checkout, the user's data folder, the profiles shipped in the package."""
+    return profile_search_dirs()
 
 
 def _fingerprint_of(path: Path) -> dict[str, Any] | None:

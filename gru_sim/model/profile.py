@@ -15,15 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ProfileError
+from ..locations import shipped_profiles_dir
 from .costmodel import GruCostModel
 from .memory_model import MemoryModel
 
 SCHEMA_VERSION = 2
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "calibration" / "profiles"
+# The shipped profiles: a checkout's calibration/profiles/ (a link to gru_sim/data/profiles/), or the
+# installed package's own copy (see gru_sim.locations).
+PROFILES_DIR = shipped_profiles_dir()
 
 
 def default_profile_path(device: str) -> Path:
-    """The shipped default profile of ``device`` (``calibration/profiles/<device>-default.json``)."""
+    """The shipped default profile of ``device`` (``calibration/profiles/<device>-default.json`` in a
+    checkout, ``gru_sim/data/profiles/`` in the installed package)."""
     return PROFILES_DIR / f"{device}-default.json"
 
 
