@@ -18,6 +18,7 @@ from .console import console as _console
 from .console import print_self_check, print_validation
 from .console import print_table as _print_table
 from .errors import GruSimError, ThresholdFailed
+from .locations import jobs_dir, profile_search_dirs, profiles_write_dir, project_profiles_dir, user_profiles_dir
 from .units import fmt_bytes, fmt_rate, fmt_seconds
 
 
@@ -209,7 +210,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibrate.jobs import default_job_path, load_job
     from .calibrate.progress import BudgetProgress
     from .calibrate.runner import calibrate, store_path_for
-    from .model.profile import default_profile_path
 
     if args.quick:
         return _calibrate_quick(args)
@@ -222,7 +222,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if not args.budget > 0:
             raise GruSimError(f"--budget(={args.budget}) must be > 0 seconds")
         spec = spec.model_copy(update={"budget_s": args.budget})
-    out = args.out or default_profile_path(args.device)
+    out = args.out or profiles_write_dir() / f"{args.device}-default.json"
     print(f"gru-sim calibrate: job {spec.name}, budget {spec.budget_s:.0f} s, store {store_path_for(out)}",
           file=sys.stderr)
     try:
@@ -243,13 +243,13 @@ def _calibrate_quick(args: argparse.Namespace) -> int:
     from .calibrate.adapt import adapt_profile, quick_profile_path
     from .calibrate.runner import store_path_for
     from .model.library import choose_profile, describe
-    from .model.profile import PROFILES_DIR, load_profile
+    from .model.profile import load_profile
 
     if args.job is not None or args.budget is not None:
         raise GruSimError("--quick adapts an existing profile: --job and --budget belong to a full calibration")
     choice = choose_profile(args.device, explicit=args.source)
     source = load_profile(choice.path)
-    out = Path(args.out) if args.out else quick_profile_path(args.device, PROFILES_DIR)
+    out = Path(args.out) if args.out else quick_profile_path(args.device, profiles_write_dir())
     print(f"gru-sim calibrate --quick: adapting {choice.path} (made on {describe(source.fingerprint)}) to this "
           f"machine; store {store_path_for(out)}", file=sys.stderr)
     try:
@@ -453,9 +453,23 @@ def _print_gradients(rec: dict[str, Any]) -> None:
 
 
 # -------------------------------------------------------------------------------------------- main
+def _locations_epilog() -> str:
+    """The --help epilog: where gru-sim looks for profiles and job specs, and where new profiles go."""
+    lines = ["profiles (without --profile: the one made on this machine, else the nearest), looked for in:"]
+    for d in profile_search_dirs():
+        role = ("this checkout, with the shipped ones" if d == project_profiles_dir() else
+                "your data folder" if d == user_profiles_dir() else "shipped with gru-sim")
+        if d == profiles_write_dir():
+            role += "; new ones are written here"
+        lines.append(f"  {d}  ({role})")
+    lines.append(f"default job specs: {jobs_dir()}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    where = _locations_epilog()
     parser = _ArgumentParser(prog="gru-sim", description="Measure, calibrate, predict and simulate GRU "
-                             "performance.")
+                             "performance.", epilog=where, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
 
     p = sub.add_parser("measure", help="time the real kernel on this machine now")
@@ -465,10 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe (a subprocess)")
     p.set_defaults(func=cmd_measure)
 
-    p = sub.add_parser("predict", help="predict from a calibration profile without running a kernel")
+    p = sub.add_parser("predict", help="predict from a calibration profile without running a kernel",
+                       epilog=where, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_shape_flags(p, required=False)
     p.set_defaults(device=None)
-    p.add_argument("--profile", help="calibration profile (default: the shipped one for --device)")
+    p.add_argument("--profile", help="calibration profile (default: the one matching this machine among the "
+                                     "known ones, listed below)")
     p.add_argument("--grid", help="CSV whose columns are shape-flag names (batch, seq_len, ...): "
                    "one JSON record per row on stdout")
     p.add_argument("--trace", help="also write the simulated kernels as a Chrome trace JSON")
@@ -487,12 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default reports/validation-<profile name>/)")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("calibrate", help="run a calibration job and write a profile (resumable)")
+    p = sub.add_parser("calibrate", help="run a calibration job and write a profile (resumable)",
+                       epilog=where, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", choices=DEVICES, default="cpu")
-    p.add_argument("--job", help="job spec YAML (default: calibration/jobs/<device>-default.yaml)")
+    p.add_argument("--job", help="job spec YAML (default: <device>-default.yaml among the default job specs, "
+                                 "below)")
     p.add_argument("--budget", type=float, help="seconds of measuring (default: the job's budget_s)")
-    p.add_argument("--out", help="profile path (default: calibration/profiles/<device>-default.json; with "
-                   "--quick <device>-<cpu model>-<cores>c.json there); re-running with the same --out resumes")
+    p.add_argument("--out", help="profile path (default: <device>-default.json, with --quick "
+                   "<device>-<cpu model>-<cores>c.json, where new profiles are written: the checkout's "
+                   "calibration/profiles/, else your data folder, below); re-running with the same --out resumes")
     p.add_argument("--quick", action="store_true", help="adapt the nearest profile (or --from) to this machine "
                    "in about a minute of measuring, instead of a full calibration")
     p.add_argument("--from", dest="source", metavar="PROFILE", help="with --quick: the profile to adapt "
