@@ -275,10 +275,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .scenario import load_scenario
+    from .distributed import cluster_client
+    from .scenario import MAX_CLUSTER_SWEEP_CONFIGS, MAX_SWEEP_CONFIGS, load_scenario
     from .study import choose_profile_path, default_out_dir, run_scenario
 
-    scenario = load_scenario(args.scenario)
+    _check_cluster_flags(args)
+    on_cluster = args.workers is not None or args.scheduler is not None
+    scenario = load_scenario(args.scenario, MAX_CLUSTER_SWEEP_CONFIGS if on_cluster else MAX_SWEEP_CONFIGS)
     profile_path, source = choose_profile_path(scenario, args.profile)
     print(f"gru-sim run: profile {profile_path} ({source})", file=sys.stderr)
     if scenario.plan is not None:
@@ -293,7 +296,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 tasks[task] = bar.add_task(task, total=total)
             bar.update(tasks[task], completed=done, total=total)
 
-        output = run_scenario(scenario, profile_path, out_dir, progress, profile_source=source)
+        with cluster_client(args.workers, args.scheduler) as client:
+            output = run_scenario(scenario, profile_path, out_dir, progress, profile_source=source, client=client)
     if output.results.get("profile_match") is False:
         print(f"gru-sim run: warning: {output.results['profile_note']}", file=sys.stderr)
     for warning in output.results.get("warnings", []):
@@ -522,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", metavar="SCENARIO.yaml", help="the scenario file (see 'gru-sim schema')")
     p.add_argument("--profile", help="calibration profile (default: the scenario's, else the shipped one)")
     p.add_argument("--out", help="output folder (default: reports/<scenario name>/)")
+    _add_cluster_flags(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("plan", help="the cheapest deployment meeting the scenario's SLO, found by simulation")

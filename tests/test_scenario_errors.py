@@ -11,7 +11,7 @@ import pytest
 
 from gru_sim.cli import main
 from gru_sim.errors import ScenarioError
-from gru_sim.scenario import MAX_SWEEP_CONFIGS, load_scenario
+from gru_sim.scenario import MAX_CLUSTER_SWEEP_CONFIGS, MAX_SWEEP_CONFIGS, load_scenario
 
 BAD = Path(__file__).parent / "bad_scenarios"
 
@@ -104,7 +104,7 @@ def test_a_sweep_too_large_to_run_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     assert str(info.value) == (f"{path}:4: sweep: the grid has {side * side} configurations: a sweep has at most "
-                               f"{MAX_SWEEP_CONFIGS}")
+                               f"{MAX_SWEEP_CONFIGS} ({MAX_CLUSTER_SWEEP_CONFIGS} with --workers or --scheduler)")
 
 
 def test_more_than_ten_problems_are_counted_not_listed(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from . import training_figures as tr
 from .plan_figures import plan_section
 from .page import Section, ape_pct, cards, footer, is_num, pct, render_page, table, write_html
 from .profile_section import profile_section
+from .sweep_summary import sweep_summary_section
 from .timeline import gantt_figure
 from .validation_page import validation_section
 
@@ -28,6 +29,8 @@ def write_report(results: dict[str, Any], path: str | Path) -> Path:
     sections = [_summary_section(results)]
     if results.get("sweep"):
         sections.append(_sweep_section(results))
+    elif results.get("sweep_summary"):
+        sections.append(sweep_summary_section(results["sweep_summary"]))
     if results.get("serving"):
         sections.append(_serving_section(results))
     if results.get("training"):

@@ -5,9 +5,9 @@ of call shapes, requests served by a deployed model, data-parallel training step
 a field and words each problem, ``load`` reads a file into a frozen :class:`Scenario`.
 """
 
-from .load import MAX_SWEEP_CONFIGS, Scenario, load_scenario, model_values, spec_config
+from .load import MAX_CLUSTER_SWEEP_CONFIGS, MAX_SWEEP_CONFIGS, Scenario, load_scenario, model_values, spec_config
 from .locate import MAX_ERRORS_SHOWN
 from .schema import SCHEMA_ID, ScenarioSpec, scenario_json_schema
 
-__all__ = ["MAX_ERRORS_SHOWN", "MAX_SWEEP_CONFIGS", "SCHEMA_ID", "Scenario", "ScenarioSpec", "load_scenario",
-           "model_values", "scenario_json_schema", "spec_config"]
+__all__ = ["MAX_CLUSTER_SWEEP_CONFIGS", "MAX_ERRORS_SHOWN", "MAX_SWEEP_CONFIGS", "SCHEMA_ID", "Scenario",
+           "ScenarioSpec", "load_scenario", "model_values", "scenario_json_schema", "spec_config"]

@@ -38,6 +38,9 @@ STUDIES = ("sweep", "serving", "training", "gradients", "plan")
 
 # A sweep this large takes minutes even on many cores, and its report would be unreadable.
 MAX_SWEEP_CONFIGS = 200_000
+# With a Dask cluster (--workers, --scheduler) a grid is priced in vectorised chunks and written to disk
+# as it goes, never held as records: up to this many.
+MAX_CLUSTER_SWEEP_CONFIGS = 20_000_000
 # Columns a configs_csv may have; the others come from the model.
 CSV_FIELDS = ("batch", "seq_len", "input_size", "hidden_size", "num_layers", "mode", "threads")
 
@@ -59,6 +62,9 @@ class Scenario:
     gradients: tuple[GradientSetup, ...] = ()
     # The sequence lengths the serving and training studies run, labelled ("served (median)", 300).
     seq_lens_in_use: tuple[tuple[str, int], ...] = ()
+    # A grid larger than MAX_SWEEP_CONFIGS (allowed when loaded for a cluster): its axes, name → values
+    # in the order itertools.product walks them, instead of sweep_configs.
+    sweep_grid: dict[str, tuple[Any, ...]] | None = None
 
     @property
     def name(self) -> str:
@@ -84,8 +90,10 @@ def spec_config(spec: ScenarioSpec, changes: dict[str, Any]) -> GruConfig:
     return GruConfig(**values)
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read and check a scenario file; raises ScenarioError naming file, line, field, value and rule."""
+def load_scenario(path: str | Path, max_sweep_configs: int = MAX_SWEEP_CONFIGS) -> Scenario:
+    """Read and check a scenario file; raises ScenarioError naming file, line, field, value and rule.
+    ``max_sweep_configs`` above MAX_SWEEP_CONFIGS (a run on a cluster) lets a grid that large through as
+    ``sweep_grid``."""
     path = Path(path)
     shown = str(path)
     try:
@@ -124,7 +132,7 @@ def load_scenario(path: str | Path) -> Scenario:
         except ValidationError as err:
             problems = [problem_from_pydantic(e, root) for e in err.errors()]
         else:
-            return _check_and_build(path, spec, Problems(root))
+            return _check_and_build(path, spec, Problems(root), max_sweep_configs)
     raise ScenarioError(format_problems(shown, problems))
 
 
@@ -140,7 +148,8 @@ def resolve_path(base_dir: Path, text: str) -> Path:
 
 
 # ------------------------------------------------------------------ checks across fields, and files
-def _check_and_build(path: Path, spec: ScenarioSpec, problems: Problems) -> Scenario:
+def _check_and_build(path: Path, spec: ScenarioSpec, problems: Problems,
+                     max_sweep_configs: int = MAX_SWEEP_CONFIGS) -> Scenario:
     base_dir = path.parent
     m = spec.model
     if all(getattr(spec, study) is None for study in STUDIES):
@@ -155,7 +164,8 @@ def _check_and_build(path: Path, spec: ScenarioSpec, problems: Problems) -> Scen
             problems.bad(("profile",), spec.profile,
                          f"no such file (looked in {base_dir or '.'} and the current folder)")
 
-    sweep_configs = _sweep_configs(spec, base_dir, problems) if spec.sweep is not None else ()
+    grid: dict[str, tuple[Any, ...]] = {}
+    sweep_configs = _sweep_configs(spec, base_dir, problems, max_sweep_configs, grid) if spec.sweep is not None else ()
     serving = _serving_spec(spec, base_dir, problems) if spec.serving is not None else None
     training = _training_spec(spec, problems) if spec.training is not None else None
     plan = _plan_spec(spec, base_dir, problems) if spec.plan is not None else None
@@ -165,7 +175,8 @@ def _check_and_build(path: Path, spec: ScenarioSpec, problems: Problems) -> Scen
     if problems:
         raise ScenarioError(format_problems(str(path), problems.found))
     return Scenario(path=path, spec=spec, profile_path=profile_path, sweep_configs=sweep_configs,
-                    serving=serving, training=training, plan=plan, gradients=gradients, seq_lens_in_use=in_use)
+                    serving=serving, training=training, plan=plan, gradients=gradients, seq_lens_in_use=in_use,
+                    sweep_grid=grid or None)
 
 
 def _mode_rule(spec: ScenarioSpec, mode: str) -> str | None:
@@ -175,7 +186,10 @@ def _mode_rule(spec: ScenarioSpec, mode: str) -> str | None:
 
 
 # -------------------------------------------------------------------------------------------- sweep
-def _sweep_configs(spec: ScenarioSpec, base_dir: Path, problems: Problems) -> tuple[GruConfig, ...]:
+def _sweep_configs(spec: ScenarioSpec, base_dir: Path, problems: Problems, limit: int = MAX_SWEEP_CONFIGS,
+                   large_grid: dict[str, tuple[Any, ...]] | None = None) -> tuple[GruConfig, ...]:
+    """The sweep's configurations; a grid larger than MAX_SWEEP_CONFIGS but within ``limit`` goes into
+    ``large_grid`` (its axes) instead."""
     s = spec.sweep
     assert s is not None
     for axis in GRID_AXES:
@@ -210,10 +224,23 @@ def _sweep_configs(spec: ScenarioSpec, base_dir: Path, problems: Problems) -> tu
         return ()
     axes = {a: getattr(s, a) for a in GRID_AXES if getattr(s, a) is not None}
     size = math.prod(len(v) for v in axes.values())
-    if size > MAX_SWEEP_CONFIGS:
-        problems.about(("sweep",), f"the grid has {size} configurations: a sweep has at most {MAX_SWEEP_CONFIGS}")
+    if size > max(limit, MAX_SWEEP_CONFIGS):
+        problems.about(("sweep",), f"the grid has {size} configurations: a sweep has at most "
+                                   f"{max(limit, MAX_SWEEP_CONFIGS)}" + (
+                                       f" ({MAX_CLUSTER_SWEEP_CONFIGS} with --workers or --scheduler)"
+                                       if limit < MAX_CLUSTER_SWEEP_CONFIGS else ""))
         return ()
     names = list(axes)
+    if size > MAX_SWEEP_CONFIGS and large_grid is not None:
+        try:  # every value of every axis once (the checks above hold the rest)
+            for name, values in axes.items():
+                for v in values:
+                    spec_config(spec, {"batch": 1, "seq_len": 1, name: v})
+        except ConfigError as err:
+            problems.about(("sweep",), f"a configuration of the grid is impossible: {err}")
+            return ()
+        large_grid.update({name: tuple(values) for name, values in axes.items()})
+        return ()
     try:
         return tuple(spec_config(spec, dict(zip(names, combo))) for combo in product(*axes.values()))
     except ConfigError as err:  # the checks above should have caught it; say where anyway

@@ -19,7 +19,7 @@ from ..groups import GroupKey
 from ..model.library import choose_profile, describe
 from ..predict import Prediction, Predictor
 from ..report.prose import extrapolation_warnings
-from ..scenario import Scenario
+from ..scenario import Scenario, model_values
 from .engine import EngineFactory, ProgressFn, load_engine
 from .gradients import run_gradients
 from .results import RESULTS_SCHEMA_VERSION, RunOutput, write_outputs
@@ -45,11 +45,15 @@ def default_out_dir(scenario: Scenario) -> Path:
 
 def run_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | Path,
                  progress: ProgressFn | None = None, *, profile_source: str | None = None,
-                 workers: int | None = None, engine_factory: EngineFactory = load_engine) -> RunOutput:
+                 workers: int | None = None, engine_factory: EngineFactory = load_engine,
+                 client: Any = None) -> RunOutput:
     """Run every study of ``scenario`` on the profile at ``profile_path`` and write the results.
 
     Writes ``results.json``, ``<study>.csv`` per study and ``report.html`` into ``out_dir`` (created).
-    ``workers`` caps the processes a large sweep uses (default: every core this process may use).
+    ``workers`` caps the processes a large sweep uses (default: every core this process may use);
+    ``client`` (a Dask client) runs the sweep on its cluster instead. A grid too large for records
+    (``scenario.sweep_grid``) is priced in vectorised chunks written to ``out_dir/sweep.parquet``, and
+    results.json keeps its summary (``sweep_summary``).
     """
     report_progress = progress or (lambda task, done, total: None)
     profile_path = Path(profile_path)
@@ -68,10 +72,23 @@ def run_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | Pa
         "timelines": [],
     }
     priced: dict[str, list[dict[str, Any]]] = {}  # predict records behind each study, for the warnings
-    if spec.sweep is not None:
+    if scenario.sweep_grid is not None:
+        start = time.perf_counter()
+        summary = _large_sweep(scenario, profile_path, engine, Path(out_dir), client,
+                               lambda done, total: report_progress("sweep", done, total))
+        results["sweep_summary"] = summary
+        groups = {str(GroupKey.of(GruConfig.from_mapping(summary["fastest"]["config"])))}
+        results["roofline"] = [{"group": g, **{k: ceilings[g][k] for k in ("peak_flops_per_s",
+                                                                          "memory_bandwidth_bytes_per_s")}}
+                               for g in sorted(groups) if (ceilings.get(g) or {}).get("peak_flops_per_s")
+                               and ceilings[g].get("memory_bandwidth_bytes_per_s")]
+        middle = sorted(summary["sample"], key=lambda r: r["latency_s"])[len(summary["sample"]) // 2]
+        results["timelines"].append(kernel_timeline(engine.model, GruConfig.from_mapping(middle["config"])))
+        results["timings_s"]["sweep"] = time.perf_counter() - start
+    elif spec.sweep is not None:
         start = time.perf_counter()
         records = predict_all(scenario.sweep_configs, profile_path, engine, engine_factory,
-                              lambda done, total: report_progress("sweep", done, total), workers)
+                              lambda done, total: report_progress("sweep", done, total), workers, client)
         for record, config in zip(records, scenario.sweep_configs):
             record["compulsory_bytes"] = compulsory_bytes(config)
         results["sweep"] = records
@@ -102,7 +119,35 @@ def run_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | Pa
         results["timings_s"]["gradients"] = time.perf_counter() - start
     results["warnings"] = extrapolation_warnings(priced)
     results["extrapolated"] = any(r.get("extrapolated") for rs in priced.values() for r in rs)
+    if results.get("sweep_summary", {}).get("extrapolated"):
+        s = results["sweep_summary"]
+        results["warnings"].insert(0, f"sweep: {s['extrapolated']} of {s['configurations']} configurations lie outside "
+                                      "the profile's calibrated range. Their predictions are extrapolations: "
+                                      "calibrate over a wider range before trusting them.")
+        results["extrapolated"] = True
     return write_outputs(results, Path(out_dir))
+
+
+def _large_sweep(scenario: Scenario, profile_path: Path, engine: Any, out_dir: Path, client: Any,
+                 progress: Any) -> dict[str, Any]:
+    """The summary of a grid too large for records (gru_sim.study.large_sweep), each row's
+    ``config`` gathered back into one mapping as the records write it."""
+    from .large_sweep import GridSweep, run_large_sweep
+
+    grid = GridSweep.of(dict(scenario.sweep_grid or {}), model_values(scenario.spec))
+    summary = run_large_sweep(grid, profile_path, getattr(engine.model, "here", None) or {}, out_dir, client,
+                              progress)
+    fields = ("batch", "seq_len", "input_size", "hidden_size", "num_layers", "bidirectional", "mode", "dtype",
+              "impl", "device", "threads")
+
+    def nest(row: dict[str, Any]) -> dict[str, Any]:
+        return {"config": {k: row[k] for k in fields}, **{k: v for k, v in row.items() if k not in fields}}
+
+    for key in ("fastest", "slowest"):
+        summary[key] = nest(summary[key])
+    summary["pareto_front"] = [nest(r) for r in summary["pareto_front"]]
+    summary["sample"] = [nest(r) for r in summary["sample"]]
+    return summary
 
 
 def profile_match_record(predictor: Predictor) -> dict[str, Any]:

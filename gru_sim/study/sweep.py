@@ -41,10 +41,19 @@ def _predict_chunk(configs: list[GruConfig]) -> list[dict[str, Any]]:
 
 
 def predict_all(configs: Sequence[GruConfig], profile_path: Path, engine: Engine, engine_factory: EngineFactory,
-                progress: Callable[[int, int], None], workers: int | None = None) -> list[dict[str, Any]]:
+                progress: Callable[[int, int], None], workers: int | None = None, client: Any = None
+                ) -> list[dict[str, Any]]:
     """The predict record of every config, in order; a large sweep runs in a pool of processes, each
-    loading the profile once."""
+    loading the profile once, or on ``client``'s Dask cluster (gru_sim.distributed)."""
     total = len(configs)
+    if client is not None:
+        from ..distributed import predict_records_on
+        from ..predict import GRID_MAX_CHUNKS
+
+        model: Any = engine.model
+        progress(0, total)
+        return list(predict_records_on(client, configs, profile_path, model.here, GRID_MAX_CHUNKS,
+                                       chunk_size=max(50, min(2000, math.ceil(total / 64))), progress=progress))
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     workers = max(1, min(workers or available, available))
     progress(0, total)
