@@ -41,6 +41,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _own_user_data_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Profiles in the real user's data folder (on gru-sim's search path) would change which profile a
+    test chooses: every test, and every gru-sim it starts, gets an empty one of its own (XDG on Linux)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.getbasetemp() / "user-data"))
+
+
 # ------------------------------------------------------------------------------- fake clock, timer
 class FakeClock:
     """A clock that only moves when told: ``clock()`` returns ``now`` seconds."""
