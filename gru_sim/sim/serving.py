@@ -29,7 +29,6 @@ from typing import Any, Callable, Generator
 import numpy as np
 import simpy
 
-from ..csvfiles import read_arrival_trace as load_arrival_trace  # noqa: F401  (callers not yet moved to csvfiles)
 from ..errors import ConfigError, OutOfMemoryError
 from .serving_spec import (ARRIVAL_PROCESSES, PADDINGS, SEQ_LEN_DISTRIBUTIONS, ArrivalSpec, BatchingSpec,
                            Requests, SeqLenSpec, ServingSpec, default_bucket_edges, generate_requests)
@@ -40,7 +39,7 @@ MemoryBytes = Callable[[int, int], int]
 # The study's spec is defined in serving_spec.py; its names are also reachable from here.
 __all__ = ["ARRIVAL_PROCESSES", "PADDINGS", "SEQ_LEN_DISTRIBUTIONS", "ArrivalSpec", "BatchingSpec", "MemoryBytes",
            "Percentiles", "RequestLog", "Requests", "SeqLenSpec", "ServiceTime", "ServingResult", "ServingSpec",
-           "default_bucket_edges", "generate_requests", "is_stable", "load_arrival_trace", "simulate_serving"]
+           "default_bucket_edges", "generate_requests", "is_stable", "simulate_serving"]
 
 
 # ----------------------------------------------------------------------------------------- results
