@@ -13,8 +13,8 @@ from .model.profile import Profile, load_profile
 def foreign_note(choice: ProfileChoice, profile: Profile, device: str) -> str:
     """One line for a profile of another machine: both machines, what differs, and the remedy."""
     here = here_fingerprint(device)
-    return (f"warning: profile {choice.path} was made on {describe(profile.fingerprint)}, not on this machine "
-            f"({describe(here)}; differs in {', '.join(choice.mismatch)}): its intervals are widened; "
+    return (f"warning: profile {choice.path} was made on another machine ({describe(profile.fingerprint)}), not on "
+            f"this one ({describe(here)}; differs in {', '.join(choice.mismatch)}): its intervals are widened; "
             f"run 'gru-sim calibrate --quick' (about a minute) for this machine's numbers")
 
 

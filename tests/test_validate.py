@@ -84,7 +84,7 @@ def test_validate_writes_its_json_and_report_and_passes_a_loose_threshold(profil
 def test_validate_exits_1_when_the_median_error_is_over_the_threshold(profile_path: Path, tmp_path: Path) -> None:
     proc = _validate(profile_path, tmp_path, "--max-median-ape", "0.0001")
     assert proc.returncode == 1
-    assert "median APE" in proc.stderr and "Traceback" not in proc.stderr
+    assert "median APE" in proc.stderr and "Traceback" not in proc.stderr  # over it, or not checkable (noisy)
 
 
 @pytest.mark.slow

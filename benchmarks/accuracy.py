@@ -1,0 +1,149 @@
+"""How accurate a profile is on the shapes people run: a fresh calibration (or a given profile), then
+fresh measurements of the typical application shapes in ``benchmarks/data/typical_shapes.csv``
+(keyword spotting, speech, NLP, translation, time series, recommendation — never fitted: the
+calibration draws its own shapes) at every calibrated thread count, and ``gru-sim validate --sample
+40`` (random shapes inside the calibrated ranges and up to 2× beyond them). Prints the figures the
+README's accuracy table carries. Run it alone on a quiet machine:
+
+    .venv/bin/python benchmarks/accuracy.py [--profile P | --save-profile P] [--sample 40] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gru_sim.config import GruConfig
+from gru_sim.machine import cpu_model
+from gru_sim.measure import measure_gru
+from gru_sim.measure.timing import TimingPolicy
+from gru_sim.model.profile import load_profile
+from gru_sim.predict import Predictor
+
+ROOT = Path(__file__).resolve().parent.parent
+GRU_SIM = str(Path(sys.executable).parent / "gru-sim")
+SHAPES = ROOT / "benchmarks" / "data" / "typical_shapes.csv"
+POLICY = TimingPolicy(min_sample_s=0.002, budget_s=0.5, min_samples=9, max_samples=40)
+
+
+def figures(measured: list[float], predicted: list[float], intervals: list[tuple[float, float]]) -> dict[str, Any]:
+    """Median APE and signed error (%), p90 APE, share within ±10 %, 90 % interval coverage."""
+    m, p = np.asarray(measured), np.asarray(predicted)
+    if m.size == 0:
+        return {"n": 0}
+    signed = 100.0 * (p - m) / m
+    iv = np.asarray(intervals)
+    return {"n": int(m.size), "median_ape": float(np.median(np.abs(signed))),
+            "median_signed_error": float(np.median(signed)), "p90_ape": float(np.percentile(np.abs(signed), 90)),
+            "within_10pct": float(np.mean(np.abs(signed) <= 10.0)),
+            "interval_coverage": float(np.mean((iv[:, 0] <= m) & (m <= iv[:, 1])))}
+
+
+def typical_shapes(threads: list[int]) -> list[tuple[str, GruConfig]]:
+    with SHAPES.open() as f:
+        rows = list(csv.DictReader(f))
+    return [(r["name"], GruConfig.from_mapping({**{k: v for k, v in r.items() if k != "name"}, "threads": str(t)}))
+            for t in threads for r in rows]
+
+
+def measure_typical(profile_path: Path) -> dict[str, Any]:
+    profile = load_profile(profile_path)
+    predictor = Predictor(profile)
+    threads = sorted({int(g.rsplit("/t", 1)[1]) for g in profile.cost_model.coef_})
+    rows = []
+    for name, c in typical_shapes(threads):
+        m = measure_gru(c, policy=POLICY, probe_memory=False, check_error=False)
+        if m.noisy:
+            again = measure_gru(c, policy=POLICY, probe_memory=False, check_error=False)
+            m = min(m, again, key=lambda x: x.latency_iqr_s / x.latency_s)
+        pred = predictor.predict(c)
+        record = pred.to_dict() if hasattr(pred, "to_dict") else pred
+        rows.append({"name": name, "config": c.to_dict(), "measured_s": m.latency_s, "noisy": m.noisy,
+                     "predicted_s": record["latency_s"], "interval_s": record["latency_interval_s"],
+                     "extrapolated_axes": record["extrapolated_axes"]})
+        print(f"  {name:22s} t{c.threads}  measured {m.latency_s * 1e3:9.3f} ms  predicted "
+              f"{record['latency_s'] * 1e3:9.3f} ms  {100 * (record['latency_s'] / m.latency_s - 1):+6.1f}%"
+              f"{'  (noisy)' if m.noisy else ''}", file=sys.stderr, flush=True)
+    out: dict[str, Any] = {"rows": rows}
+    quiet = [r for r in rows if not r["noisy"]]
+    for label, sel in [("all", quiet)] + [(f"t{t}", [r for r in quiet if r["config"]["threads"] == t]) for t in threads] \
+            + [(mode, [r for r in quiet if r["config"]["mode"] == mode]) for mode in ("inference", "training")]:
+        out[label] = figures([r["measured_s"] for r in sel], [r["predicted_s"] for r in sel],
+                             [tuple(r["interval_s"]) for r in sel])
+    out["noisy"] = len(rows) - len(quiet)
+    return out
+
+
+def run_validate(profile_path: Path, sample: int, out_dir: Path) -> dict[str, Any]:
+    proc = subprocess.run([GRU_SIM, "validate", "--profile", str(profile_path), "--sample", str(sample),
+                           "--out", str(out_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc.returncode not in (0, 1):
+        sys.exit(f"gru-sim validate failed: {proc.stderr.strip()}")
+    doc = json.loads((out_dir / "validation.json").read_text())
+    rows = [r for r in doc.get("rows", doc.get("records", [])) if not r.get("noisy")]
+    out = {}
+    for label, sel in (("inside", [r for r in rows if not r.get("extrapolated")]),
+                       ("beyond", [r for r in rows if r.get("extrapolated")])):
+        out[label] = figures([r["measured_latency_s"] for r in sel], [r["predicted_latency_s"] for r in sel],
+                             [tuple(r["latency_interval_s"]) for r in sel])
+    return out
+
+
+def fmt(f: dict[str, Any]) -> str:
+    if not f.get("n"):
+        return "n=0"
+    return (f"n={f['n']:3d}  median APE {f['median_ape']:5.1f}%  signed {f['median_signed_error']:+5.1f}%  "
+            f"p90 {f['p90_ape']:5.1f}%  within ±10% {100 * f['within_10pct']:3.0f}%  "
+            f"90% interval coverage {100 * f['interval_coverage']:3.0f}%")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", type=Path, help="judge this profile instead of calibrating a fresh one")
+    ap.add_argument("--save-profile", type=Path, help="where the fresh calibration's profile goes (default: a temp dir)")
+    ap.add_argument("--job", type=Path, help="calibration job (default: the shipped default job)")
+    ap.add_argument("--sample", type=int, default=40, help="gru-sim validate --sample (0: skip validate)")
+    ap.add_argument("--json", type=Path, help="also write every figure and row here")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        result: dict[str, Any] = {"cpu_model": cpu_model()}
+        profile = args.profile
+        if profile is None:
+            profile = args.save_profile or Path(tmp) / "profile.json"
+            cmd = [GRU_SIM, "calibrate", "--out", str(profile)] + (["--job", str(args.job)] if args.job else [])
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if proc.returncode:
+                sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-2000:]}")
+            result["calibration_wall_s"] = time.perf_counter() - start
+        result["profile"] = str(profile)
+        print(f"typical shapes ({SHAPES.relative_to(ROOT)}), fresh measurements:", file=sys.stderr)
+        result["typical"] = measure_typical(profile)
+        if args.sample:
+            print(f"gru-sim validate --sample {args.sample} ...", file=sys.stderr, flush=True)
+            result["validate"] = run_validate(profile, args.sample, Path(tmp) / "validate")
+    print(f"CPU: {result['cpu_model']}")
+    if "calibration_wall_s" in result:
+        print(f"calibration: {result['calibration_wall_s']:.0f} s wall")
+    typ = result["typical"]
+    for label in ("all", *[k for k in typ if k.startswith("t") and k[1:].isdigit()], "inference", "training"):
+        print(f"typical shapes, {label:9s}: {fmt(typ[label])}")
+    if typ["noisy"]:
+        print(f"typical shapes still noisy after a re-measurement (left out): {typ['noisy']}")
+    for label, f in result.get("validate", {}).items():
+        print(f"validate --sample {args.sample}, {label:6s}: {fmt(f)}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
