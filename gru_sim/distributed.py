@@ -157,7 +157,6 @@ def predict_records_on(client: Any, configs: Sequence[Any], profile_path: str | 
     """The predict record of every config, in order, computed on the cluster in chunks of
     ``chunk_size`` — the same records as ``Predictor(profile, here).predict(c, max_chunks)``."""
     chunks = [(list(configs[i:i + chunk_size]), max_chunks) for i in range(0, len(configs), chunk_size)]
-    done = 0
 
     def count(k: int, total: int) -> None:
         if progress is not None:
@@ -165,7 +164,6 @@ def predict_records_on(client: Any, configs: Sequence[Any], profile_path: str | 
 
     for records in map_in_order(client, _predict_records, chunks, shared=(profile_ref(profile_path), here),
                                 progress=count):
-        done += len(records)
         yield from records
 
 

@@ -171,3 +171,32 @@ def test_run_against_a_dask_scheduler_and_two_workers(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         logs.close()
+
+
+@pytest.mark.slow
+def test_a_worker_lost_mid_sweep_leaves_no_gap_and_no_duplicate(tmp_path: Path) -> None:
+    """A worker process killed while the sweep runs: Dask runs its tasks again elsewhere, and the
+    written rows are every row once, the same as a sweep here."""
+    pytest.importorskip("pyarrow")
+    from gru_sim.distributed import cluster_client
+
+    grid = GridSweep.of({"batch": list(range(1, 101)), "seq_len": list(range(1, 101)), "hidden_size": [32, 512]},
+                        {"input_size": 16})
+    here = here_fingerprint("cpu")
+    killed: list[int] = []
+    with cluster_client(workers=2) as client:
+        pids = client.run(os.getpid)
+
+        def kill_one(done: int, total: int) -> None:
+            if not killed and done >= 2_000:
+                pid = next(iter(pids.values()))
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+        spread = run_large_sweep(grid, PROFILE, here, tmp_path / "cluster", client, kill_one, chunk_rows=500)
+    assert killed
+    serial = run_large_sweep(grid, PROFILE, here, tmp_path / "serial", chunk_rows=500)
+    assert json.dumps(spread, sort_keys=True) == json.dumps(serial, sort_keys=True)
+    rows = _parquet_rows(tmp_path / "cluster" / "sweep.parquet")
+    assert rows["row"] == list(range(grid.size))
+    assert rows == _parquet_rows(tmp_path / "serial" / "sweep.parquet")
