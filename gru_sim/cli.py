@@ -381,9 +381,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print_validation(result)
     print(f"wrote {json_path} and {report_path}")
     worst = result.summary.overall.median_ape
-    if args.max_median_ape is not None and worst is None:
-        raise ThresholdFailed("every configuration was noisy even when re-measured: the median APE cannot be "
-                              "checked against --max-median-ape; rerun on a quieter machine")
+    if args.max_median_ape is not None and worst is None and result.summary.noisy.median_ape is not None:
+        worst = result.summary.noisy.median_ape
+        print("gru-sim validate: every configuration stayed noisy even when re-measured: --max-median-ape is "
+              "checked on those noisy measurements; rerun on a quieter machine to trust it", file=sys.stderr)
     if args.max_median_ape is not None and worst is not None and worst > args.max_median_ape:
         raise ThresholdFailed(f"median APE {worst:.1f}% is above --max-median-ape {args.max_median_ape}%")
     return 0
