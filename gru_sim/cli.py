@@ -194,6 +194,8 @@ def _check_cluster_flags(args: argparse.Namespace) -> None:
     if getattr(args, "workers", None) is not None or getattr(args, "scheduler", None) is not None:
         from .distributed import import_distributed
 
+        if args.workers is not None and args.scheduler is not None:
+            raise GruSimError("give --workers or --scheduler, not both")
         import_distributed()
 
 
