@@ -51,6 +51,13 @@ def test_without_dask_the_cluster_flags_name_the_extra(tmp_path: Path, monkeypat
         assert len(err) == 1 and "gru-sim[dask]" in err[0], err
 
 
+def test_dask_is_imported_only_when_a_cluster_is_asked_for() -> None:
+    code = ("import sys, gru_sim.cli, gru_sim.distributed, gru_sim.study.large_sweep, gru_sim.study.run; "
+            "print([m for m in ('dask', 'distributed', 'pyarrow') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
+
+
 distributed = pytest.importorskip("distributed")
 
 
