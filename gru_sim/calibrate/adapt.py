@@ -32,7 +32,6 @@ from ..model.adapt import adapt_gemm_table, adapt_step_table
 from ..model.costmodel import GruCostModel, gemm_key, step_key
 from ..model.metrics import error_summary
 from ..model.profile import Profile, save_profile
-from ..model.units import log_grid
 from .build import _ceilings
 from .jobs import JobSpec
 from .runner import store_path_for
@@ -58,13 +57,13 @@ def quick_step_grid(batch: tuple[int, ...], hidden: tuple[int, ...], element_byt
     for c in cache_levels():
         if c["level"] >= 2:
             cliff = math.sqrt(c["size_bytes"] / (3.0 * element_bytes))
-            hiddens |= {int(round(cliff * s)) for s in (0.85, 1.15) if hidden[0] <= cliff * s <= hidden[-1]}
+            hiddens |= {int(round(cliff * s / 16.0)) * 16 for s in (0.85, 1.15) if hidden[0] <= cliff * s <= hidden[-1]}
     return batches, sorted(hiddens)
 
 
 def _quick_gemm_grid(source_grid: tuple[tuple[int, ...], ...]) -> tuple[list[int], list[int], list[int]]:
-    m, k, n = source_grid
-    return log_grid(m[0], m[-1], 64.0), log_grid(k[0], k[-1], 8.0), log_grid(n[0], n[-1], 8.0)
+    m, k, n = source_grid  # every other point of the source's (round) grid, and its ends
+    return [sorted({*g[::2], g[-1]}) for g in (m, k, n)]  # type: ignore[return-value]
 
 
 def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = None) -> Profile:

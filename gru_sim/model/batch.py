@@ -6,7 +6,7 @@ The numbers are those of the one-configuration path (:class:`gru_sim.predict.Pre
 :class:`~gru_sim.model.costmodel.GruCostModel`): the same step and GEMM tables read the same way
 (bilinear log interpolation over batch × hidden with row continuation past the largest batch and the
 weight read re-priced past the largest hidden size; trilinear log interpolation of the GEMM, linear
-past its grid), the same six residual coefficients, the same roofline floor, interval, extrapolation
+past its grid), the same residual coefficients, the same roofline floor, interval, extrapolation
 factors, FLOPs, bytes and peak memory. Rows are grouped by (hardware group, mode) and each group is
 priced in one pass. What it leaves out is the kernel-graph simulation (parallelism, breakdown): a
 sweep of millions asks for latency, not for each call's timeline.
@@ -25,7 +25,7 @@ from ..accounting import (INFERENCE_LIVE_TBH, POINTWISE_BACKWARD_OPS_PER_UNIT, P
                           TRAINING_SAVED_BH_PER_STEP, TRAINING_TRANSIENT_TBH)
 from ..config import DEVICES, DTYPE_BYTES, DTYPES, GATES, IMPLS, MODES, GruConfig, broken_rules
 from ..errors import ConfigError, ProfileError
-from .costmodel import (AXES, MATMULS_PER_TRAINING_STEP, TRAINING_OVER_INFERENCE, GruCostModel, gemm_key,
+from .costmodel import (AXES, CACHE_LINE_BYTES, MATMULS_PER_TRAINING_STEP, TRAINING_OVER_INFERENCE, GruCostModel, gemm_key,
                         step_key)
 from .library import FOREIGN_INTERVAL_FACTOR, here_fingerprint, mismatch
 from .memory_model import DEFAULT_COEF, FIXED_BYTES
@@ -438,8 +438,17 @@ class BatchPredictor:
         terms_bwd = (d * proj0 + rest * (d * proj1 * 2.0)) if training else np.zeros_like(proj0)
         terms_ld = layers * d
         terms_bytes = layers * (d * t * (b * h * s))
+        # Layers whose sizes are not whole cache lines (GruCostModel.compose): layer 0 reads I, the
+        # layers above D·H, which is aligned whenever H is.
+        line = CACHE_LINE_BYTES // s
+        step_off = (hi_ % line) != 0
+        proj0_off = step_off | ((ii % line) != 0)
+        bwd0 = proj0 if training else np.zeros_like(proj0)
+        bwd1 = proj1 * 2.0 if training else np.zeros_like(proj1)
+        terms_su = np.where(step_off, terms_steps, 0.0)
+        terms_pu = np.where(proj0_off, d * (proj0 + bwd0), 0.0) + np.where(step_off, rest * (d * (proj1 + bwd1)), 0.0)
         composed = (terms_steps * coef[0] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
-                    + terms_ld * coef[4] + terms_bytes * coef[5])
+                    + terms_ld * coef[4] + terms_bytes * coef[5] + terms_su * coef[6] + terms_pu * coef[7])
 
         # Counts (accounting.account_call), exact in whole numbers.
         li64 = li

@@ -11,7 +11,9 @@ physical quantities (``RESIDUAL_TERMS``):
 * ``projection_backward`` — training: the projection's weight gradient (and its data gradient for
   layers above the first), priced as GEMMs of the same size;
 * ``call`` — 1; ``layer_direction`` — L·D: the fixed costs of a call and of each layer-direction;
-* ``output_bytes`` — bytes of the per-direction outputs written, stacked and concatenated.
+* ``output_bytes`` — bytes of the per-direction outputs written, stacked and concatenated;
+* ``steps_unaligned``, ``projection_unaligned`` — the step and projection seconds of layers whose
+  sizes are not a whole number of cache lines (the tables are timed at round sizes, which run faster).
 
 ``fit`` learns one non-negative coefficient per term and (group, mode) from whole-call measurements,
 by a robust least-squares fit on relative error with the unit terms pulled towards 1 (a unit that
@@ -35,8 +37,13 @@ from .kernel_times import CallTimes, LayerTimes
 from .units import GemmTable, StepTable
 
 AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
-RESIDUAL_TERMS = ("steps", "projection", "projection_backward", "call", "layer_direction", "output_bytes")
-_STEPS, _PROJ, _PROJ_BWD, _CALL, _LD, _BYTES = range(len(RESIDUAL_TERMS))
+RESIDUAL_TERMS = ("steps", "projection", "projection_backward", "call", "layer_direction", "output_bytes",
+                  "steps_unaligned", "projection_unaligned")
+_STEPS, _PROJ, _PROJ_BWD, _CALL, _LD, _BYTES, _STEPS_UNALIGNED, _PROJ_UNALIGNED = range(len(RESIDUAL_TERMS))
+# Rows of a whole number of cache lines (64 bytes) keep every row of a matrix aligned; BLAS and the
+# vectorised gate kernels run such sizes markedly faster than their odd neighbours. The unit tables
+# are timed at round sizes; a call whose sizes are not multiples of this pays the fitted extra share.
+CACHE_LINE_BYTES = 64
 # The unit terms' coefficients are pulled towards 1 with this weight (in relative-error units: as much
 # as one measurement that the coefficient's departure from 1 would miss by that share).
 PRIOR_WEIGHT = 0.3
@@ -83,6 +90,8 @@ class LayerUnits:
     projection_s: float
     projection_backward_s: float
     output_bytes: float      # per step
+    step_unaligned: bool = False        # H is not a whole number of cache lines
+    projection_unaligned: bool = False  # H or the layer's input size is not
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,14 @@ class Composition:
     floor_step_s: float
     floor_matmul_s: float
     borrowed_mode: bool
+
+
+def _alphas(coef: np.ndarray, unit: LayerUnits) -> tuple[float, float, float]:
+    """The coefficients on one layer's step, projection and projection backward, with its unaligned
+    extra where its sizes are not whole cache lines."""
+    extra_step = coef[_STEPS_UNALIGNED] if unit.step_unaligned else 0.0
+    extra_proj = coef[_PROJ_UNALIGNED] if unit.projection_unaligned else 0.0
+    return coef[_STEPS] + extra_step, coef[_PROJ] + extra_proj, coef[_PROJ_BWD] + extra_proj
 
 
 def _fit_robust(x: np.ndarray, y: np.ndarray, prior_ones: Sequence[int]) -> np.ndarray:
@@ -288,8 +305,16 @@ class GruCostModel:
                 layer_step, proj = step_s + per_step, 0.0
             proj_bwd = proj * (2.0 if layer > 0 else 1.0) if training else 0.0
             out_bytes = float(b * h * config.dtype_bytes)
-            layers.append(LayerUnits(layer, layer_step, mm_s, forward_share, proj, proj_bwd, out_bytes))
+            line = CACHE_LINE_BYTES // config.dtype_bytes
+            step_off = h % line != 0
+            proj_off = step_off or i % line != 0
+            layers.append(LayerUnits(layer, layer_step, mm_s, forward_share, proj, proj_bwd, out_bytes,
+                                     step_off, proj_off))
             d = config.directions
+            if step_off:
+                terms[_STEPS_UNALIGNED] += d * t * layer_step
+            if proj_off:
+                terms[_PROJ_UNALIGNED] += d * (proj + proj_bwd)
             terms[_STEPS] += d * t * layer_step
             terms[_PROJ] += d * proj
             terms[_PROJ_BWD] += d * proj_bwd
@@ -333,14 +358,14 @@ class GruCostModel:
         out = dict.fromkeys(BREAKDOWN_TERMS, 0.0)
         backward = 0.0
         for unit in comp.layers:
-            mm, pw, oh = self._step_split(comp, unit, coef[_STEPS])
+            a_step, a_proj, a_bwd = _alphas(coef, unit)
+            mm, pw, oh = self._step_split(comp, unit, a_step)
             out["recurrent_matmul_s"] += d * t * mm
             out["pointwise_s"] += d * t * pw
             out["step_overhead_s"] += d * t * (oh + coef[_BYTES] * unit.output_bytes)
-            out["input_projection_s"] += d * (coef[_PROJ] * unit.projection_s
-                                              + coef[_PROJ_BWD] * unit.projection_backward_s)
-            backward += d * (t * coef[_STEPS] * unit.step_s * (1.0 - unit.forward_share)
-                             + coef[_PROJ_BWD] * unit.projection_backward_s)
+            out["input_projection_s"] += d * (a_proj * unit.projection_s + a_bwd * unit.projection_backward_s)
+            backward += d * (t * a_step * unit.step_s * (1.0 - unit.forward_share)
+                             + a_bwd * unit.projection_backward_s)
         out["call_overhead_s"] = coef[_CALL] + coef[_LD] * comp.terms[_LD]
         out["backward_s"] = backward
         return out
@@ -380,20 +405,21 @@ class GruCostModel:
         comp = self.compose(config)
         layers = []
         for unit in comp.layers:
-            mm, pw, oh = self._step_split(comp, unit, coef[_STEPS])
+            a_step, a_proj, a_bwd = _alphas(coef, unit)
+            mm, pw, oh = self._step_split(comp, unit, a_step)
             f = unit.forward_share
-            step_total = coef[_STEPS] * unit.step_s
+            step_total = a_step * unit.step_s
             for direction in range(config.directions):
                 layers.append(LayerTimes(
                     layer=unit.layer,
                     direction=direction,
                     # The layer-direction's fixed cost runs with its projection.
-                    input_projection_s=coef[_PROJ] * unit.projection_s + coef[_LD],
+                    input_projection_s=a_proj * unit.projection_s + coef[_LD],
                     recurrent_matmul_per_step_s=f * mm,
                     pointwise_per_step_s=f * pw,
                     step_overhead_per_step_s=f * oh + coef[_BYTES] * unit.output_bytes,
                     backward_per_step_s=(1.0 - f) * step_total,
-                    backward_input_projection_s=coef[_PROJ_BWD] * unit.projection_backward_s,
+                    backward_input_projection_s=a_bwd * unit.projection_backward_s,
                     recurrent_weight_grad_s=0.0,
                 ))
         return CallTimes(config=config, layers=tuple(layers), call_overhead_s=float(coef[_CALL]))
