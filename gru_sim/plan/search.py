@@ -22,6 +22,11 @@ Every candidate is simulated with :func:`gru_sim.sim.serving.simulate_serving` o
 has its percentile within the SLO and enough requests within it — so the verdict does not hang on one
 draw of the arrivals. Seeds run until one fails; the figures reported are pooled over the seeds run.
 :func:`plan_serving` with ``exhaustive=True`` simulates every deployment instead (the tests' yardstick).
+
+With a :data:`SeedRunner` (``gru-sim plan --workers N``, a Dask cluster: :mod:`gru_sim.study.plan`) the
+seeds of a candidate are simulated at once, elsewhere, and the verdict is read from them in seed order,
+stopping at the first failure as here; the first two deployments a bisection tries are started together.
+The search itself, and so every candidate and the order they are listed in, is the serial one.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -64,14 +69,34 @@ class _Level:
     replicas: int
 
 
+@dataclass(frozen=True)
+class SeedRun:
+    """What the verdict on a deployment needs from its simulation with one seed."""
+
+    seed: int
+    latency_s: np.ndarray
+    p99_s: float
+    utilization: float
+    mean_batch_size: float
+    stable: bool
+
+
+SeedRunner = Callable[[Deployment, float, Sequence[int]], Callable[[], Sequence[SeedRun]]]
+"""``runner(deployment, rate, seeds)`` starts simulating every seed (elsewhere: on a cluster) and returns
+a function that waits for their :class:`SeedRun`, in the order of ``seeds``; each must be what
+:meth:`_Evaluator.simulate_seed` gives here."""
+
+
 class _Evaluator:
     """Simulates deployments (each once) and keeps every candidate in the order it was simulated."""
 
-    def __init__(self, spec: PlanSpec, models: Mapping[str, ReplicaModel]) -> None:
+    def __init__(self, spec: PlanSpec, models: Mapping[str, ReplicaModel], runner: SeedRunner | None = None) -> None:
         self.spec = spec
         self.models = models
         self.hardware = {h.name: h for h in spec.hardware}
         self.cache: dict[tuple[Deployment, float], Candidate] = {}
+        self.runner = runner
+        self.started: dict[tuple[Deployment, float], Callable[[], Sequence[SeedRun]]] = {}
         self.seeds = spec.seeds[:1] if spec.arrival.process == "trace" else spec.seeds  # a trace has no randomness
         self._service: dict[tuple[str, int], Callable[[int, int], float]] = {}
         self._memory: dict[str, Callable[[int, int], int]] = {}
@@ -134,29 +159,51 @@ class _Evaluator:
                            replicas=replicas, threads_per_replica=threads, requests=self.spec.requests, seed=seed,
                            memory_cap_bytes=self.spec.memory_cap_bytes)
 
+    def simulate_seed(self, deployment: Deployment, rate: float, seed: int) -> SeedRun:
+        """``deployment`` serving ``rate`` requests per second, simulated with ``seed``."""
+        d = deployment
+        service, memory = self.service(d.hardware, d.threads_per_replica), self.memory(d.hardware)
+        spec = self._serving_spec(d.batching, d.replicas, d.threads_per_replica, seed, rate)
+        run = simulate_serving(spec, service, memory if self.spec.memory_cap_bytes is not None else None,
+                               timeline_points=1, sample_requests=0)
+        return SeedRun(seed=seed, latency_s=run.log.latency_s, p99_s=float(run.latency_s.p99),
+                       utilization=float(run.utilization), mean_batch_size=float(run.mean_batch_size),
+                       stable=bool(is_stable(run, d.batching.max_batch)))
+
+    def start(self, deployment: Deployment, rate: float) -> None:
+        """With a runner, start simulating ``deployment`` (every seed) before :meth:`evaluate` asks for it.
+        Without one, nothing: here the seeds run one by one, when asked, until one fails."""
+        key = (deployment, rate)
+        if self.runner is not None and key not in self.cache and key not in self.started:
+            self.started[key] = self.runner(deployment, rate, self.seeds)
+
+    def _seed_runs(self, deployment: Deployment, rate: float) -> Iterator[SeedRun]:
+        if self.runner is None:
+            return (self.simulate_seed(deployment, rate, seed) for seed in self.seeds)
+        self.start(deployment, rate)
+        return iter(self.started.pop((deployment, rate))())
+
     def evaluate(self, deployment: Deployment, rate: float) -> Candidate:
         key = (deployment, rate)
         if key in self.cache:
             return self.cache[key]
         d, slo, hw = deployment, self.spec.slo, self.hardware[deployment.hardware]
-        service, memory = self.service(d.hardware, d.threads_per_replica), self.memory(d.hardware)
         latencies, p99s, utilization, batch_sizes = [], [], [], []
         reason = None
         stable = True
-        for seed in self.seeds:
-            spec = self._serving_spec(d.batching, d.replicas, d.threads_per_replica, seed, rate)
-            run = simulate_serving(spec, service, memory if self.spec.memory_cap_bytes is not None else None,
-                                   timeline_points=1, sample_requests=0)
-            latency = run.log.latency_s
+        for run in self._seed_runs(d, rate):
+            seed = run.seed
+            latency = run.latency_s
             latencies.append(latency)
-            p99s.append(run.latency_s.p99)
+            p99s.append(run.p99_s)
             utilization.append(run.utilization)
             batch_sizes.append(run.mean_batch_size)
-            # The verdict needs every seed: the first that fails decides it, so the rest are not run.
+            # The verdict needs every seed: the first that fails decides it, so the rest are not run
+            # (on a cluster they ran at once, and the rest are left out).
             at_percentile = float(np.percentile(latency, slo.percentile))
             attainment = float((latency <= slo.latency_s).mean())
             seed_note = f" (seed {seed})" if len(self.seeds) > 1 else ""
-            if not is_stable(run, d.batching.max_batch):
+            if not run.stable:
                 stable = False  # the queue grows without bound, so its percentiles say nothing
                 reason = (f"overloaded: {d.replicas} replica{'s' * (d.replicas != 1)} "
                           f"fall{'s' * (d.replicas == 1)} behind {rate:.4g} req/s (utilization "
@@ -227,6 +274,9 @@ def _bisect_fewest(ev: _Evaluator, make: Callable[[_Level], Deployment], levels:
     is monotone in machines; None when even the last level fails."""
     if not levels:
         return None
+    ev.start(make(levels[-1]), rate)
+    if len(levels) > 1:
+        ev.start(make(levels[(len(levels) - 2) // 2]), rate)  # the first bisection step, if the top passes
     top = ev.evaluate(make(levels[-1]), rate)
     if not top.feasible:
         return None
@@ -240,14 +290,16 @@ def _bisect_fewest(ev: _Evaluator, make: Callable[[_Level], Deployment], levels:
     return ev.evaluate(make(levels[hi]), rate)
 
 
-def plan_serving(spec: PlanSpec, models: Mapping[str, ReplicaModel], *, exhaustive: bool = False) -> ServingPlan:
+def plan_serving(spec: PlanSpec, models: Mapping[str, ReplicaModel], *, exhaustive: bool = False,
+                 runner: SeedRunner | None = None) -> ServingPlan:
     """Find the cheapest deployment of ``spec`` meeting its SLO at its peak rate, given a
     :class:`ReplicaModel` per hardware name. ``exhaustive``: simulate every deployment of the space
-    (slow; for checking the search)."""
+    (slow; for checking the search). ``runner``: simulate the seeds elsewhere (a Dask cluster); the
+    plan is the same."""
     missing = [h.name for h in spec.hardware if h.name not in models]
     if missing:
         raise ConfigError(f"plan: no replica model for hardware {', '.join(missing)}")
-    ev = _Evaluator(spec, models)
+    ev = _Evaluator(spec, models, runner)
     rate = spec.peak_rate_per_s
     ruled_out: list[RuledOut] = []
     best: tuple[tuple[float, float, int, int, int], Candidate] | None = None
@@ -282,6 +334,8 @@ def plan_serving(spec: PlanSpec, models: Mapping[str, ReplicaModel], *, exhausti
                     return Deployment(hw.name, threads, batching, level.replicas, level.machines)
 
                 if exhaustive:
+                    for level in levels:
+                        ev.start(make(level), rate)
                     for level in levels:
                         c = ev.evaluate(make(level), rate)
                         if c.feasible and (best is None or _key(c, order) < best[0]):
@@ -325,6 +379,21 @@ def plan_serving(spec: PlanSpec, models: Mapping[str, ReplicaModel], *, exhausti
                        evaluations=searched, simulations=len(ev.cache), space_size=space_size,
                        requests_per_run=spec.requests,
                        seeds=tuple(ev.seeds))
+
+
+_WORKER_EVALUATORS: dict[str, _Evaluator] = {}
+
+
+def simulate_seed_task(payload: tuple[str, PlanSpec, Mapping[str, ReplicaModel]], deployment: Deployment,
+                       rate: float, seed: int) -> SeedRun:
+    """A cluster task: :meth:`_Evaluator.simulate_seed` on a worker. ``payload`` is (a token naming the
+    plan, its spec, its replica models), sent to every worker once; each worker keeps one evaluator per
+    plan, so its service times are computed once, as here."""
+    token, spec, models = payload
+    if token not in _WORKER_EVALUATORS:
+        _WORKER_EVALUATORS.clear()  # one plan at a time: a worker keeps only the latest
+        _WORKER_EVALUATORS[token] = _Evaluator(spec, models)
+    return _WORKER_EVALUATORS[token].simulate_seed(deployment, rate, seed)
 
 
 def _note_failure(failures: dict[tuple[str, int], Candidate], candidate: Candidate) -> None:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from .. import __version__
 from ..atomic import write_text_atomic
@@ -18,7 +18,8 @@ from ..config import GruConfig
 from ..errors import GruSimError
 from ..groups import GroupKey
 from ..plan import PlanResult, ReplicaModel, plan_serving, plan_training, replica_model
-from ..plan.result import PLAN_SCHEMA_VERSION
+from ..plan.result import PLAN_SCHEMA_VERSION, Deployment
+from ..plan.search import SeedRun, SeedRunner, simulate_seed_task
 from ..report.prose import extrapolation_warnings
 from ..scenario import Scenario
 from .engine import Engine, EngineFactory, ProgressFn, load_engine
@@ -39,11 +40,12 @@ class PlanOutput:
 
 def plan_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | Path,
                   progress: ProgressFn | None = None, *, profile_source: str | None = None,
-                  engine_factory: EngineFactory = load_engine) -> PlanOutput:
+                  engine_factory: EngineFactory = load_engine, client: Any = None) -> PlanOutput:
     """Plan the ``plan`` section of ``scenario``: every hardware kind priced by its own profile (else
     the one at ``profile_path``), the cheapest deployment searched, and the training option chosen.
     Writes ``plan.json`` and ``report.html`` into ``out_dir`` (created), whether or not a deployment
-    is feasible (the caller turns an infeasible plan into exit code 1)."""
+    is feasible (the caller turns an infeasible plan into exit code 1). ``client`` (a Dask client)
+    simulates the candidates' seeds on its cluster; the plan is the same."""
     spec = scenario.plan
     if spec is None:
         raise GruSimError(f"{scenario.path}: the scenario has no plan section: add one (see the README, "
@@ -67,7 +69,7 @@ def plan_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | P
     timings: dict[str, float] = {}
     start = time.perf_counter()
     report_progress("plan", 0, 2)
-    serving = plan_serving(spec, models)
+    serving = plan_serving(spec, models, runner=None if client is None else _cluster_runner(client, spec, models))
     timings["serving"] = time.perf_counter() - start
     report_progress("plan", 1, 2)
     training = None
@@ -114,6 +116,32 @@ def plan_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | P
         "warnings": extrapolation_warnings(priced),
     })
     return _write(plan, result, Path(out_dir))
+
+
+def _cluster_runner(client: Any, spec: Any, models: dict[str, ReplicaModel]) -> SeedRunner:
+    """A :data:`~gru_sim.plan.search.SeedRunner` on ``client``'s cluster: one task per seed. The spec and
+    the replica models (the cost models they price with, pickled whole, so workers need no profile file)
+    are sent to every worker once."""
+    import uuid
+
+    from ..distributed import import_distributed
+
+    import_distributed()
+    payload = client.scatter([(uuid.uuid4().hex, spec, models)], broadcast=True)[0]
+
+    def run(deployment: Deployment, rate: float, seeds: Sequence[int]) -> Callable[[], Sequence[SeedRun]]:
+        futures = [client.submit(simulate_seed_task, payload, deployment, rate, seed, pure=False, retries=2)
+                   for seed in seeds]
+
+        def wait() -> Sequence[SeedRun]:
+            runs = client.gather(futures)
+            for fut in futures:
+                fut.release()
+            return runs
+
+        return wait
+
+    return run
 
 
 def _bandwidth(ceilings: dict[str, Any], config: GruConfig) -> float | None:
