@@ -46,6 +46,16 @@ TORCH_FREE_MODULES = [
     "gru_sim.study.run",
     "gru_sim.report.prose",
     "gru_sim.cli",             # imports the stage a subcommand needs inside that subcommand
+    "gru_sim.commands",        # the subcommands, each importing its stage inside the command
+    "gru_sim.commands.common",
+    "gru_sim.commands.measure",    # torch only once `gru-sim measure` runs
+    "gru_sim.commands.predict",
+    "gru_sim.commands.calibrate",
+    "gru_sim.commands.run",
+    "gru_sim.commands.plan",
+    "gru_sim.commands.schema",
+    "gru_sim.commands.validate",
+    "gru_sim.commands.gradients",
 ]
 
 
