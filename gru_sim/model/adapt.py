@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .units import GemmTable, MemoryLevels, StepTable, _log_bracket
+from .units import GemmTable, MemoryLevels, StepTable, interp_log_grid
 
 
 def _fill_nan_nearest(values: np.ndarray) -> np.ndarray:
@@ -27,34 +27,6 @@ def _fill_nan_nearest(values: np.ndarray) -> np.ndarray:
         d = np.abs(known - idx).sum(axis=1)
         out[tuple(idx)] = out[tuple(known[int(np.argmin(d))])]
     return out
-
-
-def _interp(grids: Sequence[Sequence[float]], values: np.ndarray, point: Sequence[float]) -> float:
-    """Multilinear interpolation in log coordinates on a product grid, clamped at its edges."""
-    idx = []
-    for g, v in zip(grids, point):
-        g = np.asarray(g, dtype=float)
-        if len(g) == 1:
-            idx.append((0, 0.0, True))
-            continue
-        v = min(max(v, g[0]), g[-1])
-        k, f = _log_bracket(g, v)
-        idx.append((k, f, False))
-    out = 0.0
-    for corner in range(2 ** len(grids)):
-        w, pos = 1.0, []
-        for axis, (k, f, single) in enumerate(idx):
-            upper = (corner >> axis) & 1
-            if single:
-                if upper:
-                    w = 0.0
-                pos.append(0)
-                continue
-            w *= f if upper else 1.0 - f
-            pos.append(k + upper)
-        if w:
-            out += w * values[tuple(pos)]
-    return float(out)
 
 
 def step_log_ratios(source: StepTable, batches: Sequence[int], hiddens: Sequence[int], step_s: np.ndarray
@@ -82,9 +54,9 @@ def adapt_step_table(source: StepTable, batches: Sequence[int], hiddens: Sequenc
                 mm_ratio[i, j] = math.log(mm[i][j] / old)
     mm_ratio = _fill_nan_nearest(mm_ratio) if np.isfinite(mm_ratio).any() else step_ratio
     grids = (hiddens, batches)
-    new_step = np.array([[v * math.exp(_interp(grids, step_ratio, (h, b))) if np.isfinite(v) else np.nan
+    new_step = np.array([[v * math.exp(interp_log_grid(grids, step_ratio, (h, b))) if np.isfinite(v) else np.nan
                           for b, v in zip(source.batch, row)] for h, row in zip(source.hidden, source.step_s)])
-    new_mm = np.array([[v * math.exp(_interp(grids, mm_ratio, (h, b))) if np.isfinite(v) else np.nan
+    new_mm = np.array([[v * math.exp(interp_log_grid(grids, mm_ratio, (h, b))) if np.isfinite(v) else np.nan
                         for b, v in zip(source.batch, row)] for h, row in zip(source.hidden, source.matmul_s)])
     return StepTable(source.batch, source.hidden, new_step, new_mm, source.element_bytes, levels,
                      source.matmuls_per_step)
@@ -103,7 +75,7 @@ def adapt_gemm_table(source: GemmTable, ms: Sequence[int], ks: Sequence[int], ns
                     ratio[a, b, c] = math.log(sec[a, b, c] / source.seconds_for(m, k, n))
     ratio = _fill_nan_nearest(ratio)
     grids = (ms, ks, ns)
-    new = np.array([[[v * math.exp(_interp(grids, ratio, (m, k, n))) if np.isfinite(v) else np.nan
+    new = np.array([[[v * math.exp(interp_log_grid(grids, ratio, (m, k, n))) if np.isfinite(v) else np.nan
                       for n, v in zip(source.n, row)] for k, row in zip(source.k, plane)]
                     for m, plane in zip(source.m, source.seconds)])
     return GemmTable(source.m, source.k, source.n, new)

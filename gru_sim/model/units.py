@@ -40,6 +40,34 @@ def _log_bracket(grid: np.ndarray, value: float) -> tuple[int, float]:
     return k, (math.log(value) - lo) / (hi - lo)
 
 
+def interp_log_grid(grids: Sequence[Sequence[float]], values: np.ndarray, point: Sequence[float]) -> float:
+    """Multilinear interpolation of ``values`` (one axis per grid) at ``point``, in log coordinates of
+    the grid axes, each coordinate clamped to its grid's ends."""
+    idx = []
+    for g, v in zip(grids, point):
+        g = np.asarray(g, dtype=float)
+        if len(g) == 1:
+            idx.append((0, 0.0, True))
+            continue
+        k, f = _log_bracket(g, min(max(v, g[0]), g[-1]))
+        idx.append((k, f, False))
+    out = 0.0
+    for corner in range(2 ** len(grids)):
+        w, pos = 1.0, []
+        for axis, (k, f, single) in enumerate(idx):
+            upper = (corner >> axis) & 1
+            if single:
+                if upper:
+                    w = 0.0
+                pos.append(0)
+                continue
+            w *= f if upper else 1.0 - f
+            pos.append(k + upper)
+        if w:
+            out += w * values[tuple(pos)]
+    return float(out)
+
+
 def _fill_holes(batch: np.ndarray, row: np.ndarray) -> np.ndarray:
     """Points missing between measured ones (a measurement that failed): log-space interpolation."""
     out = row.copy()
@@ -279,31 +307,13 @@ class GemmTable:
         """Seconds of one ``[m,k]×[k,n]`` GEMM: trilinear in log space inside the grid; below it the
         smallest measured shape (a floor of dispatch and call cost); past it, linear in each size."""
         scale = 1.0
-        idx: list[tuple[int, float]] = []
+        point = []
         for value, grid in ((m, self.m), (k, self.k), (n, self.n)):
-            g = np.asarray(grid, dtype=float)
-            if value > g[-1]:
-                scale *= value / g[-1]
-                value = g[-1]
-            value = max(value, g[0])
-            idx.append((0, 0.0) if len(g) == 1 else _log_bracket(g, value))
-        out = 0.0
-        for corner in range(8):
-            w = 1.0
-            pos = []
-            for axis, (k_, f) in enumerate(idx):
-                upper = (corner >> axis) & 1
-                size = (len(self.m), len(self.k), len(self.n))[axis]
-                if size == 1:
-                    if upper:
-                        w = 0.0
-                    pos.append(0)
-                    continue
-                w *= f if upper else 1.0 - f
-                pos.append(k_ + upper)
-            if w:
-                out += w * self._t[pos[0], pos[1], pos[2]]
-        return float(math.exp(out) * scale)
+            if value > grid[-1]:
+                scale *= value / grid[-1]
+                value = grid[-1]
+            point.append(value)
+        return float(math.exp(interp_log_grid((self.m, self.k, self.n), self._t, point)) * scale)
 
     @property
     def ranges(self) -> dict[str, tuple[int, int]]:
