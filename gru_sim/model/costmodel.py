@@ -2,7 +2,7 @@
 machine, with a small fitted residual on top. An estimator in the scikit-learn manner.
 
 A call of L layers and D directions runs, per layer and direction, one input-projection GEMM
-``[T·B, I_l]×[I_l, 3H]`` and T recurrent steps (:mod:`.units`). The composition gives, per call, six
+``[T·B, I_l]×[I_l, 3H]`` and T recurrent steps (:mod:`.units`). The composition gives, per call, eight
 physical quantities (``RESIDUAL_TERMS``):
 
 * ``steps`` — Σ T · step(B, H) from the step table of the call's mode (training steps include their
