@@ -76,6 +76,12 @@ class StoredUnit:
     noisy: bool
 
 
+def _where(**columns: str | None) -> tuple[str, list[str]]:
+    """A WHERE clause matching every column given a value (None: any), and its arguments."""
+    given = {c: v for c, v in columns.items() if v is not None}
+    return (" WHERE " + " AND ".join(f"{c} = ?" for c in given) if given else ""), list(given.values())
+
+
 def unit_key(table: str, kind: str, params: dict[str, Any]) -> str:
     return f"{table}:{kind}:" + json.dumps(params, sort_keys=True)
 
@@ -127,26 +133,18 @@ class MeasurementStore:
                  wall_s, time.time()))
 
     def points(self, group: str | None = None, role: str | None = None) -> list[StoredPoint]:
-        query, args = "SELECT grp, role, config, status, latency_s, latency_iqr_s, noisy, first_call_s, " \
-                      "samples_s, peak_memory_bytes, wall_s FROM points WHERE 1=1", []
-        if group is not None:
-            query += " AND grp = ?"
-            args.append(group)
-        if role is not None:
-            query += " AND role = ?"
-            args.append(role)
+        where, args = _where(grp=group, role=role)
+        rows = self._db.execute("SELECT grp, role, config, status, latency_s, latency_iqr_s, noisy, first_call_s, "
+                                f"samples_s, peak_memory_bytes, wall_s FROM points{where} ORDER BY created_at", args)
         return [StoredPoint(g, r, GruConfig(**json.loads(c)), st, lat, iqr, bool(nz), fc,
                             tuple(json.loads(smp)), mem, w)
-                for g, r, c, st, lat, iqr, nz, fc, smp, mem, w in self._db.execute(query + " ORDER BY created_at", args)]
+                for g, r, c, st, lat, iqr, nz, fc, smp, mem, w in rows]
 
     def spent_s(self, group: str | None = None) -> float:
         """Seconds of measuring recorded so far (for one group, or all)."""
-        q = "SELECT COALESCE(SUM(wall_s), 0) FROM points" + (" WHERE grp = ?" if group else "")
-        pts = self._db.execute(q, (group,) if group else ()).fetchone()[0]
-        q2 = "SELECT COALESCE(SUM(wall_s), 0) FROM primitives" + (" WHERE grp = ?" if group else "")
-        q3 = "SELECT COALESCE(SUM(wall_s), 0) FROM units" + (" WHERE grp = ?" if group else "")
-        args = (group,) if group else ()
-        return float(pts + self._db.execute(q2, args).fetchone()[0] + self._db.execute(q3, args).fetchone()[0])
+        where, args = _where(grp=group)
+        return float(sum(self._db.execute(f"SELECT COALESCE(SUM(wall_s), 0) FROM {table}{where}", args).fetchone()[0]
+                         for table in ("points", "primitives", "units")))
 
     # units ------------------------------------------------------------------------------------
     def get_unit(self, table: str, kind: str, params: dict[str, Any]) -> StoredUnit | None:
@@ -163,15 +161,9 @@ class MeasurementStore:
                               value, int(noisy), group, wall_s, time.time()))
 
     def units(self, table: str | None = None, kind: str | None = None) -> list[StoredUnit]:
-        query, args = "SELECT tbl, kind, params, value, noisy FROM units WHERE 1=1", []
-        if table is not None:
-            query += " AND tbl = ?"
-            args.append(table)
-        if kind is not None:
-            query += " AND kind = ?"
-            args.append(kind)
-        return [StoredUnit(t, k, json.loads(p), v, bool(n))
-                for t, k, p, v, n in self._db.execute(query + " ORDER BY created_at", args)]
+        where, args = _where(tbl=table, kind=kind)
+        rows = self._db.execute(f"SELECT tbl, kind, params, value, noisy FROM units{where} ORDER BY created_at", args)
+        return [StoredUnit(t, k, json.loads(p), v, bool(n)) for t, k, p, v, n in rows]
 
     # primitives -------------------------------------------------------------------------------
     def get_primitives(self, group: str) -> list[dict[str, Any]] | None:
