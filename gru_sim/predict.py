@@ -117,15 +117,16 @@ class Predictor:
         """The prediction of ``config`` (its ``to_dict()`` is the ``predict`` record). ``max_chunks``
         coarsens the kernel graph used for the parallelism figures (None: the simulator's default
         granularity)."""
-        secs = self.model.term_seconds(config)
-        breakdown = self.model.breakdown(config, secs)
+        composition = self.model.compose(config)  # composed once, read by the three below
+        secs = self.model.term_seconds(config, composition)
+        breakdown = self.model.breakdown(config, composition)
         acc = account_call(config)
         latency = max(float(secs.sum()), self.roofline_floor_s(config, acc.total_flops, compulsory_bytes(config)))
         lo, hi = self.model.interval_s(config, latency)
         if self.mismatch:  # another machine's profile: as wrong as profiles carried across machines are
             lo, hi = lo / FOREIGN_INTERVAL_FACTOR, hi * FOREIGN_INTERVAL_FACTOR
         chunk = None if max_chunks is None else max(1, math.ceil(config.seq_len / max_chunks))
-        par = parallelism(self.model.kernel_times(config), chunk_steps=chunk)
+        par = parallelism(self.model.kernel_times(config, composition), chunk_steps=chunk)
         activations = self.memory.predict_one(config)
         extrapolated = self.model.extrapolation(config)
         return Prediction(

@@ -333,10 +333,11 @@ class GruCostModel:
         coef, _, _ = self.coefficients(config)
         return float(self.compose(config).terms @ coef)
 
-    def term_seconds(self, config: GruConfig) -> np.ndarray:
-        """Seconds each residual term (``RESIDUAL_TERMS``) contributes to ``config``'s latency."""
+    def term_seconds(self, config: GruConfig, composition: Composition | None = None) -> np.ndarray:
+        """Seconds each residual term (``RESIDUAL_TERMS``) contributes to ``config``'s latency.
+        ``composition`` saves composing ``config`` again when the caller has it (so do the methods below)."""
         coef, _, _ = self.coefficients(config)
-        return self.compose(config).terms * coef
+        return (composition or self.compose(config)).terms * coef
 
     def _step_split(self, comp: Composition, unit: LayerUnits, alpha: float) -> tuple[float, float, float]:
         """One step's seconds split into (matmul, gates, overhead): the matmul as timed alone less the
@@ -348,12 +349,12 @@ class GruCostModel:
         matmul = min(alpha * max(unit.matmul_s - scale * comp.floor_matmul_s, 0.0), total - overhead)
         return matmul, total - overhead - matmul, overhead
 
-    def breakdown(self, config: GruConfig, term_seconds: np.ndarray | None = None) -> dict[str, float]:
+    def breakdown(self, config: GruConfig, composition: Composition | None = None) -> dict[str, float]:
         """Seconds per breakdown term (input projection, recurrent matmuls, pointwise gates, per-step
         and per-call overhead), each the sum of named kernels, and for training the backward's share
         of them as ``backward_s``. Per-step terms scale with ``seq_len``; the per-call one does not."""
         coef, _, _ = self.coefficients(config)
-        comp = self.compose(config)
+        comp = composition or self.compose(config)
         d, t = config.directions, config.seq_len
         out = dict.fromkeys(BREAKDOWN_TERMS, 0.0)
         backward = 0.0
@@ -398,11 +399,11 @@ class GruCostModel:
         widen = 1.0 + sum(math.log2(r) for r in self.extrapolation(config).values())
         return lat * math.exp(lo * widen), lat * math.exp(hi * widen)
 
-    def kernel_times(self, config: GruConfig) -> CallTimes:
+    def kernel_times(self, config: GruConfig, composition: Composition | None = None) -> CallTimes:
         """Kernel-level durations of ``config`` for the simulator; their serial sum equals
         :meth:`predict_one`."""
         coef, _, _ = self.coefficients(config)
-        comp = self.compose(config)
+        comp = composition or self.compose(config)
         layers = []
         for unit in comp.layers:
             a_step, a_proj, a_bwd = _alphas(coef, unit)
