@@ -66,3 +66,13 @@ def test_a_quick_adaptation_of_a_tiny_profile_writes_a_profile_that_says_where_i
     proc = subprocess.run([exe, "predict", "--profile", str(quick), "--batch", "2", "--seq-len", "8",
                            "--input-size", "8", "--hidden-size", "16", "--json"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("flags,says", [(["--from", "x.json"], "use it with --quick"),
+                                        (["--quick", "--budget", "5"], "belong to a full calibration"),
+                                        (["--quick", "--from", "/nonexistent/p.json"], "profile not found")])
+def test_quick_adaptation_flags_used_wrongly_are_one_line_and_exit_2(flags: list[str], says: str, tmp_path: Path) -> None:
+    exe = str(Path(sys.executable).parent / "gru-sim")
+    proc = subprocess.run([exe, "calibrate", *flags, "--out", str(tmp_path / "q.json")], capture_output=True, text=True)
+    assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "q.sqlite").exists()
