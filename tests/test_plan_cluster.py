@@ -15,7 +15,7 @@ import pytest
 import gru_sim.study.plan as study_plan
 from gru_sim.cli import main
 from gru_sim.plan import PlanResult, plan_serving
-from gru_sim.plan.search import SeedRun, _Evaluator
+from gru_sim.plan.evaluate import Evaluator, SeedRun
 from gru_sim.scenario import load_scenario
 from gru_sim.sim.serving import SeqLenSpec
 from gru_sim.study.results import jsonable
@@ -41,7 +41,7 @@ def test_without_dask_plans_cluster_flags_name_the_extra(tmp_path: Path, monkeyp
     assert not (tmp_path / "o").exists()
 
 
-def _local_runner(ev: _Evaluator, log: list[tuple[Any, float, tuple[int, ...]]]):
+def _local_runner(ev: Evaluator, log: list[tuple[Any, float, tuple[int, ...]]]):
     """A runner that simulates every seed at once, here, as a cluster would (no seed left out)."""
     def run(deployment, rate, seeds):
         log.append((deployment, rate, tuple(seeds)))
@@ -57,7 +57,7 @@ def test_a_runner_that_simulates_every_seed_at_once_gives_the_serial_plan(exhaus
     spec = small_spec(rate=3000.0, slo_s=0.1, seq=SeqLenSpec("uniform", low=5, high=30), seeds=(1, 2, 3))
     serial = plan_serving(spec, MODELS, exhaustive=exhaustive)
     log: list[tuple[Any, float, tuple[int, ...]]] = []
-    spread = plan_serving(spec, MODELS, exhaustive=exhaustive, runner=_local_runner(_Evaluator(spec, MODELS), log))
+    spread = plan_serving(spec, MODELS, exhaustive=exhaustive, runner=_local_runner(Evaluator(spec, MODELS), log))
     as_json = [json.dumps(jsonable(PlanResult(p, None).to_dict())) for p in (serial, spread)]
     assert as_json[0] == as_json[1]
     assert spread == serial
@@ -77,10 +77,10 @@ def client():
 
 
 def test_seed_tasks_on_a_cluster_are_the_seeds_simulated_here(client) -> None:
-    from gru_sim.plan.search import simulate_seed_task
+    from gru_sim.plan.evaluate import simulate_seed_task
 
     spec = small_spec(seeds=(1, 2))
-    ev = _Evaluator(spec, MODELS)
+    ev = Evaluator(spec, MODELS)
     plan = plan_serving(spec, MODELS)
     d = plan.candidates[0].deployment
     payload = client.scatter([("t", spec, MODELS)], broadcast=True)[0]

@@ -9,7 +9,7 @@ from typing import Callable, Protocol
 from ..accounting import account_call
 from ..config import GruConfig
 from ..predict import Prediction
-from .search import ReplicaModel
+from .evaluate import ReplicaModel
 
 ConfigFor = Callable[[int, int, int], GruConfig]
 """``config_for(batch, seq_len, threads)``: the inference call a replica runs for such a batch."""

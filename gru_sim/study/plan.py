@@ -19,7 +19,7 @@ from ..errors import GruSimError
 from ..groups import GroupKey
 from ..plan import PlanResult, ReplicaModel, plan_serving, plan_training, replica_model
 from ..plan.result import PLAN_SCHEMA_VERSION, Deployment
-from ..plan.search import SeedRun, SeedRunner, simulate_seed_task
+from ..plan.evaluate import SeedRun, SeedRunner, simulate_seed_task
 from ..report.prose import extrapolation_warnings
 from ..scenario import Scenario
 from .engine import Engine, EngineFactory, ProgressFn, load_engine
@@ -119,7 +119,7 @@ def plan_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | P
 
 
 def _cluster_runner(client: Any, spec: Any, models: dict[str, ReplicaModel]) -> SeedRunner:
-    """A :data:`~gru_sim.plan.search.SeedRunner` on ``client``'s cluster: one task per seed. The spec and
+    """A :data:`~gru_sim.plan.evaluate.SeedRunner` on ``client``'s cluster: one task per seed. The spec and
     the replica models (the cost models they price with, pickled whole, so workers need no profile file)
     are sent to every worker once."""
     import uuid
