@@ -27,6 +27,10 @@ TORCH_FREE_MODULES = [
     "gru_sim.predict",         # the predictor: `gru-sim predict` must start fast
     "gru_sim.sim",
     "gru_sim.plan",            # `gru-sim plan` searches with the simulators alone
+    "gru_sim.plan.evaluate",
+    "gru_sim.model.batch",     # the vectorised predictor of the large sweeps
+    "gru_sim.model.batch_configs",
+    "gru_sim.model.batch_tables",
     "gru_sim.study.plan",      # and starts as fast as `gru-sim run`
     "gru_sim.groups",
     "gru_sim.atomic",

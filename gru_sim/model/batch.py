@@ -11,149 +11,30 @@ factors, FLOPs, bytes and peak memory. Rows are grouped by (hardware group, mode
 priced in one pass. What it leaves out is the kernel-graph simulation (parallelism, breakdown): a
 sweep of millions asks for latency, not for each call's timeline.
 
+The configurations come as a :class:`~gru_sim.model.batch_configs.ConfigBatch`, the unit tables are
+read by :mod:`gru_sim.model.batch_tables`; this module composes them (the composition, counts,
+roofline floor, extrapolation, interval and peak memory of each group).
+
 Pure NumPy: no torch, simpy or plotly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..accounting import (INFERENCE_LIVE_TBH, POINTWISE_BACKWARD_OPS_PER_UNIT, POINTWISE_OPS_PER_UNIT,
                           TRAINING_SAVED_BH_PER_STEP, TRAINING_TRANSIENT_TBH)
-from ..config import DEVICES, DTYPE_BYTES, DTYPES, GATES, IMPLS, MODES, GruConfig, broken_rules
-from ..errors import ConfigError, ProfileError
+from ..config import DTYPE_BYTES, GATES, MODES, GruConfig
+from ..errors import ProfileError
+from .batch_configs import CHOICES, INT_COLUMNS, ConfigBatch, decode_category
+from .batch_tables import GemmLookup, StepLookup
 from .costmodel import (AXES, CACHE_LINE_BYTES, MATMULS_PER_TRAINING_STEP, TRAINING_OVER_INFERENCE, GruCostModel, gemm_key,
                         step_key)
 from .library import FOREIGN_INTERVAL_FACTOR, here_fingerprint, mismatch
 from .memory_model import DEFAULT_COEF, FIXED_BYTES
-from .units import GemmTable, MemoryLevels, StepTable
-
-INT_COLUMNS = ("batch", "seq_len", "input_size", "hidden_size", "num_layers", "threads")
-# The categorical columns, each stored as a small code: its index in these choices.
-CHOICES = {"mode": MODES, "dtype": DTYPES, "impl": IMPLS, "device": DEVICES}
-# Floor of a step-table value before its logarithm, as StepTable._lookup takes it.
-_TINY_S = 1e-12
-
-
-@dataclass(frozen=True)
-class ConfigBatch:
-    """Many :class:`~gru_sim.config.GruConfig` s as columns: whole-number arrays for the sizes and
-    threads, a boolean array for ``bidirectional``, and codes (indices into ``CHOICES``) for mode,
-    dtype, impl and device. Checked once, where it is made, by the rules GruConfig checks."""
-
-    batch: np.ndarray
-    seq_len: np.ndarray
-    input_size: np.ndarray
-    hidden_size: np.ndarray
-    num_layers: np.ndarray
-    threads: np.ndarray
-    bidirectional: np.ndarray
-    mode: np.ndarray
-    dtype: np.ndarray
-    impl: np.ndarray
-    device: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.batch.shape[0])
-
-    @classmethod
-    def from_configs(cls, configs: Sequence[GruConfig]) -> "ConfigBatch":
-        """Columns of already checked configurations."""
-        cols: dict[str, Any] = {n: [getattr(c, n) for c in configs] for n in (*INT_COLUMNS, "bidirectional")}
-        for name, choices in CHOICES.items():
-            index = {v: k for k, v in enumerate(choices)}
-            cols[name] = np.array([index[getattr(c, name)] for c in configs], dtype=np.int8)
-        return cls._build(cols, len(configs))
-
-    @classmethod
-    def from_columns(cls, columns: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> "ConfigBatch":
-        """Columns by field name (``layers`` is an alias of ``num_layers``); a column may be one value
-        for every row, and a missing one takes ``defaults``, then GruConfig's own default. Categorical
-        columns are given as text. Raises ConfigError naming the first bad row."""
-        given = {("num_layers" if k == "layers" else k): v for k, v in {**(defaults or {}), **columns}.items()}
-        known = {f.name for f in fields(GruConfig)}
-        unknown = sorted(set(given) - known)
-        if unknown:
-            raise ConfigError(f"unknown field {unknown[0]!r}: expected some of {', '.join(sorted(known))}")
-        missing = [n for n in ("batch", "seq_len", "input_size", "hidden_size") if n not in given]
-        if missing:
-            raise ConfigError(f"missing field(s): {', '.join(missing)}")
-        n = max((np.size(v) for v in given.values() if np.ndim(v) > 0), default=1)
-        base = {f.name: f.default for f in fields(GruConfig) if f.name not in ("batch", "seq_len", "input_size",
-                                                                               "hidden_size")}
-        cols: dict[str, Any] = {}
-        for name in (*INT_COLUMNS, "bidirectional", *CHOICES):
-            value = given.get(name, base.get(name))
-            if name in CHOICES:
-                choices = CHOICES[name]
-                text = np.asarray(value).astype(str)
-                uniq, inverse = np.unique(text, return_inverse=True)
-                for u in uniq:
-                    if u not in choices:
-                        raise ConfigError(f"{name}(={str(u)!r}) must be one of {', '.join(choices)}")
-                codes = np.array([choices.index(str(u)) for u in uniq], dtype=np.int8)[inverse.reshape(-1)]
-                value = codes if np.ndim(value) > 0 else codes[0]
-            cols[name] = value
-        return cls._build(cols, n)
-
-    @classmethod
-    def _build(cls, cols: dict[str, Any], n: int) -> "ConfigBatch":
-        out: dict[str, np.ndarray] = {}
-        for name in INT_COLUMNS:
-            raw = np.asarray(cols[name])
-            if raw.dtype.kind not in "iu":
-                raise ConfigError(f"{name} must be whole numbers (got {raw.dtype})")
-            out[name] = np.broadcast_to(raw.astype(np.int64, copy=False), (n,))
-        out["bidirectional"] = np.broadcast_to(np.asarray(cols["bidirectional"], dtype=bool), (n,))
-        for name in CHOICES:
-            out[name] = np.broadcast_to(np.asarray(cols[name], dtype=np.int8), (n,))
-        for name in INT_COLUMNS:
-            bad = np.flatnonzero(out[name] <= 0)
-            if bad.size:
-                raise ConfigError(f"row {int(bad[0])}: {name}(={int(out[name][bad[0]])}) must be > 0")
-        batch = cls(**out)
-        for combo in np.unique(batch._category_code()):
-            device, dtype, impl, mode = _decode_category(int(combo))
-            for name, rule in broken_rules(device, dtype, impl, mode):
-                value = {"device": device, "dtype": dtype, "impl": impl, "mode": mode}[name]
-                raise ConfigError(f"{name}(={value}) is not possible: {rule}")
-        return batch
-
-    def _category_code(self) -> np.ndarray:
-        return ((self.device.astype(np.int64) * len(DTYPES) + self.dtype) * len(IMPLS) + self.impl) * len(MODES) \
-            + self.mode
-
-    def text(self, name: str) -> np.ndarray:
-        """A categorical column as text."""
-        return np.asarray(CHOICES[name])[getattr(self, name)]
-
-    def take(self, rows: np.ndarray | slice) -> "ConfigBatch":
-        """The rows ``rows`` as a batch of their own."""
-        return ConfigBatch(**{f.name: np.ascontiguousarray(getattr(self, f.name)[rows]) for f in fields(self)})
-
-    def config(self, row: int) -> GruConfig:
-        """One row as a GruConfig."""
-        values: dict[str, Any] = {n: int(getattr(self, n)[row]) for n in INT_COLUMNS}
-        values["bidirectional"] = bool(self.bidirectional[row])
-        values.update({n: CHOICES[n][int(getattr(self, n)[row])] for n in CHOICES})
-        return GruConfig(**values)
-
-    def columns(self) -> dict[str, np.ndarray]:
-        """Every field as a column (categoricals as text), as the sweep's files write them."""
-        out: dict[str, np.ndarray] = {n: np.asarray(getattr(self, n)) for n in INT_COLUMNS}
-        out["bidirectional"] = np.asarray(self.bidirectional)
-        out.update({n: self.text(n) for n in CHOICES})
-        return out
-
-
-def _decode_category(code: int) -> tuple[str, str, str, str]:
-    code, mode = divmod(code, len(MODES))
-    code, impl = divmod(code, len(IMPLS))
-    device, dtype = divmod(code, len(DTYPES))
-    return DEVICES[device], DTYPES[dtype], IMPLS[impl], MODES[mode]
 
 
 @dataclass(frozen=True)
@@ -191,133 +72,6 @@ class BatchPrediction:
                 "extrapolated": self.extrapolated}
 
 
-# ----------------------------------------------------------------------------------- the unit tables
-def _log_bracket(grid: np.ndarray, log_grid: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised units._log_bracket: index k and log-space fraction f of each value on ``grid``."""
-    k = np.clip(np.searchsorted(grid, values, side="right") - 1, 0, len(grid) - 2)
-    lo, hi = log_grid[k], log_grid[k + 1]
-    return k, (np.log(values) - lo) / (hi - lo)
-
-
-class _StepLookup:
-    """A :class:`StepTable` read for arrays of (batch, hidden), exactly as ``step_parts_s`` reads it."""
-
-    def __init__(self, table: StepTable) -> None:
-        self.b = np.asarray(table.batch, dtype=float)
-        self.logb = np.log(self.b)
-        self.hs = np.asarray(table.hidden, dtype=float)
-        self.loghs = np.log(self.hs)
-        self.step = table._step
-        self.matmul = table._matmul
-        with np.errstate(divide="ignore"):
-            self.log_step, self.log_matmul = np.log(self.step), np.log(self.matmul)
-        self.levels = table.levels
-        self.element_bytes = table.element_bytes
-
-    def _row(self, arr: np.ndarray, log_arr: np.ndarray, h_index: np.ndarray | int, batch: np.ndarray) -> np.ndarray:
-        b = self.b
-        rows = arr[h_index]
-        if rows.ndim == 1:
-            rows = np.broadcast_to(rows, (batch.shape[0], rows.shape[0]))
-        if len(b) == 1:
-            return rows[:, 0] * np.maximum(batch / b[0], 1.0)
-        idx = np.arange(batch.shape[0])
-        k, f = _log_bracket(b, self.logb, batch)
-        logs = log_arr[h_index]
-        if logs.ndim == 1:
-            lo, hi = logs[k], logs[k + 1]
-        else:
-            lo, hi = logs[idx, k], logs[idx, k + 1]
-        with np.errstate(invalid="ignore", over="ignore"):
-            inside = np.exp((1 - f) * lo + f * hi)
-            slope = np.maximum((rows[:, -1] - rows[:, -2]) / (b[-1] - b[-2]), 0.0)
-            above = rows[:, -1] + slope * (batch - b[-1])
-        return np.where(batch <= b[0], rows[:, 0], np.where(batch >= b[-1], above, inside))
-
-    def _lookup(self, arr: np.ndarray, log_arr: np.ndarray, batch: np.ndarray, hidden: np.ndarray) -> np.ndarray:
-        if len(self.hs) == 1:
-            return self._row(arr, log_arr, 0, batch)
-        k, f = _log_bracket(self.hs, self.loghs, np.maximum(hidden, self.hs[0]))
-        lo = self._row(arr, log_arr, k, batch)
-        hi = self._row(arr, log_arr, k + 1, batch)
-        mixed = np.exp((1 - f) * np.log(np.maximum(lo, _TINY_S)) + f * np.log(np.maximum(hi, _TINY_S)))
-        return np.where(hidden <= self.hs[0], self._row(arr, log_arr, 0, batch), mixed)
-
-    def step_s(self, batch: np.ndarray, hidden: np.ndarray) -> np.ndarray:
-        """The whole step in seconds (StepTable.step_parts_s(...)[0]) for each (batch, hidden)."""
-        out = np.empty(batch.shape[0])
-        inside = hidden <= self.hs[-1]
-        if inside.any():
-            out[inside] = self._lookup(self.step, self.log_step, batch[inside], hidden[inside])
-        beyond = ~inside
-        if beyond.any():
-            b, h = batch[beyond], hidden[beyond]
-            last = len(self.hs) - 1
-            step0 = self._row(self.step, self.log_step, last, b)
-            mm0 = self._row(self.matmul, self.log_matmul, last, b)
-            r = h / self.hs[-1]
-            mm = mm0 * r * r
-            if self.levels is not None:
-                w0 = 3.0 * self.hs[-1] ** 2 * self.element_bytes
-                w1 = 3.0 * h ** 2 * self.element_bytes
-                bw0 = self.levels.bandwidth_for(float(w0))
-                mm = mm + np.maximum(w1 * (1.0 / _bandwidth_for(self.levels, w1) - 1.0 / bw0), 0.0)
-            out[beyond] = mm + (step0 - mm0) * r
-        return out
-
-
-def _bandwidth_for(levels: MemoryLevels, working_set_bytes: np.ndarray) -> np.ndarray:
-    """MemoryLevels.bandwidth_for over an array: the bandwidth of the smallest level that holds each."""
-    out = np.full(working_set_bytes.shape, float(levels.bandwidth_bytes_per_s[-1]))
-    placed = np.zeros(working_set_bytes.shape, dtype=bool)
-    for cap, bw in zip(levels.capacity_bytes, levels.bandwidth_bytes_per_s):
-        fits = ~placed if cap is None else (~placed & (working_set_bytes <= cap))
-        out[fits] = bw
-        placed |= fits
-    return out
-
-
-class _GemmLookup:
-    """A :class:`GemmTable` read for arrays of (m, k, n), exactly as ``seconds_for`` reads it."""
-
-    def __init__(self, table: GemmTable) -> None:
-        self.grids = [np.asarray(g, dtype=float) for g in (table.m, table.k, table.n)]
-        self.log_grids = [np.log(g) for g in self.grids]
-        self.log_t = table._t
-
-    def seconds(self, m: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
-        scale = np.ones(m.shape[0])
-        brackets = []
-        for value, grid, log_grid in zip((m, k, n), self.grids, self.log_grids):
-            value = np.asarray(value, dtype=float)
-            over = value > grid[-1]
-            scale = np.where(over, scale * (value / grid[-1]), scale)
-            value = np.maximum(np.minimum(value, grid[-1]), grid[0])
-            if len(grid) == 1:
-                brackets.append((np.zeros(value.shape, dtype=np.intp), np.zeros(value.shape), True))
-            else:
-                kk, f = _log_bracket(grid, log_grid, value)
-                brackets.append((kk, f, False))
-        out = np.zeros(m.shape[0])
-        for corner in range(8):
-            w = np.ones(m.shape[0])
-            pos = []
-            skip = False
-            for axis, (kk, f, single) in enumerate(brackets):
-                upper = (corner >> axis) & 1
-                if single:
-                    if upper:
-                        skip = True
-                    pos.append(kk)
-                    continue
-                w = w * (f if upper else 1.0 - f)
-                pos.append(kk + upper)
-            if skip:
-                continue
-            out += w * self.log_t[pos[0], pos[1], pos[2]]
-        return np.exp(out) * scale
-
-
 # ------------------------------------------------------------------------------------- the predictor
 class BatchPredictor:
     """Prices a :class:`ConfigBatch` from one loaded profile, with the numbers of
@@ -334,17 +88,17 @@ class BatchPredictor:
                             for mode in MODES}
         fingerprint_here = here if here is not None else here_fingerprint(profile.device)
         self.foreign = bool(mismatch(profile.fingerprint, fingerprint_here))
-        self._steps: dict[str, _StepLookup] = {}
-        self._gemms: dict[str, _GemmLookup] = {}
+        self._steps: dict[str, StepLookup] = {}
+        self._gemms: dict[str, GemmLookup] = {}
 
-    def _step(self, key: str) -> _StepLookup:
+    def _step(self, key: str) -> StepLookup:
         if key not in self._steps:
-            self._steps[key] = _StepLookup(self.model.step_tables_[key])
+            self._steps[key] = StepLookup(self.model.step_tables_[key])
         return self._steps[key]
 
-    def _gemm(self, key: str) -> _GemmLookup:
+    def _gemm(self, key: str) -> GemmLookup:
         if key not in self._gemms:
-            self._gemms[key] = _GemmLookup(self.model.gemm_tables_[key])
+            self._gemms[key] = GemmLookup(self.model.gemm_tables_[key])
         return self._gemms[key]
 
     def predict(self, configs: ConfigBatch | Sequence[GruConfig]) -> BatchPrediction:
@@ -363,7 +117,7 @@ class BatchPredictor:
         for g in range(len(uniq)):
             rows = order[bounds[g]:bounds[g + 1]]
             part = batch.take(rows) if len(uniq) > 1 else batch
-            device, dtype, impl, mode = _decode_category(int(uniq[g] >> 32))
+            device, dtype, impl, mode = decode_category(int(uniq[g] >> 32))
             threads = int(uniq[g] & 0xFFFFFFFF)
             values, factors = self._predict_group(part, device, dtype, impl, mode, threads)
             for name, v in values.items():
@@ -523,4 +277,4 @@ class BatchPredictor:
         return values, factors
 
 
-__all__ = ["BatchPrediction", "BatchPredictor", "ConfigBatch"]
+__all__ = ["CHOICES", "INT_COLUMNS", "BatchPrediction", "BatchPredictor", "ConfigBatch"]
