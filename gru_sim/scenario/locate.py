@@ -197,18 +197,16 @@ _RULES = {
     "model_attributes_type": "must be a mapping of keys",
     "finite_number": "must be a finite number",
 }
+# A bound broken: the comparison it asks for, and the key of the bound in the error's context.
+_BOUNDS = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"), "less_than": ("<", "lt"),
+           "less_than_equal": ("<=", "le")}
 
 
 def _rule(err: dict[str, Any]) -> str:
     kind, ctx = err["type"], err.get("ctx") or {}
-    if kind == "greater_than":
-        return f"must be > {fmt_num(ctx['gt'])}"
-    if kind == "greater_than_equal":
-        return f"must be >= {fmt_num(ctx['ge'])}"
-    if kind == "less_than":
-        return f"must be < {fmt_num(ctx['lt'])}"
-    if kind == "less_than_equal":
-        return f"must be <= {fmt_num(ctx['le'])}"
+    if kind in _BOUNDS:
+        sign, key = _BOUNDS[kind]
+        return f"must be {sign} {fmt_num(ctx[key])}"
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}"
     if kind == "too_short":

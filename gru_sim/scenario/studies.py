@@ -15,9 +15,44 @@ from ..plan.spec import PlanSpec
 from ..sim import serving as sim_serving
 from ..sim import training as sim_training
 from ..units import fmt_bytes
+from . import schema
 from .locate import Problems, fmt_num
 from .model import csv_problem, mode_rule, resolve_path, spec_config
 from .schema import FixedSeqLen, LognormalSeqLen, ReplicaRangeSpec, ScenarioSpec, TraceArrival, UniformSeqLen
+
+
+# ---------------------------------------------------------------------- traffic (serving and plan)
+def _traffic(section: str, traffic: schema.ServingSpec | schema.PlanSpec, base_dir: Path, problems: Problems
+             ) -> tuple[tuple[float, int], ...] | None:
+    """Check the arrival and seq_len of the serving or plan ``section`` (they are written alike), and
+    read the arrival trace if there is one."""
+    trace = None
+    if isinstance(traffic.arrival, TraceArrival):
+        if traffic.seq_len is not None:
+            problems.bad((section, "seq_len"), traffic.seq_len.model_dump(),
+                         "with arrival.process trace, each request's seq_len comes from the trace: remove it")
+        try:
+            trace = read_arrival_trace(resolve_path(base_dir, traffic.arrival.csv))
+        except CsvFileError as err:
+            problems.bad((section, "arrival", "csv"), traffic.arrival.csv, csv_problem(err))
+    elif traffic.seq_len is None:
+        problems.missing((section, "seq_len"), "required unless arrival.process is trace")
+    ln = traffic.seq_len
+    if isinstance(ln, UniformSeqLen) and ln.low > ln.high:
+        problems.bad((section, "seq_len", "high"), ln.high, f"must be >= low ({ln.low})")
+    if isinstance(ln, LognormalSeqLen) and ln.max < ln.median:
+        problems.bad((section, "seq_len", "max"), ln.max, f"must be >= median ({fmt_num(ln.median)})")
+    return trace
+
+
+def _arrival_spec(traffic: schema.ServingSpec | schema.PlanSpec, trace: tuple[tuple[float, int], ...] | None
+                  ) -> sim_serving.ArrivalSpec:
+    return sim_serving.ArrivalSpec(process=traffic.arrival.process,
+                                   rate_per_s=getattr(traffic.arrival, "rate_per_s", None), trace=trace)
+
+
+def _seq_len_spec(traffic: schema.ServingSpec | schema.PlanSpec) -> sim_serving.SeqLenSpec | None:
+    return None if traffic.seq_len is None else sim_serving.SeqLenSpec(**traffic.seq_len.model_dump())
 
 
 # ------------------------------------------------------------------------------------------ serving
@@ -26,22 +61,7 @@ def build_serving(spec: ScenarioSpec, base_dir: Path, problems: Problems) -> sim
     sv = spec.serving
     assert sv is not None
     before = len(problems.found)
-    trace = None
-    if isinstance(sv.arrival, TraceArrival):
-        if sv.seq_len is not None:
-            problems.bad(("serving", "seq_len"), sv.seq_len.model_dump(),
-                         "with arrival.process trace, each request's seq_len comes from the trace: remove it")
-        try:
-            trace = read_arrival_trace(resolve_path(base_dir, sv.arrival.csv))
-        except CsvFileError as err:
-            problems.bad(("serving", "arrival", "csv"), sv.arrival.csv, csv_problem(err))
-    elif sv.seq_len is None:
-        problems.missing(("serving", "seq_len"), "required unless arrival.process is trace")
-    ln = sv.seq_len
-    if isinstance(ln, UniformSeqLen) and ln.low > ln.high:
-        problems.bad(("serving", "seq_len", "high"), ln.high, f"must be >= low ({ln.low})")
-    if isinstance(ln, LognormalSeqLen) and ln.max < ln.median:
-        problems.bad(("serving", "seq_len", "max"), ln.max, f"must be >= median ({fmt_num(ln.median)})")
+    trace = _traffic("serving", sv, base_dir, problems)
     if sv.load_sweep is not None:
         rates = sv.load_sweep.rates_per_s
         if any(b <= a for a, b in zip(rates, rates[1:])):
@@ -52,9 +72,7 @@ def build_serving(spec: ScenarioSpec, base_dir: Path, problems: Problems) -> sim
         return None
     try:
         return sim_serving.ServingSpec(
-            arrival=sim_serving.ArrivalSpec(process=sv.arrival.process,
-                                            rate_per_s=getattr(sv.arrival, "rate_per_s", None), trace=trace),
-            seq_len=None if ln is None else sim_serving.SeqLenSpec(**ln.model_dump()),
+            arrival=_arrival_spec(sv, trace), seq_len=_seq_len_spec(sv),
             batching=sim_serving.BatchingSpec(**sv.batching.model_dump()),
             replicas=sv.replicas, threads_per_replica=sv.threads_per_replica, requests=sv.requests, seed=sv.seed,
             slo_p99_latency_s=None if sv.slo is None else sv.slo.p99_latency_s,
@@ -183,22 +201,7 @@ def build_plan(spec: ScenarioSpec, base_dir: Path, problems: Problems) -> PlanSp
     pl = spec.plan
     assert pl is not None
     before = len(problems.found)
-    trace = None
-    if isinstance(pl.arrival, TraceArrival):
-        if pl.seq_len is not None:
-            problems.bad(("plan", "seq_len"), pl.seq_len.model_dump(),
-                         "with arrival.process trace, each request's seq_len comes from the trace: remove it")
-        try:
-            trace = read_arrival_trace(resolve_path(base_dir, pl.arrival.csv))
-        except CsvFileError as err:
-            problems.bad(("plan", "arrival", "csv"), pl.arrival.csv, csv_problem(err))
-    elif pl.seq_len is None:
-        problems.missing(("plan", "seq_len"), "required unless arrival.process is trace")
-    ln = pl.seq_len
-    if isinstance(ln, UniformSeqLen) and ln.low > ln.high:
-        problems.bad(("plan", "seq_len", "high"), ln.high, f"must be >= low ({ln.low})")
-    if isinstance(ln, LognormalSeqLen) and ln.max < ln.median:
-        problems.bad(("plan", "seq_len", "max"), ln.max, f"must be >= median ({fmt_num(ln.median)})")
+    trace = _traffic("plan", pl, base_dir, problems)
     given = [p for p in (99, 95) if getattr(pl.slo, f"p{p}_latency_s") is not None]
     if len(given) != 1:
         problems.about(("plan", "slo"), "give one of p99_latency_s and p95_latency_s")
@@ -237,9 +240,7 @@ def build_plan(spec: ScenarioSpec, base_dir: Path, problems: Problems) -> PlanSp
     t = pl.training
     try:
         return plan_spec.PlanSpec(
-            arrival=sim_serving.ArrivalSpec(process=pl.arrival.process,
-                                            rate_per_s=getattr(pl.arrival, "rate_per_s", None), trace=trace),
-            seq_len=None if ln is None else sim_serving.SeqLenSpec(**ln.model_dump()),
+            arrival=_arrival_spec(pl, trace), seq_len=_seq_len_spec(pl),
             slo=plan_spec.Slo(latency_s=getattr(pl.slo, f"p{given[0]}_latency_s"), percentile=given[0],
                               min_attainment=pl.slo.min_attainment),
             hardware=tuple(hardware),
