@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -78,10 +79,15 @@ def measure_service_times(gru: torch.nn.GRU, inputs: dict[int, torch.Tensor], re
 
 
 def serve_for_real(gru: torch.nn.GRU, inputs: dict[int, torch.Tensor], arrival_s: np.ndarray, max_batch: int,
-                   max_wait_s: float, replicas: int, pin: bool = False) -> dict[str, np.ndarray]:
+                   max_wait_s: float, replicas: int, pin: bool = False, *, generator_core: int | None = None,
+                   replica_cores: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """Replay ``arrival_s`` against ``replicas`` worker threads. A free worker takes the queue's oldest
     request, then waits for more until the batch is full or that request has waited ``max_wait_s``
-    (the simulator's batcher). Returns per-request arrival, dispatch and finish times and batch sizes."""
+    (the simulator's batcher). Returns per-request arrival, dispatch and finish times and batch sizes.
+
+    ``pin``: replica r on the r-th core of this process, the generator on the next one. An explicit
+    layout instead: ``generator_core`` for the request generator, ``replica_cores`` for the workers
+    (replica r on ``replica_cores[r % len]``); either overrides ``pin`` for its threads."""
     n = arrival_s.shape[0]
     pending: queue.Queue[tuple[int, float]] = queue.Queue()
     arrived = np.zeros(n)
@@ -98,7 +104,9 @@ def serve_for_real(gru: torch.nn.GRU, inputs: dict[int, torch.Tensor], arrival_s
     cores = sorted(os.sched_getaffinity(0))
 
     def generate() -> None:
-        if pin:  # the request generator gets a core of its own, after the replicas'
+        if generator_core is not None:
+            os.sched_setaffinity(0, {generator_core})
+        elif pin:  # the request generator gets a core of its own, after the replicas'
             os.sched_setaffinity(0, {cores[replicas % len(cores)]})
         ready.wait()
         start_at.append(time.perf_counter() + 0.01)
@@ -110,7 +118,9 @@ def serve_for_real(gru: torch.nn.GRU, inputs: dict[int, torch.Tensor], arrival_s
             pending.put((i, time.perf_counter()))
 
     def work(replica: int) -> None:
-        if pin:  # each replica on its own core, as the simulator assumes (threads per replica = 1)
+        if replica_cores:
+            os.sched_setaffinity(0, {replica_cores[replica % len(replica_cores)]})
+        elif pin:  # each replica on its own core, as the simulator assumes (threads per replica = 1)
             os.sched_setaffinity(0, {cores[replica % len(cores)]})
         with torch.inference_mode():
             for x in inputs.values():
