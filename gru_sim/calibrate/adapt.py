@@ -95,7 +95,7 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
             src_gemm = model.gemm_tables_[gk]
             sub_spec = spec.model_copy(update={"modes": modes})
             timer = UnitTimer(sub_spec, store, progress, quick_step_grid(src.batch, src.hidden, src.element_bytes),
-                              _quick_gemm_grid((src_gemm.m, src_gemm.k, src_gemm.n)))
+                              _quick_gemm_grid((src_gemm.m, src_gemm.k, src_gemm.n)), two_passes=False)
             timer.run(g, dtype, impl, threads)
             if store.get_primitives(g) is None:
                 progress(f"{g}: roofline ceilings")
@@ -108,6 +108,7 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
                     continue
                 adapted = adapt_step_table(model.step_tables_[step_key(g, mode)], sub.batch, sub.hidden,
                                            sub.step_s, sub.matmul_s, levels)
+                adapted.call_fixed_s = sub.call_fixed_s or adapted.call_fixed_s  # this machine's, measured
                 data["step_tables"][step_key(g, mode)] = adapted.to_dict()
             sub_gemm = gemm_table(store, spec.device, dtype, threads)
             if sub_gemm is not None:

@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS primitives (grp TEXT PRIMARY KEY, data TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS units (
     key TEXT PRIMARY KEY,           -- table + kind + parameters, canonical JSON: a unit is timed once
     tbl TEXT NOT NULL,              -- the table it belongs to (a step table's group|mode, a GEMM table's key)
-    kind TEXT NOT NULL,             -- step | call | matmul | gemm | bandwidth
+    kind TEXT NOT NULL,             -- step | call | fixed | matmul | gemm | bandwidth
     params TEXT NOT NULL,
     value REAL,                     -- seconds (bytes/s for bandwidth); NULL when it could not be run
     noisy INTEGER NOT NULL,

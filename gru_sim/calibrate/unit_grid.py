@@ -24,7 +24,7 @@ from .store import MeasurementStore
 
 Progress = Callable[[str], None]
 # A step unit's call lasts about this long: long enough that the call's fixed cost is a small share.
-STEP_TARGET_CALL_S = 0.002
+STEP_TARGET_CALL_S = 0.0015
 MAX_STEPS = 256
 # Fewest steps a unit call runs: a training call of one or two steps is not a fair sample of a long
 # one (its first step's backward needs no data gradient for h0).
@@ -37,6 +37,12 @@ SUSPECT_RATIO = 1.15
 GEMM_MAX_FLOPS = 1e9
 # The DRAM probe copies this many times the largest cache (and at least 64 MiB).
 DRAM_OVER_LLC = 4
+
+
+def _fixed_cost_s(short_s: float, long_s: float) -> float:
+    """A call's fixed cost from the probes of ``CALL_PROBE_STEPS`` steps: the short call less its steps."""
+    per_step = max((long_s - short_s) / (CALL_PROBE_STEPS[1] - CALL_PROBE_STEPS[0]), 0.0)
+    return max(short_s - CALL_PROBE_STEPS[0] * per_step, 0.0)
 
 
 def levels_key(device: str, dtype: str, threads: int) -> str:
@@ -64,20 +70,26 @@ class UnitTimer:
 
     def __init__(self, spec: JobSpec, store: MeasurementStore, progress: Progress | None = None,
                  step_grid: tuple[list[int], list[int]] | None = None,
-                 gemm_grid: tuple[list[int], list[int], list[int]] | None = None) -> None:
+                 gemm_grid: tuple[list[int], list[int], list[int]] | None = None, two_passes: bool = True) -> None:
         """``step_grid`` (batches, hiddens) and ``gemm_grid`` (M, K, N) replace the job's grids (a
-        quick adaptation times a sub-grid)."""
+        quick adaptation times a sub-grid, in one pass: ``two_passes`` False)."""
         self.spec = spec
         self.store = store
         self.progress = progress or (lambda what: None)
         self.step_grid = step_grid
         self.gemm_grid = gemm_grid
+        self.two_passes = two_passes
 
     def run(self, group: str, dtype: str, impl: str, threads: int) -> None:
         """All tables of one hardware group (and the shared GEMM and bandwidth tables of its dtype and
         thread count, unless another group timed them already)."""
         for mode in self.spec.modes:
-            self._steps(group, mode, dtype, impl, threads)
+            self._step_calls(group, mode, dtype, impl, threads)
+        if self.two_passes:
+            for mode in reversed(self.spec.modes):
+                self._step_calls(group, mode, dtype, impl, threads, second=True)
+        for mode in self.spec.modes:
+            self._step_units(group, mode, dtype, impl, threads)
         self._matmuls(group, dtype, threads)
         self._gemms(group, dtype, threads)
         self._levels(group, dtype, threads)
@@ -94,24 +106,37 @@ class UnitTimer:
         self.store.add_unit(group, table, kind, params, value, noisy, time.perf_counter() - start)
         return value
 
-    def _steps(self, group: str, mode: str, dtype: str, impl: str, threads: int) -> None:
-        from ..measure.units import step_probe, time_gru_call_s
+    def _step_calls(self, group: str, mode: str, dtype: str, impl: str, threads: int, second: bool = False
+                    ) -> list[tuple[int, int, int]]:
+        """Time the calls the step units of one table are read from (:meth:`_step_units`): the two
+        probes of a call's fixed cost, then one call per (batch, hidden) of as many steps as make it
+        last about ``STEP_TARGET_CALL_S``. Returns the (batch, hidden, steps) timed. ``second``: the
+        second pass, the same calls in reverse order, each with fewer samples."""
+        from ..measure.units import SECOND_PASS_POLICY, UNIT_POLICY, step_probe, time_gru_call_s
 
         table = step_key(group, mode)
         batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
         device = self.spec.device
+        policy = SECOND_PASS_POLICY if second else UNIT_POLICY
+        extra = {"pass": 2} if second else {}
 
-        def call_s(b: int, h: int, steps: int) -> Callable[[], tuple[float | None, bool]]:
-            return lambda: time_gru_call_s(step_probe(b, h, steps, mode, dtype, impl, device, threads))
+        def timed(b: int, h: int, steps: int) -> float | None:
+            return self._timed(group, table, "call", {"batch": b, "hidden": h, "steps": steps, **extra},
+                               lambda: time_gru_call_s(step_probe(b, h, steps, mode, dtype, impl, device, threads),
+                                                       policy))
 
         b0, h0 = batches[0], hiddens[0]
-        short, long_ = (self._timed(group, table, "call", {"batch": b0, "hidden": h0, "steps": s}, call_s(b0, h0, s))
-                        for s in CALL_PROBE_STEPS)
+        if second:
+            for b, h, steps in reversed(self._step_plan(group, mode, dtype, impl, threads)):
+                timed(b, h, steps)
+            for s in CALL_PROBE_STEPS:
+                timed(b0, h0, s)
+            return []
+        short, long_ = (timed(b0, h0, s) for s in CALL_PROBE_STEPS)
         assert short is not None and long_ is not None
-        per_step0 = max((long_ - short) / (CALL_PROBE_STEPS[1] - CALL_PROBE_STEPS[0]), 0.0)
-        fixed_s = max(short - CALL_PROBE_STEPS[0] * per_step0, 0.0)
+        fixed_s = _fixed_cost_s(short, long_)
         known: dict[tuple[int, int], float] = {}
-        steps_of: dict[tuple[int, int], int] = {}
+        plan: list[tuple[int, int, int]] = []
         factor = 3.0 if mode == "training" else 1.0
         for h in hiddens:
             self.progress(f"{table}: step units at hidden {h}")
@@ -120,11 +145,46 @@ class UnitTimer:
                 steps = min(max(math.ceil(STEP_TARGET_CALL_S / max(est, 1e-9)), MIN_STEPS[mode]), MAX_STEPS)
                 if MIN_STEPS[mode] * est > self.spec.unit_max_call_s:
                     continue  # too costly: the table continues this row with the matmul's growth
-                params = {"batch": b, "hidden": h, "steps": steps}
-                total = self._timed(group, table, "call", params, call_s(b, h, steps))
+                total = timed(b, h, steps)
+                plan.append((b, h, steps))
                 if total is not None:
                     known[(b, h)] = max(total - fixed_s, 0.1 * total) / steps
-                    steps_of[(b, h)] = steps
+        return plan
+
+    def _step_plan(self, group: str, mode: str, dtype: str, impl: str, threads: int) -> list[tuple[int, int, int]]:
+        """The (batch, hidden, steps) of the first pass, read back from the store (nothing is re-timed)."""
+        progress, self.progress = self.progress, (lambda what: None)
+        try:
+            return self._step_calls(group, mode, dtype, impl, threads)
+        finally:
+            self.progress = progress
+
+    def _step_units(self, group: str, mode: str, dtype: str, impl: str, threads: int) -> None:
+        """Each step unit from its calls: (the faster of the passes' call time − the call's fixed
+        cost) / steps; a step still slower than a bigger neighbour is timed once more."""
+        from ..measure.units import step_probe, time_gru_call_s
+
+        table = step_key(group, mode)
+        batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
+        b0, h0 = batches[0], hiddens[0]
+
+        def best(b: int, h: int, steps: int) -> float | None:
+            values = [u.value for extra in ({}, {"pass": 2}, {"retry": 1})
+                      if (u := self.store.get_unit(table, "call", {"batch": b, "hidden": h, "steps": steps, **extra}))
+                      is not None and u.value is not None]
+            return min(values) if values else None
+
+        short, long_ = (best(b0, h0, s) for s in CALL_PROBE_STEPS)
+        if short is None or long_ is None:
+            return
+        fixed_s = _fixed_cost_s(short, long_)
+        known: dict[tuple[int, int], float] = {}
+        steps_of: dict[tuple[int, int], int] = {}
+        for b, h, steps in self._step_plan(group, mode, dtype, impl, threads):
+            total = best(b, h, steps)
+            if total is not None:
+                known[(b, h)] = max(total - fixed_s, 0.1 * total) / steps
+                steps_of[(b, h)] = steps
         # A step slower than a bigger one (more sequences or a larger hidden size) was timed during a
         # disturbance — interference only ever slows a kernel down: time it once more, keep the faster.
         for (b, h), v in list(known.items()):
@@ -135,12 +195,15 @@ class UnitTimer:
             if bigger and v > SUSPECT_RATIO * min(bigger):
                 steps = steps_of[(b, h)]
                 again = self._timed(group, table, "call", {"batch": b, "hidden": h, "steps": steps, "retry": 1},
-                                    call_s(b, h, steps))
+                                    lambda: time_gru_call_s(step_probe(b, h, steps, mode, dtype, impl,
+                                                                       self.spec.device, threads)))
                 if again is not None:
                     known[(b, h)] = min(v, max(again - fixed_s, 0.1 * again) / steps)
         for (b, h), v in known.items():
             if self.store.get_unit(table, "step", {"batch": b, "hidden": h}) is None:
                 self.store.add_unit(group, table, "step", {"batch": b, "hidden": h}, v, False, 0.0)
+        if self.store.get_unit(table, "fixed", {}) is None:
+            self.store.add_unit(group, table, "fixed", {}, fixed_s, False, 0.0)
 
     @staticmethod
     def _estimate(known: dict[tuple[int, int], float], b: int, h: int, factor: float) -> float:
@@ -228,7 +291,8 @@ def step_table(store: MeasurementStore, spec: JobSpec, group: str, mode: str, dt
                      [[steps.get((b, h), nan) for b in batches] for h in hiddens],
                      [[matmuls.get((b, h), nan) for b in batches] for h in hiddens],
                      DTYPE_BYTES[dtype], memory_levels(store, spec.device, dtype, threads),
-                     MATMULS_PER_TRAINING_STEP if mode == "training" else 1)
+                     MATMULS_PER_TRAINING_STEP if mode == "training" else 1,
+                     fixed.value if (fixed := store.get_unit(step_key(group, mode), "fixed", {})) else None)
 
 
 def gemm_table(store: MeasurementStore, device: str, dtype: str, threads: int) -> GemmTable | None:

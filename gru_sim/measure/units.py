@@ -24,6 +24,9 @@ from .run import cuda_event_timer
 # then five samples of at least a millisecond each; their median is the unit's time.
 UNIT_POLICY = TimingPolicy(min_sample_s=0.001, warmup_s=0.0, min_warmups=1, min_samples=5, max_samples=5,
                            budget_s=0.0)
+# The second look at a unit, seconds after the first (see gru_sim.calibrate.unit_grid): three samples.
+SECOND_PASS_POLICY = TimingPolicy(min_sample_s=0.001, warmup_s=0.0, min_warmups=1, min_samples=3,
+                                  max_samples=3, budget_s=0.0)
 
 
 def _timer(device: str):  # type: ignore[no-untyped-def]

@@ -164,7 +164,8 @@ class StepTable:
     call; ``matmul_s[h][b]`` the recurrent matmul alone; NaN where a point was not measured.
     ``element_bytes`` prices the weight read when extrapolating past the largest hidden size;
     ``matmuls_per_step`` is how many matmuls of the step's size a step runs (1; 3 for training:
-    forward, data and weight gradients).
+    forward, data and weight gradients). ``call_fixed_s`` is the measured fixed cost of a call of
+    this mode (one layer and direction, the smallest sizes; None when not measured).
     """
 
     batch: tuple[int, ...]
@@ -174,6 +175,7 @@ class StepTable:
     element_bytes: int = 4
     levels: MemoryLevels | None = None
     matmuls_per_step: int = 1
+    call_fixed_s: float | None = None
     _step: np.ndarray = field(init=False, repr=False)
     _matmul: np.ndarray = field(init=False, repr=False)
 
@@ -257,7 +259,8 @@ class StepTable:
 
         return {"batch": list(self.batch), "hidden": list(self.hidden), "step_s": listed(self.step_s),
                 "matmul_s": listed(self.matmul_s), "element_bytes": self.element_bytes,
-                "levels": self.levels.to_dict() if self.levels else None, "matmuls_per_step": self.matmuls_per_step}
+                "levels": self.levels.to_dict() if self.levels else None, "matmuls_per_step": self.matmuls_per_step,
+                "call_fixed_s": self.call_fixed_s}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StepTable":
@@ -267,7 +270,7 @@ class StepTable:
         return cls(tuple(data["batch"]), tuple(data["hidden"]), arr(data["step_s"]), arr(data["matmul_s"]),
                    int(data.get("element_bytes", 4)),
                    MemoryLevels.from_dict(data["levels"]) if data.get("levels") else None,
-                   int(data.get("matmuls_per_step", 1)))
+                   int(data.get("matmuls_per_step", 1)), data.get("call_fixed_s"))
 
 
 @dataclass

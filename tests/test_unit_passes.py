@@ -1,0 +1,100 @@
+"""Step units are read from two passes of timed calls taken at different moments, keeping the faster
+(interference only ever slows a kernel down), less the call's measured fixed cost; the design draws
+round sizes as well as odd ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gru_sim.calibrate import unit_grid
+from gru_sim.calibrate.design import round_size, sobol_configs
+from gru_sim.calibrate.jobs import load_job
+from gru_sim.calibrate.store import MeasurementStore
+from gru_sim.calibrate.unit_grid import CALL_PROBE_STEPS, UnitTimer, step_table
+from gru_sim.model.costmodel import step_key
+
+TINY = Path(__file__).parent / "data" / "tiny-job.yaml"
+GROUP = "cpu/float32/torch-gru/t1"
+
+
+class FakeCalls:
+    """A call of ``steps`` steps lasts 20 µs + steps · 1 µs · batch; the first pass of every call at
+    batch 2 is disturbed (twice as slow)."""
+
+    def __init__(self) -> None:
+        self.timed: list[tuple[int, int, int, int]] = []
+
+    def __call__(self, config, policy):  # type: ignore[no-untyped-def]
+        second = policy.min_samples == 3
+        self.timed.append((config.batch, config.hidden_size, config.seq_len, 2 if second else 1))
+        seconds = 20e-6 + config.seq_len * 1e-6 * config.batch
+        if config.batch == 2 and not second:
+            seconds *= 2.0
+        return seconds, False
+
+
+@pytest.fixture
+def fake_calls(monkeypatch: pytest.MonkeyPatch) -> FakeCalls:
+    from gru_sim.measure import units
+
+    fake = FakeCalls()
+    monkeypatch.setattr(units, "time_gru_call_s", fake)
+    return fake
+
+
+def _timer(tmp_path: Path, two_passes: bool) -> tuple[UnitTimer, MeasurementStore]:
+    spec = load_job(TINY).model_copy(update={"modes": ["inference"]})
+    store = MeasurementStore(tmp_path / "s.sqlite")
+    timer = UnitTimer(spec, store, step_grid=([1, 2, 4], [16, 32]), two_passes=two_passes)
+    return timer, store
+
+
+def test_the_faster_pass_makes_the_step_and_the_fixed_cost_is_kept(tmp_path: Path, fake_calls: FakeCalls) -> None:
+    timer, store = _timer(tmp_path, two_passes=True)
+    for mode in ("inference",):
+        timer._step_calls(GROUP, mode, "float32", "torch-gru", 1)
+        timer._step_calls(GROUP, mode, "float32", "torch-gru", 1, second=True)
+        timer._step_units(GROUP, mode, "float32", "torch-gru", 1)
+    first = [t for t in fake_calls.timed if t[3] == 1]
+    second = [t for t in fake_calls.timed if t[3] == 2]
+    # The second pass times the same calls, in reverse order, probes last.
+    assert [t[:3] for t in second[:-len(CALL_PROBE_STEPS)]] == [t[:3] for t in reversed(first[len(CALL_PROBE_STEPS):])]
+    table = step_table(store, timer.spec, GROUP, "inference", "float32", 1)
+    assert table is not None and table.call_fixed_s == pytest.approx(20e-6, rel=1e-6)
+    for j, b in enumerate(table.batch):
+        assert table.step_s[0][j] == pytest.approx(1e-6 * b, rel=1e-6)  # batch 2 from its quiet pass
+    assert store.get_unit(step_key(GROUP, "inference"), "fixed", {}) is not None
+
+
+def test_nothing_is_timed_again_on_resume(tmp_path: Path, fake_calls: FakeCalls) -> None:
+    timer, _ = _timer(tmp_path, two_passes=True)
+    timer.run(GROUP, "float32", "torch-gru", 1)
+    step_calls = [t for t in fake_calls.timed]
+    fake_calls.timed.clear()
+    timer.run(GROUP, "float32", "torch-gru", 1)
+    assert fake_calls.timed == [] and step_calls
+
+
+def test_one_pass_when_asked(tmp_path: Path, fake_calls: FakeCalls) -> None:
+    timer, store = _timer(tmp_path, two_passes=False)
+    timer._step_calls(GROUP, "inference", "float32", "torch-gru", 1)
+    timer._step_units(GROUP, "inference", "float32", "torch-gru", 1)
+    assert all(t[3] == 1 for t in fake_calls.timed)
+    table = step_table(store, timer.spec, GROUP, "inference", "float32", 1)
+    assert table is not None and table.call_fixed_s == pytest.approx(20e-6, rel=1e-6)
+
+
+def test_round_sizes_are_what_people_write() -> None:
+    assert round_size("batch", 22, 1, 256) == 16 and round_size("batch", 23, 1, 256) == 32 and round_size("batch", 300, 1, 256) == 256
+    assert round_size("hidden_size", 157, 16, 2048) == 160 and round_size("input_size", 13, 16, 1024) == 16
+    assert round_size("seq_len", 77, 2, 1024) == 77
+
+
+def test_the_design_draws_round_and_odd_sizes() -> None:
+    spec = load_job(Path(unit_grid.__file__).parent.parent / "data" / "jobs" / "cpu-default.yaml")
+    configs = [c for _, c in zip(range(200), sobol_configs(spec, "float32", "torch-gru", 1, seed=0))]
+    round_ = [c for c in configs if c.hidden_size % 16 == 0 and c.input_size % 16 == 0
+              and c.batch & (c.batch - 1) == 0]
+    assert 0.35 < len(round_) / len(configs) < 0.75
