@@ -48,6 +48,8 @@ CACHE_LINE_BYTES = 64
 # as one measurement that the coefficient's departure from 1 would miss by that share).
 PRIOR_WEIGHT = 0.3
 _UNIT_TERMS = (_STEPS, _PROJ, _PROJ_BWD)
+# Corrections without a measured unit: each pulled towards contributing nothing.
+_CORRECTION_TERMS = (_LD, _BYTES)
 # Fewer out-of-fold residuals than this in a (group, mode): pool the residuals of all for its interval.
 MIN_GROUP_RESIDUALS = 20
 # Relative error at which the fit's loss turns from squared to linear (soft-L1).
@@ -115,9 +117,11 @@ def _alphas(coef: np.ndarray, unit: LayerUnits) -> tuple[float, float, float]:
     return coef[_STEPS] + extra_step, coef[_PROJ] + extra_proj, coef[_PROJ_BWD] + extra_proj
 
 
-def _fit_robust(x: np.ndarray, y: np.ndarray, prior_ones: Sequence[int]) -> np.ndarray:
+def _fit_robust(x: np.ndarray, y: np.ndarray, prior_ones: Sequence[int], prior_zeros: Sequence[int] = ()
+                ) -> np.ndarray:
     """Non-negative coefficients minimising a soft-L1 loss of the relative errors (x·θ − y)/y, with
-    the ``prior_ones`` coefficients pulled towards 1."""
+    the ``prior_ones`` coefficients pulled towards 1 and the ``prior_zeros`` terms' largest share of
+    a call pulled towards 0 (a correction no measurement needs stays out)."""
     z = x / y[:, None]
     used = np.any(z != 0, axis=0)
     theta = np.zeros(x.shape[1])
@@ -126,14 +130,14 @@ def _fit_robust(x: np.ndarray, y: np.ndarray, prior_ones: Sequence[int]) -> np.n
     scale = np.max(np.abs(z[:, used]), axis=0)
     zs = z[:, used] / scale
     cols = np.flatnonzero(used)
-    prior = [j for j, c in enumerate(cols) if c in prior_ones]
+    ones = [j for j, c in enumerate(cols) if c in prior_ones]
+    zeros = [j for j, c in enumerate(cols) if c in prior_zeros]
 
     def residual(d: np.ndarray) -> np.ndarray:
-        theta_used = d / scale
-        pulls = PRIOR_WEIGHT * (theta_used[prior] - 1.0)
-        return np.concatenate([zs @ d - 1.0, pulls])
+        pulls = PRIOR_WEIGHT * (d[ones] / scale[ones] - 1.0)
+        return np.concatenate([zs @ d - 1.0, pulls, PRIOR_WEIGHT * d[zeros]])
 
-    start = np.array([scale[j] if j in prior else 1e-9 for j in range(len(cols))])
+    start = np.array([scale[j] if j in ones else 1e-9 for j in range(len(cols))])
     sol = least_squares(residual, start, bounds=(0.0, np.inf), loss="soft_l1", f_scale=ROBUST_SCALE,
                         method="trf", max_nfev=400)
     theta[cols] = sol.x / scale
@@ -186,9 +190,10 @@ class GruCostModel:
                 idx = by_mode.get((g, mode), [])
                 x = np.array([self.compose(configs[k]).terms for k in idx]).reshape(len(idx), len(RESIDUAL_TERMS))
                 y = y_all[idx]
-                self.coef_[g][mode] = self._fit_one(x, y)
+                fixed_s = step_tables[step_key(g, mode)].call_fixed_s
+                self.coef_[g][mode] = self._fit_one(x, y, fixed_s)
                 self.n_samples_[g][mode] = len(idx)
-                residuals[(g, mode)] = self._cv_log_residuals(x, y, rng)
+                residuals[(g, mode)] = self._cv_log_residuals(x, y, rng, fixed_s)
             given = (fit_ranges or {}).get(g)
             self.fit_range_[g] = given or self._default_range(g, [configs[k] for k in range(len(configs))
                                                                    if group_key(configs[k]) == g])
@@ -204,14 +209,25 @@ class GruCostModel:
         return self
 
     @staticmethod
-    def _fit_one(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _fit_one(x: np.ndarray, y: np.ndarray, call_fixed_s: float | None = None) -> np.ndarray:
+        """The coefficients of one (group, mode). With the call's fixed cost measured, the call term
+        is that cost times a coefficient pulled towards 1, like the units; else a free constant."""
+        measured_call = call_fixed_s is not None and call_fixed_s > 0
         if len(y) == 0:
             theta = np.zeros(len(RESIDUAL_TERMS))
             theta[list(_UNIT_TERMS)] = 1.0  # nothing to correct with: the units as measured
+            theta[_CALL] = call_fixed_s if measured_call else 0.0
             return theta
-        return _fit_robust(x, y, _UNIT_TERMS)
+        if not measured_call:
+            return _fit_robust(x, y, _UNIT_TERMS, _CORRECTION_TERMS)
+        xs = x.copy()
+        xs[:, _CALL] *= call_fixed_s
+        theta = _fit_robust(xs, y, (*_UNIT_TERMS, _CALL), _CORRECTION_TERMS)
+        theta[_CALL] *= call_fixed_s
+        return theta
 
-    def _cv_log_residuals(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _cv_log_residuals(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
+                          call_fixed_s: float | None = None) -> np.ndarray:
         """log(measured / predicted) for every point, predicted by a fit that did not see it."""
         n = len(y)
         folds = min(self.cv_folds, n)
@@ -222,7 +238,7 @@ class GruCostModel:
         for f in range(folds):
             test = order[f::folds]
             train = np.setdiff1d(order, test)
-            coef = self._fit_one(x[train], y[train])
+            coef = self._fit_one(x[train], y[train], call_fixed_s)
             out[test] = np.log(y[test] / np.maximum(x[test] @ coef, 1e-12))
         return out
 
