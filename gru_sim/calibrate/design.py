@@ -31,13 +31,30 @@ def _pick(u: float, choices: list) -> object:  # type: ignore[type-arg]
     return choices[min(int(u * len(choices)), len(choices) - 1)]
 
 
+def round_size(axis: str, value: int, lo: int, hi: int) -> int:
+    """``value`` as people write it: a batch a power of two, input and hidden sizes a multiple of 16
+    (of 8 below 32); ``seq_len`` as it is. Kept inside [lo, hi]."""
+    if axis == "batch":
+        v = 2 ** round(math.log2(value))
+    elif axis in ("input_size", "hidden_size"):
+        step = 16 if value >= 32 else 8
+        v = max(step, step * round(value / step))
+    else:
+        v = value
+    return int(min(max(v, lo), hi))
+
+
 def sobol_configs(spec: JobSpec, dtype: str, impl: str, threads: int, seed: int) -> Iterator[GruConfig]:
-    """An endless, deterministic stream of design points for one hardware group."""
-    dims = len(LOG_AXES) + 3  # + num_layers, bidirectional, mode
+    """An endless, deterministic stream of design points for one hardware group. Half of them have
+    the round sizes most models use (:func:`round_size`), half any size: round and odd sizes run at
+    different speeds (rows of whole cache lines), and the fit needs both."""
+    dims = len(LOG_AXES) + 4  # + num_layers, bidirectional, mode, round or not
     sampler = qmc.Sobol(d=dims, scramble=True, seed=seed)
     while True:
         for u in sampler.random(64):
             sizes = {axis: _log_int(u[k], *getattr(spec, axis)) for k, axis in enumerate(LOG_AXES)}
+            if u[7] < 0.5:
+                sizes = {axis: round_size(axis, v, *getattr(spec, axis)) for axis, v in sizes.items()}
             lo, hi = spec.num_layers
             yield GruConfig(**sizes, num_layers=lo + min(int(u[4] * (hi - lo + 1)), hi - lo),
                             bidirectional=bool(_pick(u[5], spec.bidirectional)),

@@ -41,8 +41,9 @@ Progress = Callable[[float, float, str], None]
 ADAPTIVE_ROUND = 6  # points per "fit worst" round
 BEYOND_SHARE = 0.1  # budget share of the beyond-range slice, after the design
 MEMORY_PROBE_DRAWS = 2000  # design points looked at to find memory probes of a useful size
-# Whole calls a group measures even when its unit tables used up its budget: the residual needs them.
-MIN_DESIGN_POINTS = 12
+# Whole calls a group measures per mode even when its unit tables used up its budget: the residual of
+# each mode is fitted on its own calls (training does not compose from units alone).
+MIN_DESIGN_POINTS = 16
 # ... and held-out ones (quiet ones: a noisy one is reported apart), so that the self-check has figures.
 MIN_HOLDOUT_POINTS = 3
 
@@ -182,10 +183,11 @@ class Calibration:
         estimate = self._estimator(key)
         flags = design.holdout_flags(100_000, self.spec.holdout_fraction, self.spec.seed)
         for n, c in enumerate(design.affordable(stream, estimate, self.spec.max_call_s)):
-            trained = len(self.store.points(key, "train"))
-            enough = ((trained >= MIN_DESIGN_POINTS
+            train = self.store.points(key, "train")
+            per_mode = min(sum(p.config.mode == mode for p in train) for mode in self.spec.modes)
+            enough = ((per_mode >= MIN_DESIGN_POINTS
                        and sum(not p.noisy for p in self.store.points(key, "holdout")) >= MIN_HOLDOUT_POINTS)
-                      or trained >= 5 * MIN_DESIGN_POINTS)  # a machine too noisy for quiet hold-outs: stop anyway
+                      or len(train) >= 5 * MIN_DESIGN_POINTS)  # a machine too noisy for quiet hold-outs: stop anyway
             if n >= flags.size or (self._out_of_budget(key, self.spec.design_share) and enough):
                 break
             self._measure(key, "holdout" if flags[n] else "train", c)
