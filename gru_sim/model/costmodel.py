@@ -16,8 +16,10 @@ physical quantities (``RESIDUAL_TERMS``):
   sizes are not a whole number of cache lines (the tables are timed at round sizes, which run faster).
 
 ``fit`` learns one non-negative coefficient per term and (group, mode) from whole-call measurements,
-by a robust least-squares fit on relative error with the unit terms pulled towards 1 (a unit that
-composes exactly needs no correction). Per-call terms do not grow with ``seq_len``; per-step terms
+by a robust least-squares fit on relative error with the measured terms pulled towards 1 (a unit that
+composes exactly needs no correction; the call term is the call's fixed cost measured with the step
+units, where the table has it) and the per-layer-direction and per-byte corrections pulled towards
+contributing nothing. Per-call terms do not grow with ``seq_len``; per-step terms
 do. The 90 % interval comes from out-of-fold log residuals of that fit, widened with the distance
 beyond the calibrated ranges.
 """
