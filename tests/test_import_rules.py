@@ -32,6 +32,7 @@ TORCH_FREE_MODULES = [
     "gru_sim.model.batch_configs",
     "gru_sim.model.batch_tables",
     "gru_sim.study.plan",      # and starts as fast as `gru-sim run`
+    "gru_sim.calibrate.fleet",  # the client of a fleet calibration: torch only on the workers that measure
     "gru_sim.groups",
     "gru_sim.atomic",
     "gru_sim.csvfiles",
@@ -47,6 +48,7 @@ TORCH_FREE_MODULES = [
     "gru_sim.study.training",
     "gru_sim.study.gradients",  # measures with torch, imported only when a scenario asks
     "gru_sim.study.results",
+    "gru_sim.study.records",   # what the report reads back from results.json
     "gru_sim.study.run",
     "gru_sim.report.prose",
     "gru_sim.cli",             # imports the stage a subcommand needs inside that subcommand

@@ -184,3 +184,38 @@ def test_only_the_report_imports_plotly() -> None:
             "print('plotly' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_the_serving_and_training_records_read_back_what_the_studies_write() -> None:
+    from gru_sim.study.records import ServingRecord, TrainingRecord
+
+    results = full_results()
+    serving = ServingRecord.from_dict(results["serving"])
+    assert serving.to_dict() == results["serving"]
+    training = TrainingRecord.read_all(results["training"])
+    assert [r.to_dict() for r in training] == results["training"]
+
+
+def test_the_serving_record_keeps_the_simulators_figures() -> None:
+    # The serving object of results.json is the run's own figures (all but the per-request sample)
+    # with the study's additions, so the two records cannot drift apart.
+    from gru_sim.study.serving import run_serving, serving_record
+    from test_report_fixtures import MadeUpModel, _scenario
+
+    result, load, _ = run_serving(_scenario(), MadeUpModel(), lambda done, total: None)
+    written = serving_record(_scenario(), result, load).to_dict()
+    own = result.to_dict()
+    own.pop("request_sample")
+    assert {k: written[k] for k in own} == own
+    assert list(written)[:len(own)] == list(own)
+
+
+@pytest.mark.parametrize("study", ["serving", "training"])
+def test_a_study_written_in_another_shape_breaks_the_report(tmp_path: Path, study: str) -> None:
+    results = full_results()
+    if study == "serving":
+        results["serving"]["latency"] = results["serving"].pop("latency_s")
+    else:
+        results["training"][0]["step_s"] = results["training"][0].pop("step_time_s")
+    with pytest.raises((KeyError, TypeError)):
+        write_report(results, tmp_path / "r.html")

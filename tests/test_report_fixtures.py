@@ -175,13 +175,13 @@ def serving_results() -> dict[str, Any]:
     """The ``serving`` object of results.json, as the serving study makes it on the made-up machine (its
     SLO is tight enough to be missed)."""
     result, load, _ = run_serving(_scenario(), MadeUpModel(), lambda done, total: None)
-    return serving_record(_scenario(), result, load)
+    return serving_record(_scenario(), result, load).to_dict()
 
 
 def training_results() -> list[dict[str, Any]]:
     """The ``training`` list of results.json, as the training study makes it on the made-up machine."""
     result, step, _ = run_training(_scenario(), MadeUpModel(), BYTES_PER_S, lambda done, total: None)
-    return training_records(result, step)
+    return [r.to_dict() for r in training_records(result, step)]
 
 
 def timelines() -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..gradient_flow import SATURATED_Z, fmt_ratio
 from ..units import fmt_bytes, fmt_seconds
+from ..study.records import ServingRecord, TrainingRecord
 from ..validation import Validation
 from . import gradient_figures as gr
 from . import serving_figures as sv
@@ -26,15 +27,17 @@ from .validation_page import validation_section
 def write_report(results: dict[str, Any], path: str | Path) -> Path:
     """Write the scenario report for ``results`` (the content of results.json) to ``path``."""
     scenario = results.get("scenario", {})
-    sections = [_summary_section(results)]
+    serving = ServingRecord.from_dict(results["serving"]) if results.get("serving") else None
+    training = TrainingRecord.read_all(results.get("training") or ())
+    sections = [_summary_section(results, serving, training)]
     if results.get("sweep"):
         sections.append(_sweep_section(results))
     elif results.get("sweep_summary"):
         sections.append(sweep_summary_section(results["sweep_summary"]))
-    if results.get("serving"):
-        sections.append(_serving_section(results))
-    if results.get("training"):
-        sections.append(_training_section(results))
+    if serving is not None:
+        sections.append(_serving_section(results, serving))
+    if training:
+        sections.append(_training_section(results, training))
     if results.get("gradients"):
         sections.append(_gradients_section(results))
     if results.get("plan"):
@@ -61,7 +64,8 @@ def si_rate(value: Any, unit: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ summary
-def _summary_section(results: dict[str, Any]) -> Section:
+def _summary_section(results: dict[str, Any], serving: ServingRecord | None,
+                     training: tuple[TrainingRecord, ...]) -> Section:
     s = Section("summary", "Summary")
     if results.get("profile_match") is False and results.get("profile_note"):
         s.danger(results["profile_note"])
@@ -82,21 +86,19 @@ def _summary_section(results: dict[str, Any]) -> Section:
                    sw.config_label(best["config"])),
                   ("largest peak memory", fmt_bytes(biggest["peak_memory_bytes"]),
                    sw.config_label(biggest["config"]))]
-    serving = results.get("serving")
-    if serving:
-        slo = serving.get("slo_p99_latency_s")
-        items += [("serving p99 latency", fmt_seconds(serving["latency_s"]["p99"]),
+    if serving is not None:
+        slo = serving.slo_p99_latency_s
+        items += [("serving p99 latency", fmt_seconds(serving.latency_s.p99),
                    f"SLO {fmt_seconds(slo)}" if slo else "no SLO set"),
-                  ("serving throughput", si_rate(serving["throughput_req_per_s"], "req/s"),
-                   f"utilization {serving['utilization']:.0%}")]
-        if serving.get("slo_attainment") is not None:
-            items.append(("SLO attainment", f"{serving['slo_attainment']:.1%}", "requests within the p99 target"))
-    training = results.get("training") or []
+                  ("serving throughput", si_rate(serving.throughput_req_per_s, "req/s"),
+                   f"utilization {serving.utilization:.0%}")]
+        if serving.slo_attainment is not None:
+            items.append(("SLO attainment", f"{serving.slo_attainment:.1%}", "requests within the p99 target"))
     if training:
-        top = max(training, key=lambda r: r["devices"])
-        items += [(f"training step on {top['devices']} devices", fmt_seconds(top["step_time_s"]),
-                   si_rate(top["throughput_seq_per_s"], "seq/s")),
-                  (f"scaling efficiency at {top['devices']}", f"{top['scaling_efficiency']:.0%}",
+        top = max((r.point for r in training), key=lambda p: p.devices)
+        items += [(f"training step on {top.devices} devices", fmt_seconds(top.step_time_s),
+                   si_rate(top.throughput_seq_per_s, "seq/s")),
+                  (f"scaling efficiency at {top.devices}", f"{top.scaling_efficiency:.0%}",
                    "vs perfect linear scaling")]
     for record in results.get("gradients") or []:
         horizon = record.get("horizon_steps")
@@ -173,22 +175,21 @@ def _timelines(s: Section, results: dict[str, Any], study: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ serving
-def _serving_section(results: dict[str, Any]) -> Section:
-    serving = results["serving"]
+def _serving_section(results: dict[str, Any], serving: ServingRecord) -> Section:
     s = Section("serving", "Serving")
-    lat, wait = serving["latency_s"], serving["queue_wait_s"]
-    rows = [["latency", *(fmt_seconds(lat.get(k)) for k in ("mean", "p50", "p90", "p99"))],
-            ["queue wait", *(fmt_seconds(wait.get(k)) for k in ("mean", "p50", "p90", "p99"))],
-            ["service time", fmt_seconds(serving["service_time_s"].get("mean")), "", "", ""]]
+    lat, wait = serving.latency_s, serving.queue_wait_s
+    rows = [["latency", *(fmt_seconds(v) for v in (lat.mean, lat.p50, lat.p90, lat.p99))],
+            ["queue wait", *(fmt_seconds(v) for v in (wait.mean, wait.p50, wait.p90, wait.p99))],
+            ["service time", fmt_seconds(serving.service_time_mean_s), "", "", ""]]
     s.html(table(["", "mean", "p50", "p90", "p99"], rows, [False, True, True, True, True]))
-    slo = serving.get("slo_p99_latency_s")
-    facts = [f"throughput {si_rate(serving['throughput_req_per_s'], 'requests/s')}",
-             f"utilization {serving['utilization']:.1%}", f"mean batch {serving['mean_batch_size']:.3g}"]
-    if slo and serving.get("slo_attainment") is not None:
-        facts.append(f"{serving['slo_attainment']:.1%} of requests within the SLO of {fmt_seconds(slo)}")
+    slo = serving.slo_p99_latency_s
+    facts = [f"throughput {si_rate(serving.throughput_req_per_s, 'requests/s')}",
+             f"utilization {serving.utilization:.1%}", f"mean batch {serving.mean_batch_size:.3g}"]
+    if slo and serving.slo_attainment is not None:
+        facts.append(f"{serving.slo_attainment:.1%} of requests within the SLO of {fmt_seconds(slo)}")
     s.paragraph("; ".join(facts) + ".")
-    if slo and lat.get("p99") is not None and lat["p99"] > slo:
-        s.warning(f"The p99 latency {fmt_seconds(lat['p99'])} misses the SLO of {fmt_seconds(slo)} at the configured "
+    if slo and lat.p99 is not None and lat.p99 > slo:
+        s.warning(f"The p99 latency {fmt_seconds(lat.p99)} misses the SLO of {fmt_seconds(slo)} at the configured "
                   "load.")
     figures = [f for f in (sv.latency_cdf_figure(serving), sv.load_sweep_figure(serving)) if f is not None]
     if figures:
@@ -201,19 +202,17 @@ def _serving_section(results: dict[str, Any]) -> Section:
 
 
 # ----------------------------------------------------------------------------------------- training
-def _training_section(results: dict[str, Any]) -> Section:
-    rows = sorted(results["training"], key=lambda r: r["devices"])
+def _training_section(results: dict[str, Any], training: tuple[TrainingRecord, ...]) -> Section:
+    rows = sorted((r.point for r in training), key=lambda p: p.devices)
     s = Section("training", "Training")
     s.html(table(["devices", "step time", "throughput (seq/s)", "scaling efficiency", "memory per device",
                   "communication share"],
-                 [[r["devices"], fmt_seconds(r["step_time_s"]), f"{r['throughput_seq_per_s']:.4g}",
-                   f"{r['scaling_efficiency']:.1%}", fmt_bytes(r["peak_memory_bytes_per_device"]),
-                   pct(r.get("comm_share"))] for r in rows],
+                 [[p.devices, fmt_seconds(p.step_time_s), f"{p.throughput_seq_per_s:.4g}",
+                   f"{p.scaling_efficiency:.1%}", fmt_bytes(p.peak_memory_bytes_per_device),
+                   pct(p.comm_share)] for p in rows],
                  [True, True, True, True, True, True]))
     s.parts.append(tr.scaling_figure(rows))
-    comm = tr.compute_vs_communication_figure(rows)
-    if comm is not None:
-        s.parts.append(comm)
+    s.parts.append(tr.compute_vs_communication_figure(rows))
     _timelines(s, results, "training")
     return s
 

@@ -1,6 +1,7 @@
 """Studies of a scenario run on a calibration profile: ``run`` wires them together, ``sweep`` predicts
-a grid over a pool of processes, ``serving`` and ``training`` drive the simulators, ``results`` writes
-results.json, the CSVs and the report; ``engine`` is the loaded profile they all ask."""
+a grid over a pool of processes, ``serving`` and ``training`` drive the simulators (their
+results.json objects are the frozen records of ``records``), ``results`` writes results.json, the CSVs
+and the report; ``engine`` is the loaded profile they all ask."""
 
 from .engine import CostModel, Engine, EngineFactory, ProgressFn, load_engine, profile_info
 from .results import RESULTS_SCHEMA_VERSION, RunOutput, jsonable, write_outputs

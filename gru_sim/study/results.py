@@ -58,7 +58,8 @@ def write_outputs(results: dict[str, Any], out_dir: Path) -> RunOutput:
 
 
 def jsonable(value: Any) -> Any:
-    """Plain JSON data: tuples → lists, numpy scalars → Python numbers, NaN and ±inf → null."""
+    """Plain JSON data: records → their ``to_dict``, tuples → lists, numpy scalars → Python numbers, NaN and
+    ±inf → null."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -75,6 +76,8 @@ def jsonable(value: Any) -> Any:
         return jsonable(value.tolist())
     if isinstance(value, Path):
         return str(value)
+    if hasattr(value, "to_dict"):  # a study's record (gru_sim.study.records): its to_dict is its JSON
+        return jsonable(value.to_dict())
     raise TypeError(f"cannot write {type(value).__name__} to results.json")
 
 

@@ -12,6 +12,7 @@ from ..report.prose import batch_name, batch_timeline_text
 from ..sim.load_sweep import LoadSweep, sweep_load
 from ..sim.serving import RequestLog, ServingResult, simulate_serving
 from .engine import CostModel
+from .records import Cdf, LoadSweepRecord, ServingRecord
 
 SERVING_TIMELINE_POINTS = 400
 # Requests per load-sweep point: enough for a stable p99 (50 requests above it), few enough that the
@@ -54,18 +55,14 @@ def run_serving(scenario: Scenario, model: CostModel, progress: Callable[[int, i
     return result, load, priced
 
 
-def serving_record(scenario: Scenario, result: ServingResult, load: LoadSweep) -> dict[str, Any]:
+def serving_record(scenario: Scenario, result: ServingResult, load: LoadSweep) -> ServingRecord:
     """The ``serving`` object of results.json: the run's figures (CONTRACT.md keys first), the offered
     rate, latency and queue-wait CDFs, and the load sweep."""
     spec = scenario.serving
     assert spec is not None
-    out = result.to_dict()
-    out.pop("request_sample", None)
-    out["offered_rate_per_s"] = spec.arrival.rate_per_s or _trace_rate_per_s(spec.arrival.trace)
-    out["latency_cdf"] = _cdf(result.log.latency_s)
-    out["queue_wait_cdf"] = _cdf(result.log.queue_wait_s)
-    out["load_sweep"] = {**load.to_dict(), "requests_per_point": min(spec.requests, LOAD_SWEEP_REQUESTS)}
-    return out
+    return ServingRecord.of(result, offered_rate_per_s=spec.arrival.rate_per_s or _trace_rate_per_s(spec.arrival.trace),
+                            latency_cdf=_cdf(result.log.latency_s), queue_wait_cdf=_cdf(result.log.queue_wait_s),
+                            load_sweep=LoadSweepRecord(load, min(spec.requests, LOAD_SWEEP_REQUESTS)))
 
 
 def _trace_rate_per_s(trace: tuple[tuple[float, int], ...] | None) -> float | None:
@@ -75,12 +72,12 @@ def _trace_rate_per_s(trace: tuple[tuple[float, int], ...] | None) -> float | No
     return (len(trace) - 1) / (trace[-1][0] - trace[0][0])
 
 
-def _cdf(values: Any) -> dict[str, list[float]]:
+def _cdf(values: Any) -> Cdf:
     """An empirical CDF at ``CDF_POINTS`` quantiles (the full sample would bloat results.json)."""
     ordered = sorted(float(v) for v in values)
     n = len(ordered)
     idx = sorted({min(n - 1, round(i * (n - 1) / (CDF_POINTS - 1))) for i in range(CDF_POINTS)})
-    return {"value_s": [ordered[i] for i in idx], "fraction": [(i + 1) / n for i in idx]}
+    return Cdf(value_s=tuple(ordered[i] for i in idx), fraction=tuple((i + 1) / n for i in idx))
 
 
 def batch_timeline(log: RequestLog) -> dict[str, Any]:

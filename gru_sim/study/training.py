@@ -12,6 +12,7 @@ from ..scenario import Scenario
 from ..sim.training import (DeviceStepTimes, TrainingResult, TrainingSpec, ddp_buckets, simulate_step,
                             simulate_training, step_times_from_call)
 from .engine import CostModel
+from .records import TrainingRecord
 
 # Bytes an optimizer step reads and writes per byte of weights (parameter, gradient and state, each
 # read or written once): SGD reads p and g and writes p; momentum adds one buffer read and written;
@@ -51,9 +52,9 @@ def device_step(model: CostModel, config: GruConfig, optimizer: str,
     return step_times_from_call(model.call_times(config), optimizer_s, peak)
 
 
-def training_records(result: TrainingResult, step: DeviceStepTimes) -> list[dict[str, Any]]:
-    """The ``training`` list of results.json: one object per device count."""
-    return [{**row, "optimizer_step_s": step.optimizer_step_s} for row in result.to_dict()]
+def training_records(result: TrainingResult, step: DeviceStepTimes) -> tuple[TrainingRecord, ...]:
+    """The ``training`` list of results.json: one record per device count."""
+    return TrainingRecord.all_of(result, step.optimizer_step_s)
 
 
 def step_timeline(step: DeviceStepTimes, spec: TrainingSpec) -> dict[str, Any]:
