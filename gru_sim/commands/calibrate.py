@@ -1,25 +1,48 @@
 """``gru-sim calibrate``: run a calibration job (resumable) or adapt a known profile to this machine
-(``--quick``), and write the profile."""
+(``--quick``), and write the profile; with ``--out-dir`` and a Dask cluster (``--scheduler`` or
+``--workers``), run the job once per kind of machine among the workers (:mod:`gru_sim.calibrate.fleet`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from ..console import print_self_check
 from ..errors import GruSimError
 from ..locations import profiles_write_dir
 
+if TYPE_CHECKING:
+    from ..calibrate.jobs import JobSpec
 
-def cmd_calibrate(args: argparse.Namespace) -> int:
+
+def add_fleet_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of a fleet calibration, on the ``calibrate`` parser."""
+    g = p.add_argument_group("fleet calibration (the optional extra gru-sim[dask])")
+    g.add_argument("--out-dir", metavar="DIR", help="with --scheduler or --workers: calibrate once per kind of "
+                   "machine among the cluster's workers and write one profile per kind into DIR "
+                   "(<device>-<cpu model>-<cores>c-<hash>.json, its store beside it); the workers write there "
+                   "themselves, so DIR must be a shared filesystem path that every worker can write; "
+                   "re-running with the same flags resumes every kind's store")
+    g.add_argument("--workers", type=_positive_int, metavar="N", help="with --out-dir: a local Dask cluster of N "
+                   "worker processes (this machine: one kind, one profile)")
+    g.add_argument("--scheduler", metavar="ADDRESS", help="with --out-dir: an existing Dask cluster (e.g. "
+                   "tcp://10.0.0.5:8786); each kind is calibrated on one of its workers, one job per host at a time")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    return value
+
+
+def _load_spec(args: argparse.Namespace) -> "JobSpec":
     from ..calibrate.jobs import default_job_path, load_job
-    from ..calibrate.progress import BudgetProgress
-    from ..calibrate.runner import calibrate, store_path_for
 
-    if args.quick:
-        return _calibrate_quick(args)
-    if args.source is not None:
-        raise GruSimError("--from names the profile a quick adaptation starts from: use it with --quick")
     spec = load_job(args.job or default_job_path(args.device))
     if spec.device != args.device:
         raise GruSimError(f"job {spec.name} is for device {spec.device}, not --device {args.device}")
@@ -27,6 +50,39 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if not args.budget > 0:
             raise GruSimError(f"--budget(={args.budget}) must be > 0 seconds")
         spec = spec.model_copy(update={"budget_s": args.budget})
+    return spec
+
+
+def _check_fleet_flags(args: argparse.Namespace) -> bool:
+    """Whether this is a fleet calibration; flags that do not go together are refused (before any work)."""
+    out_dir = getattr(args, "out_dir", None)
+    cluster = getattr(args, "workers", None) is not None or getattr(args, "scheduler", None) is not None
+    if out_dir is None and not cluster:
+        return False
+    if out_dir is None:
+        raise GruSimError("--scheduler and --workers calibrate a fleet: give --out-dir DIR for its profiles")
+    if not cluster:
+        raise GruSimError("--out-dir is where a fleet calibration writes: give --scheduler ADDRESS or --workers N")
+    if args.out is not None:
+        raise GruSimError("--out names one profile, --out-dir a fleet's folder of profiles: give one of them")
+    if args.quick or args.source is not None:
+        raise GruSimError("--quick and --from adapt a profile to this machine: not with --out-dir")
+    if args.workers is not None and args.scheduler is not None:
+        raise GruSimError("give --workers or --scheduler, not both")
+    return True
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    if _check_fleet_flags(args):
+        return _calibrate_fleet(args)
+    from ..calibrate.progress import BudgetProgress
+    from ..calibrate.runner import calibrate, store_path_for
+
+    if args.quick:
+        return _calibrate_quick(args)
+    if args.source is not None:
+        raise GruSimError("--from names the profile a quick adaptation starts from: use it with --quick")
+    spec = _load_spec(args)
     out = args.out or profiles_write_dir() / f"{args.device}-default.json"
     print(f"gru-sim calibrate: job {spec.name}, budget {spec.budget_s:.0f} s, store {store_path_for(out)}",
           file=sys.stderr)
@@ -39,6 +95,37 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return 130
     print_self_check(profile.self_check)
     print(f"profile written to {out}")
+    return 0
+
+
+def _calibrate_fleet(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..calibrate.fleet import calibrate_fleet
+    from ..distributed import cluster_client, import_distributed
+
+    spec = _load_spec(args)
+    import_distributed()  # without the extra: one line naming it, before anything is started
+    out_dir = Path(args.out_dir)
+    where = f"the Dask scheduler at {args.scheduler}" if args.scheduler else f"{args.workers} local workers"
+
+    def say(line: str) -> None:
+        print(f"gru-sim calibrate: {line}", file=sys.stderr, flush=True)
+
+    try:
+        with cluster_client(workers=args.workers, scheduler=args.scheduler) as client:
+            say(f"job {spec.name}, budget {spec.budget_s:.0f} s per kind of machine, on {where}, "
+                f"profiles into {out_dir}")
+            result = calibrate_fleet(client, spec, out_dir, say)
+    except KeyboardInterrupt:
+        print(f"gru-sim calibrate: interrupted; every point measured so far is in the stores in {out_dir}: "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    written = ", ".join(str(w["profile"]) for w in result.written) or "none"
+    print(f"{len(result.written)} profile{'s' * (len(result.written) != 1)} written: {written}")
+    if result.failed:
+        raise GruSimError(f"{len(result.failed)} kind{'s' * (len(result.failed) != 1)} of machine failed: "
+                          + "; ".join(f"{p.host} ({p.name}): {why}" for p, why in result.failed))
     return 0
 
 
