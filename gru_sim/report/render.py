@@ -87,13 +87,13 @@ def _summary_section(results: dict[str, Any], serving: ServingRecord | None,
                   ("largest peak memory", fmt_bytes(biggest["peak_memory_bytes"]),
                    sw.config_label(biggest["config"]))]
     if serving is not None:
-        slo = serving.slo_p99_latency_s
-        items += [("serving p99 latency", fmt_seconds(serving.latency_s.p99),
+        slo = serving.run.slo_p99_latency_s
+        items += [("serving p99 latency", fmt_seconds(serving.run.latency_s.p99),
                    f"SLO {fmt_seconds(slo)}" if slo else "no SLO set"),
-                  ("serving throughput", si_rate(serving.throughput_req_per_s, "req/s"),
-                   f"utilization {serving.utilization:.0%}")]
-        if serving.slo_attainment is not None:
-            items.append(("SLO attainment", f"{serving.slo_attainment:.1%}", "requests within the p99 target"))
+                  ("serving throughput", si_rate(serving.run.throughput_req_per_s, "req/s"),
+                   f"utilization {serving.run.utilization:.0%}")]
+        if serving.run.slo_attainment is not None:
+            items.append(("SLO attainment", f"{serving.run.slo_attainment:.1%}", "requests within the p99 target"))
     if training:
         top = max((r.point for r in training), key=lambda p: p.devices)
         items += [(f"training step on {top.devices} devices", fmt_seconds(top.step_time_s),
@@ -177,16 +177,16 @@ def _timelines(s: Section, results: dict[str, Any], study: str) -> None:
 # ------------------------------------------------------------------------------------------ serving
 def _serving_section(results: dict[str, Any], serving: ServingRecord) -> Section:
     s = Section("serving", "Serving")
-    lat, wait = serving.latency_s, serving.queue_wait_s
+    lat, wait = serving.run.latency_s, serving.run.queue_wait_s
     rows = [["latency", *(fmt_seconds(v) for v in (lat.mean, lat.p50, lat.p90, lat.p99))],
             ["queue wait", *(fmt_seconds(v) for v in (wait.mean, wait.p50, wait.p90, wait.p99))],
-            ["service time", fmt_seconds(serving.service_time_mean_s), "", "", ""]]
+            ["service time", fmt_seconds(serving.run.service_time_mean_s), "", "", ""]]
     s.html(table(["", "mean", "p50", "p90", "p99"], rows, [False, True, True, True, True]))
-    slo = serving.slo_p99_latency_s
-    facts = [f"throughput {si_rate(serving.throughput_req_per_s, 'requests/s')}",
-             f"utilization {serving.utilization:.1%}", f"mean batch {serving.mean_batch_size:.3g}"]
-    if slo and serving.slo_attainment is not None:
-        facts.append(f"{serving.slo_attainment:.1%} of requests within the SLO of {fmt_seconds(slo)}")
+    slo = serving.run.slo_p99_latency_s
+    facts = [f"throughput {si_rate(serving.run.throughput_req_per_s, 'requests/s')}",
+             f"utilization {serving.run.utilization:.1%}", f"mean batch {serving.run.mean_batch_size:.3g}"]
+    if slo and serving.run.slo_attainment is not None:
+        facts.append(f"{serving.run.slo_attainment:.1%} of requests within the SLO of {fmt_seconds(slo)}")
     s.paragraph("; ".join(facts) + ".")
     if slo and lat.p99 is not None and lat.p99 > slo:
         s.warning(f"The p99 latency {fmt_seconds(lat.p99)} misses the SLO of {fmt_seconds(slo)} at the configured "

@@ -29,7 +29,7 @@ def latency_cdf_figure(serving: ServingRecord) -> Figure | None:
         fig.add_trace(go.Scatter(x=[v for v, _ in pairs], y=[f for _, f in pairs], mode="lines", name="queue wait",
                                  line=dict(dash="dot"),
                                  hovertemplate="%{y:.1%} waited at most %{x:.4g} s<extra></extra>"))
-    slo = serving.slo_p99_latency_s
+    slo = serving.run.slo_p99_latency_s
     if slo:
         fig.add_vline(x=slo, line=dict(color="#dc3912", dash="dash"), annotation_text="SLO p99",
                       annotation_position="top right")
@@ -37,7 +37,7 @@ def latency_cdf_figure(serving: ServingRecord) -> Figure | None:
     fig.update_layout(title="Request latency: cumulative distribution")
     fig.update_xaxes(title_text="time since arrival", ticksuffix="s", type="log")
     fig.update_yaxes(title_text="fraction of requests", tickformat=".0%", range=[0, 1.02])
-    p = serving.latency_s
+    p = serving.run.latency_s
     caption = (f"p50 {fmt_seconds(p.p50)}, p90 {fmt_seconds(p.p90)}, p99 {fmt_seconds(p.p99)} "
                "at the configured load. Latency = queue wait + the batch's service time.")
     return Figure(fig, caption)
@@ -60,7 +60,7 @@ def load_sweep_figure(serving: ServingRecord) -> Figure | None:
         fig.add_trace(go.Scatter(x=[p.rate_per_s for p in unstable], y=[p.latency_p99_s for p in unstable],
                                  mode="markers", name="overloaded (queue keeps growing)",
                                  marker=dict(symbol="x", size=11, color="#dc3912"), hoverinfo="skip"))
-    slo = serving.slo_p99_latency_s
+    slo = serving.run.slo_p99_latency_s
     if slo:
         fig.add_hline(y=slo, line=dict(color="#dc3912", dash="dash"), annotation_text=f"SLO p99 {slo:.4g} s",
                       annotation_position="top left")
@@ -89,8 +89,8 @@ def load_sweep_figure(serving: ServingRecord) -> Figure | None:
 
 def queue_figure(serving: ServingRecord) -> Figure | None:
     """Queue length and replica utilization over simulated time."""
-    queue = serving.queue_length_timeline
-    util = serving.utilization_timeline
+    queue = serving.run.queue_length_timeline
+    util = serving.run.utilization_timeline
     if not queue:
         return None
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
@@ -105,13 +105,13 @@ def queue_figure(serving: ServingRecord) -> Figure | None:
     fig.update_yaxes(title_text="busy", tickformat=".0%", range=[0, 1.05], row=2, col=1)
     fig.update_xaxes(title_text="simulated time", ticksuffix="s", row=2, col=1)
     fig.update_layout(title="Queue and utilization over time", showlegend=False, height=480)
-    return Figure(fig, f"Mean utilization {serving.utilization:.1%}; values are averaged "
+    return Figure(fig, f"Mean utilization {serving.run.utilization:.1%}; values are averaged "
                        "over short windows of simulated time.", 480)
 
 
 def batch_histogram_figure(serving: ServingRecord) -> Figure | None:
     """How many batches of each size the batcher formed."""
-    hist = sorted(serving.batch_size_histogram)
+    hist = sorted(serving.run.batch_size_histogram)
     if not hist:
         return None
     fig = go.Figure(go.Bar(x=[size for size, _ in hist], y=[count for _, count in hist], name="batches",
@@ -119,8 +119,8 @@ def batch_histogram_figure(serving: ServingRecord) -> Figure | None:
     fig.update_layout(title="Batch sizes formed by the batcher", showlegend=False)
     fig.update_xaxes(title_text="requests per batch")
     fig.update_yaxes(title_text="batches")
-    caption = f"Mean batch size {serving.mean_batch_size:.3g}."
-    waste = serving.padding_share
+    caption = f"Mean batch size {serving.run.mean_batch_size:.3g}."
+    waste = serving.run.padding_share
     if waste is not None:
         caption += f" {waste:.1%} of the time steps computed were padding (requests padded to their batch's longest)."
     return Figure(fig, caption)

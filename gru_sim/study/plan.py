@@ -16,7 +16,6 @@ from .. import __version__
 from ..atomic import write_text_atomic
 from ..config import GruConfig
 from ..errors import GruSimError
-from ..groups import GroupKey
 from ..plan import PlanResult, ReplicaModel, plan_serving, plan_training, replica_model
 from ..plan.result import PLAN_SCHEMA_VERSION, Deployment
 from ..plan.evaluate import SeedRun, SeedRunner, simulate_seed_task
@@ -24,7 +23,7 @@ from ..report.prose import extrapolation_warnings
 from ..scenario import Scenario
 from .engine import Engine, EngineFactory, ProgressFn, load_engine
 from .results import jsonable
-from .training import device_step
+from .training import device_step, memory_bandwidth
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,7 @@ def plan_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | P
         start = time.perf_counter()
         t = spec.training
         engine = engine_for(profile_path)
-        bandwidth = _bandwidth(engine.profile.get("ceilings") or {}, scenario.config(batch=1, seq_len=1,
+        bandwidth = memory_bandwidth(engine.profile.get("ceilings") or {}, scenario.config(batch=1, seq_len=1,
                                                                                     mode="training"))
 
         @lru_cache(maxsize=None)
@@ -143,10 +142,6 @@ def _cluster_runner(client: Any, spec: Any, models: dict[str, ReplicaModel]) -> 
 
     return run
 
-
-def _bandwidth(ceilings: dict[str, Any], config: GruConfig) -> float | None:
-    value = (ceilings.get(str(GroupKey.of(config))) or {}).get("memory_bandwidth_bytes_per_s")
-    return float(value) if value else None
 
 
 def _write(plan: dict[str, Any], result: PlanResult, out_dir: Path) -> PlanOutput:

@@ -2,19 +2,25 @@
 (:mod:`gru_sim.study.serving`, :mod:`gru_sim.study.training`), written to JSON by their ``to_dict``
 alone, and read back by their ``from_dict`` for the report — so the report reads the shape the
 studies write, and a change of shape breaks the report's tests rather than leaving it reading keys that
-no longer exist. They hold the simulators' own records (:class:`~gru_sim.sim.serving.Percentiles`,
-:class:`~gru_sim.sim.load_sweep.LoadSweep`, :class:`~gru_sim.sim.training.TrainingPoint`) where those
-fit; results.json writes a non-finite number as null, so a figure read back may be None.
+no longer exist. They hold the simulators' own records (:class:`~gru_sim.sim.serving.ServingResult`,
+:class:`~gru_sim.sim.load_sweep.LoadSweep`, :class:`~gru_sim.sim.training.TrainingPoint`), whose
+``to_dict`` writes their part; results.json writes a non-finite number as null, so a figure read back
+may be None.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from ..sim.load_sweep import LoadPoint, LoadSweep
-from ..sim.serving import Percentiles, ServingResult
+from ..sim.serving import Percentiles, RequestLog, ServingResult
 from ..sim.training import TrainingPoint, TrainingResult
+
+# The log of a run read back from results.json, which keeps no per-request log.
+_NO_LOG = RequestLog(*(np.empty(0) for _ in fields(RequestLog)))
 
 
 @dataclass(frozen=True)
@@ -54,91 +60,46 @@ class LoadSweepRecord:
 
 @dataclass(frozen=True)
 class ServingRecord:
-    """The ``serving`` object of results.json: a serving run's figures (those of
-    :class:`~gru_sim.sim.serving.ServingResult` but its per-request sample), the rate offered, the
-    latency and queue-wait distributions, and the load sweep."""
+    """The ``serving`` object of results.json: a serving run's figures (its
+    :class:`~gru_sim.sim.serving.ServingResult`, written but its per-request sample), the rate offered,
+    the latency and queue-wait distributions, and the load sweep. Read back from results.json, the run
+    has no per-request sample and an empty log: results.json keeps neither."""
 
-    throughput_req_per_s: float
-    latency_s: Percentiles
-    queue_wait_s: Percentiles
-    service_time_mean_s: float
-    utilization: float
-    mean_batch_size: float
-    slo_attainment: float | None
-    requests: int
-    batches: int
-    replicas: int
-    slo_p99_latency_s: float | None
-    slo_met: bool | None
-    batch_size_histogram: tuple[tuple[int, int], ...]
-    padding_share: float
-    useful_tokens: int
-    padded_tokens: int
-    queue_length_timeline: tuple[tuple[float, int], ...]
-    utilization_timeline: tuple[tuple[float, float], ...]
+    run: ServingResult
     offered_rate_per_s: float | None
     latency_cdf: Cdf
     queue_wait_cdf: Cdf
     load_sweep: LoadSweepRecord
 
-    @classmethod
-    def of(cls, result: ServingResult, offered_rate_per_s: float | None, latency_cdf: Cdf, queue_wait_cdf: Cdf,
-           load_sweep: LoadSweepRecord) -> "ServingRecord":
-        r = result
-        return cls(throughput_req_per_s=r.throughput_req_per_s, latency_s=r.latency_s, queue_wait_s=r.queue_wait_s,
-                   service_time_mean_s=r.service_time_mean_s, utilization=r.utilization,
-                   mean_batch_size=r.mean_batch_size, slo_attainment=r.slo_attainment, requests=r.requests,
-                   batches=r.batches, replicas=r.replicas, slo_p99_latency_s=r.slo_p99_latency_s, slo_met=r.slo_met,
-                   batch_size_histogram=r.batch_size_histogram, padding_share=r.padding_share,
-                   useful_tokens=r.useful_tokens, padded_tokens=r.padded_tokens,
-                   queue_length_timeline=r.queue_length_timeline, utilization_timeline=r.utilization_timeline,
-                   offered_rate_per_s=offered_rate_per_s, latency_cdf=latency_cdf, queue_wait_cdf=queue_wait_cdf,
-                   load_sweep=load_sweep)
-
     def to_dict(self) -> dict[str, Any]:
         """The ``serving`` object of results.json (CONTRACT.md keys first, then extras)."""
-        return {
-            "throughput_req_per_s": self.throughput_req_per_s,
-            "latency_s": self.latency_s.to_dict(),
-            "queue_wait_s": self.queue_wait_s.to_dict(),
-            "service_time_s": {"mean": self.service_time_mean_s},
-            "utilization": self.utilization,
-            "mean_batch_size": self.mean_batch_size,
-            "slo_attainment": self.slo_attainment,
-            "requests": self.requests,
-            "batches": self.batches,
-            "replicas": self.replicas,
-            "slo_p99_latency_s": self.slo_p99_latency_s,
-            "slo_met": self.slo_met,
-            "batch_size_histogram": {str(size): count for size, count in self.batch_size_histogram},
-            "padding_share": self.padding_share,
-            "useful_tokens": self.useful_tokens,
-            "padded_tokens": self.padded_tokens,
-            "queue_length_timeline": [list(p) for p in self.queue_length_timeline],
-            "utilization_timeline": [list(p) for p in self.utilization_timeline],
-            "offered_rate_per_s": self.offered_rate_per_s,
-            "latency_cdf": self.latency_cdf.to_dict(),
-            "queue_wait_cdf": self.queue_wait_cdf.to_dict(),
-            "load_sweep": self.load_sweep.to_dict(),
-        }
+        out = self.run.to_dict()
+        out.pop("request_sample")
+        out["offered_rate_per_s"] = self.offered_rate_per_s
+        out["latency_cdf"] = self.latency_cdf.to_dict()
+        out["queue_wait_cdf"] = self.queue_wait_cdf.to_dict()
+        out["load_sweep"] = self.load_sweep.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ServingRecord":
         """Read the ``serving`` object of results.json back (a key missing raises KeyError)."""
-        return cls(
+        run = ServingResult(
+            requests=data["requests"], batches=data["batches"], replicas=data["replicas"],
             throughput_req_per_s=data["throughput_req_per_s"], latency_s=Percentiles(**data["latency_s"]),
             queue_wait_s=Percentiles(**data["queue_wait_s"]), service_time_mean_s=data["service_time_s"]["mean"],
             utilization=data["utilization"], mean_batch_size=data["mean_batch_size"],
-            slo_attainment=data["slo_attainment"], requests=data["requests"], batches=data["batches"],
-            replicas=data["replicas"], slo_p99_latency_s=data["slo_p99_latency_s"], slo_met=data["slo_met"],
+            slo_p99_latency_s=data["slo_p99_latency_s"], slo_attainment=data["slo_attainment"],
+            slo_met=data["slo_met"],
             batch_size_histogram=tuple((int(size), count) for size, count in data["batch_size_histogram"].items()),
             padding_share=data["padding_share"], useful_tokens=data["useful_tokens"],
             padded_tokens=data["padded_tokens"],
             queue_length_timeline=tuple((t, q) for t, q in data["queue_length_timeline"]),
             utilization_timeline=tuple((t, u) for t, u in data["utilization_timeline"]),
-            offered_rate_per_s=data["offered_rate_per_s"], latency_cdf=Cdf.from_dict(data["latency_cdf"]),
-            queue_wait_cdf=Cdf.from_dict(data["queue_wait_cdf"]),
-            load_sweep=LoadSweepRecord.from_dict(data["load_sweep"]))
+            request_sample=(), log=_NO_LOG)
+        return cls(run=run, offered_rate_per_s=data["offered_rate_per_s"],
+                   latency_cdf=Cdf.from_dict(data["latency_cdf"]), queue_wait_cdf=Cdf.from_dict(data["queue_wait_cdf"]),
+                   load_sweep=LoadSweepRecord.from_dict(data["load_sweep"]))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .gradients import run_gradients
 from .results import RESULTS_SCHEMA_VERSION, RunOutput, write_outputs
 from .serving import batch_timeline, run_serving, serving_record
 from .sweep import kernel_timeline, median_latency_config, predict_all, roofline_ceilings
-from .training import run_training, step_timeline, training_records
+from .training import memory_bandwidth, run_training, step_timeline, training_records
 
 
 def choose_profile_path(scenario: Scenario, cli_profile: str | Path | None) -> tuple[Path, str]:
@@ -106,7 +106,7 @@ def run_scenario(scenario: Scenario, profile_path: str | Path, out_dir: str | Pa
         priced["serving"] = _records(engine.model.predict(c) for c in configs)
     if scenario.training is not None:
         start = time.perf_counter()
-        bandwidth = _bandwidth(ceilings, scenario.config(batch=1, seq_len=1, mode="training"))
+        bandwidth = memory_bandwidth(ceilings, scenario.config(batch=1, seq_len=1, mode="training"))
         trained, step, configs = run_training(scenario, engine.model, bandwidth,
                                               lambda done, total: report_progress("training", done, total))
         results["training"] = training_records(trained, step)
@@ -168,7 +168,3 @@ def profile_match_record(predictor: Predictor) -> dict[str, Any]:
 def _records(predictions: Iterable[Prediction]) -> list[dict[str, Any]]:
     return [p.to_dict() for p in predictions]
 
-
-def _bandwidth(ceilings: dict[str, Any], config: GruConfig) -> float | None:
-    value = (ceilings.get(str(GroupKey.of(config))) or {}).get("memory_bandwidth_bytes_per_s")
-    return float(value) if value else None

@@ -60,7 +60,7 @@ def serving_record(scenario: Scenario, result: ServingResult, load: LoadSweep) -
     rate, latency and queue-wait CDFs, and the load sweep."""
     spec = scenario.serving
     assert spec is not None
-    return ServingRecord.of(result, offered_rate_per_s=spec.arrival.rate_per_s or _trace_rate_per_s(spec.arrival.trace),
+    return ServingRecord(result, offered_rate_per_s=spec.arrival.rate_per_s or _trace_rate_per_s(spec.arrival.trace),
                             latency_cdf=_cdf(result.log.latency_s), queue_wait_cdf=_cdf(result.log.queue_wait_s),
                             load_sweep=LoadSweepRecord(load, min(spec.requests, LOAD_SWEEP_REQUESTS)))
 

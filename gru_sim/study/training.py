@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from ..accounting import account_call
 from ..config import GruConfig
+from ..groups import GroupKey
 from ..report.prose import step_timeline_text
 from ..scenario import Scenario
 from ..sim.training import (DeviceStepTimes, TrainingResult, TrainingSpec, ddp_buckets, simulate_step,
@@ -38,6 +39,13 @@ def run_training(scenario: Scenario, model: CostModel, memory_bandwidth_bytes_pe
     result = simulate_training(step, spec)
     progress(1, 1)
     return result, step, [config]
+
+
+def memory_bandwidth(ceilings: dict[str, Any], config: GruConfig) -> float | None:
+    """The memory bandwidth the profile measured for ``config``'s hardware group (bytes/s; None when
+    it measured none): what the optimizer step is priced at."""
+    value = (ceilings.get(str(GroupKey.of(config))) or {}).get("memory_bandwidth_bytes_per_s")
+    return float(value) if value else None
 
 
 def device_step(model: CostModel, config: GruConfig, optimizer: str,
