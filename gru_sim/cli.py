@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from .commands.calibrate import cmd_calibrate
+from .commands.calibrate import add_fleet_flags, cmd_calibrate
 from .commands.gradients import cmd_gradients
 from .commands.measure import cmd_measure
 from .commands.plan import cmd_plan
@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "in about a minute of measuring, instead of a full calibration")
     p.add_argument("--from", dest="source", metavar="PROFILE", help="with --quick: the profile to adapt "
                    "(default: the nearest to this machine among the known ones)")
+    add_fleet_flags(p)
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("run", help="forecast a scenario file and write results.json and report.html")
