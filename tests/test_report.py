@@ -187,9 +187,10 @@ def test_only_the_report_imports_plotly() -> None:
 
 
 def test_the_serving_and_training_records_read_back_what_the_studies_write() -> None:
-    from gru_sim.study.records import ServingRecord, TrainingRecord
+    from gru_sim.study.records import ServingRecord, SweepRecord, TrainingRecord
 
     results = full_results()
+    assert [r.to_dict() for r in SweepRecord.read_all(results["sweep"])] == results["sweep"]
     serving = ServingRecord.from_dict(results["serving"])
     assert serving.to_dict() == results["serving"]
     training = TrainingRecord.read_all(results["training"])
@@ -210,10 +211,12 @@ def test_the_serving_record_keeps_the_simulators_figures() -> None:
     assert list(written)[:len(own)] == list(own)
 
 
-@pytest.mark.parametrize("study", ["serving", "training"])
+@pytest.mark.parametrize("study", ["sweep", "serving", "training"])
 def test_a_study_written_in_another_shape_breaks_the_report(tmp_path: Path, study: str) -> None:
     results = full_results()
-    if study == "serving":
+    if study == "sweep":
+        results["sweep"][0]["latency"] = results["sweep"][0].pop("latency_s")
+    elif study == "serving":
         results["serving"]["latency"] = results["serving"].pop("latency_s")
     else:
         results["training"][0]["step_s"] = results["training"][0].pop("step_time_s")

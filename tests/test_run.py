@@ -86,6 +86,17 @@ def test_results_json_has_the_contract_keys_of_every_study(made_up_run) -> None:
     assert all(TRAINING_KEYS <= set(r) for r in results["training"])
 
 
+def test_results_json_reads_back_into_the_records_the_report_takes(made_up_run) -> None:  # type: ignore[no-untyped-def]
+    from gru_sim.study.records import ServingRecord, SweepRecord, TrainingRecord
+
+    out, _ = made_up_run
+    results = _strict_json(out.results_path)
+    assert all(r.compulsory_bytes for r in SweepRecord.read_all(results["sweep"]))
+    assert [r.to_dict() for r in SweepRecord.read_all(results["sweep"])] == results["sweep"]
+    assert ServingRecord.from_dict(results["serving"]).to_dict() == results["serving"]
+    assert [r.to_dict() for r in TrainingRecord.read_all(results["training"])] == results["training"]
+
+
 def test_sweep_records_are_in_scenario_order_and_consistent(made_up_run) -> None:  # type: ignore[no-untyped-def]
     out, _ = made_up_run
     scenario = load_scenario(out.out_dir.parent / "s.yaml")

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..gradient_flow import SATURATED_Z, fmt_ratio
 from ..units import fmt_bytes, fmt_seconds
-from ..study.records import ServingRecord, TrainingRecord
+from ..study.records import ServingRecord, SweepRecord, TrainingRecord
 from ..validation import Validation
 from . import gradient_figures as gr
 from . import serving_figures as sv
@@ -29,9 +29,10 @@ def write_report(results: dict[str, Any], path: str | Path) -> Path:
     scenario = results.get("scenario", {})
     serving = ServingRecord.from_dict(results["serving"]) if results.get("serving") else None
     training = TrainingRecord.read_all(results.get("training") or ())
-    sections = [_summary_section(results, serving, training)]
-    if results.get("sweep"):
-        sections.append(_sweep_section(results))
+    sweep = SweepRecord.read_all(results.get("sweep") or ())
+    sections = [_summary_section(results, sweep, serving, training)]
+    if sweep:
+        sections.append(_sweep_section(results, sweep))
     elif results.get("sweep_summary"):
         sections.append(sweep_summary_section(results["sweep_summary"]))
     if serving is not None:
@@ -64,7 +65,7 @@ def si_rate(value: Any, unit: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------ summary
-def _summary_section(results: dict[str, Any], serving: ServingRecord | None,
+def _summary_section(results: dict[str, Any], sweep: tuple[SweepRecord, ...], serving: ServingRecord | None,
                      training: tuple[TrainingRecord, ...]) -> Section:
     s = Section("summary", "Summary")
     if results.get("profile_match") is False and results.get("profile_note"):
@@ -74,18 +75,18 @@ def _summary_section(results: dict[str, Any], serving: ServingRecord | None,
     if not results.get("warnings"):
         s.ok("Every configuration of this scenario lies inside the profile's calibrated range.")
     items: list[tuple[str, str, str]] = []
-    records = results.get("sweep") or []
+    records = [r.prediction for r in sweep]
     if records:
-        fastest = min(records, key=lambda r: r["latency_s"])
-        best = max(records, key=lambda r: r["throughput_tokens_per_s"])
-        biggest = max(records, key=lambda r: r["peak_memory_bytes"])
-        items += [("configurations swept", f"{len(records)}", f"{sum(bool(r.get('extrapolated')) for r in records)} "
+        fastest = min(records, key=lambda r: r.latency_s)
+        best = max(records, key=lambda r: r.throughput_tokens_per_s)
+        biggest = max(records, key=lambda r: r.peak_memory_bytes)
+        items += [("configurations swept", f"{len(records)}", f"{sum(bool(r.extrapolated) for r in records)} "
                    "extrapolated"),
-                  ("fastest call", fmt_seconds(fastest["latency_s"]), sw.config_label(fastest["config"])),
-                  ("highest throughput", si_rate(best["throughput_tokens_per_s"], "tokens/s"),
-                   sw.config_label(best["config"])),
-                  ("largest peak memory", fmt_bytes(biggest["peak_memory_bytes"]),
-                   sw.config_label(biggest["config"]))]
+                  ("fastest call", fmt_seconds(fastest.latency_s), sw.config_label(fastest.config)),
+                  ("highest throughput", si_rate(best.throughput_tokens_per_s, "tokens/s"),
+                   sw.config_label(best.config)),
+                  ("largest peak memory", fmt_bytes(biggest.peak_memory_bytes),
+                   sw.config_label(biggest.config))]
     if serving is not None:
         slo = serving.run.slo_p99_latency_s
         items += [("serving p99 latency", fmt_seconds(serving.run.latency_s.p99),
@@ -138,17 +139,17 @@ def _summary_section(results: dict[str, Any], serving: ServingRecord | None,
 
 
 # -------------------------------------------------------------------------------------------- sweep
-def _sweep_section(results: dict[str, Any]) -> Section:
-    records = results["sweep"]
+def _sweep_section(results: dict[str, Any], sweep: tuple[SweepRecord, ...]) -> Section:
+    records = [r.prediction for r in sweep]
     s = Section("sweep", "Sweep")
-    n_ex = sum(bool(r.get("extrapolated")) for r in records)
+    n_ex = sum(bool(r.extrapolated) for r in records)
     s.paragraph(f"{len(records)} configurations predicted from the profile"
                 + (f"; {n_ex} lie outside its calibrated range, so their predictions are extrapolations." if n_ex
                    else "."))
     for f in sw.scaling_figures(records):
         s.parts.append(f)
     s.figures_side_by_side([sw.memory_figure(records, _device_memory_bytes(results)),
-                            sw.roofline_figure(records, results.get("roofline") or [])])
+                            sw.roofline_figure(sweep, results.get("roofline") or [])])
     s.parts.append(sw.breakdown_figure(records))
     s.parts.append(sw.parallelism_figure(records))
     _timelines(s, results, "sweep")

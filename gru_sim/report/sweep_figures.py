@@ -1,18 +1,22 @@
 """Figures of a sweep: how latency and throughput move with batch, sequence length and hidden size,
 where each configuration sits against the machine's ceilings and its memory, and where its time goes.
 
-Input: the list of ``predict`` records of CONTRACT.md (plain dicts); output: plotly figures.
+Input: the ``sweep`` list of results.json read back: its predictions
+(:class:`~gru_sim.predict.Prediction`), and for the roofline its :class:`~gru_sim.study.records.SweepRecord`
+s; output: plotly figures.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..config import GruConfig
+from ..predict import Prediction
+from ..study.records import SweepRecord
 from ..units import fmt_bytes, fmt_seconds
 from .page import Figure, bytes_ticks
 
@@ -36,9 +40,11 @@ BREAKDOWN_LABELS = {
 USUAL = {"num_layers": 1, "bidirectional": False, "dtype": "float32", "impl": "torch-gru", "threads": 1}
 
 
-def config_label(config: dict[str, Any], fields: Sequence[str] | None = None) -> str:
+def config_label(config: GruConfig | Mapping[str, Any], fields: Sequence[str] | None = None) -> str:
     """``training B=32 T=200 I=80 H=512``: the fields named (default: every field that is not at its usual
-    value), the way the report writes a config."""
+    value), the way the report writes a config (a GruConfig, or the ``config`` mapping of a record)."""
+    if isinstance(config, GruConfig):
+        config = config.to_dict()
     parts = []
     for f in fields if fields is not None else SERIES_FIELDS:
         if f not in config or (fields is None and USUAL.get(f, object()) == config[f]):
@@ -56,9 +62,9 @@ def config_label(config: dict[str, Any], fields: Sequence[str] | None = None) ->
     return " ".join(parts)
 
 
-def varying_fields(records: Sequence[dict[str, Any]]) -> list[str]:
+def varying_fields(records: Sequence[Prediction]) -> list[str]:
     """Config fields that take more than one value across the sweep."""
-    return [f for f in SERIES_FIELDS if len({r["config"].get(f) for r in records}) > 1]
+    return [f for f in SERIES_FIELDS if len({getattr(r.config, f) for r in records}) > 1]
 
 
 def _spread(items: list[Any], n: int) -> list[Any]:
@@ -74,7 +80,7 @@ def _log_axis(values: Sequence[float]) -> str:
     return "log" if positive and max(positive) / min(positive) >= 8 else "linear"
 
 
-def scaling_figures(records: Sequence[dict[str, Any]]) -> list[Figure]:
+def scaling_figures(records: Sequence[Prediction]) -> list[Figure]:
     """Latency (with its 90 % interval) and throughput against each axis the sweep varies."""
     varying = varying_fields(records)
     out = []
@@ -82,26 +88,26 @@ def scaling_figures(records: Sequence[dict[str, Any]]) -> list[Figure]:
         if axis not in varying:
             continue
         others = [f for f in varying if f != axis]
-        groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+        groups: dict[tuple[Any, ...], list[Prediction]] = defaultdict(list)
         for r in records:
-            groups[tuple(r["config"].get(f) for f in others)].append(r)
-        series = [sorted(g, key=lambda r: r["config"][axis]) for g in groups.values() if len(g) >= 2]
+            groups[tuple(getattr(r.config, f) for f in others)].append(r)
+        series = [sorted(g, key=lambda r: getattr(r.config, axis)) for g in groups.values() if len(g) >= 2]
         if not series:
             continue
-        shown = _spread(sorted(series, key=lambda g: [str(g[0]["config"].get(f)) for f in others]), MAX_SERIES)
+        shown = _spread(sorted(series, key=lambda g: [str(getattr(g[0].config, f)) for f in others]), MAX_SERIES)
         fig = make_subplots(rows=1, cols=2, subplot_titles=("latency per call (band: 90% interval)",
                                                             "throughput (tokens/s)"), horizontal_spacing=0.1)
         for i, g in enumerate(shown):
-            name = config_label(g[0]["config"], others) or "all"
+            name = config_label(g[0].config, others) or "all"
             color = f"hsl({(i * 360 // max(len(shown), 1)) % 360}, 65%, 45%)"
             fill = f"hsla({(i * 360 // max(len(shown), 1)) % 360}, 65%, 45%, 0.15)"
-            xs = [r["config"][axis] for r in g]
-            lat = [r["latency_s"] for r in g]
-            lo = [r.get("latency_interval_s", [v, v])[0] for r, v in zip(g, lat)]
-            hi = [r.get("latency_interval_s", [v, v])[1] for r, v in zip(g, lat)]
-            tokens = [r["throughput_tokens_per_s"] for r in g]
-            tokens_lo = [r["config"]["batch"] * r["config"]["seq_len"] / h for r, h in zip(g, hi)]
-            tokens_hi = [r["config"]["batch"] * r["config"]["seq_len"] / l if l > 0 else t
+            xs = [getattr(r.config, axis) for r in g]
+            lat = [r.latency_s for r in g]
+            lo = [r.latency_interval_s[0] for r, v in zip(g, lat)]
+            hi = [r.latency_interval_s[1] for r, v in zip(g, lat)]
+            tokens = [r.throughput_tokens_per_s for r in g]
+            tokens_lo = [r.config.batch * r.config.seq_len / h for r, h in zip(g, hi)]
+            tokens_hi = [r.config.batch * r.config.seq_len / l if l > 0 else t
                          for r, l, t in zip(g, lo, tokens)]
             for col, (mid, low, high, unit) in enumerate(((lat, lo, hi, "s"), (tokens, tokens_lo, tokens_hi,
                                                                                 "tokens/s")), start=1):
@@ -114,7 +120,7 @@ def scaling_figures(records: Sequence[dict[str, Any]]) -> list[Figure]:
                                          hovertemplate=f"{axis}=%{{x}}<br>%{{y:.4g}} {unit}<br>"
                                                        f"interval %{{customdata[0]:.4g}} – %{{customdata[1]:.4g}}"
                                                        "<extra>%{fullData.name}</extra>"), row=1, col=col)
-        all_x = sorted({r["config"][axis] for r in records})
+        all_x = sorted({getattr(r.config, axis) for r in records})
         ticks = dict(tickvals=all_x) if len(all_x) <= 12 else {}
         for col in (1, 2):
             fig.update_xaxes(title_text=axis_title, type=_log_axis(all_x), row=1, col=col, **ticks)
@@ -128,11 +134,11 @@ def scaling_figures(records: Sequence[dict[str, Any]]) -> list[Figure]:
     return out
 
 
-def memory_figure(records: Sequence[dict[str, Any]], device_memory_bytes: float | None) -> Figure:
+def memory_figure(records: Sequence[Prediction], device_memory_bytes: float | None) -> Figure:
     """Peak memory of every configuration, smallest first, against the device's memory."""
-    ordered = sorted(records, key=lambda r: r["peak_memory_bytes"])
-    ys = [r["peak_memory_bytes"] for r in ordered]
-    labels = [config_label(r["config"]) for r in ordered]
+    ordered = sorted(records, key=lambda r: r.peak_memory_bytes)
+    ys = [r.peak_memory_bytes for r in ordered]
+    labels = [config_label(r.config) for r in ordered]
     over = [device_memory_bytes is not None and y > device_memory_bytes for y in ys]
     fig = go.Figure(go.Scatter(
         x=list(range(1, len(ys) + 1)), y=ys, mode="markers", name="peak memory",
@@ -153,22 +159,22 @@ def memory_figure(records: Sequence[dict[str, Any]], device_memory_bytes: float 
     return Figure(fig, caption)
 
 
-def roofline_figure(records: Sequence[dict[str, Any]], ceilings: Sequence[dict[str, Any]]) -> Figure:
+def roofline_figure(records: Sequence[SweepRecord], ceilings: Sequence[dict[str, Any]]) -> Figure:
     """Each configuration's achieved FLOP/s against its arithmetic intensity, under the measured
     ceilings of its hardware group (``{"group", "peak_flops_per_s", "memory_bandwidth_bytes_per_s"}``)."""
-    usable = [r for r in records if r.get("flops") and _traffic(r) and r["latency_s"] > 0]
+    usable = [r for r in records if r.prediction.flops and _traffic(r) and r.prediction.latency_s > 0]
     fig = go.Figure()
-    by_mode: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_mode: dict[str, list[SweepRecord]] = defaultdict(list)
     for r in usable:
-        by_mode[str(r["config"].get("mode"))].append(r)
-    xs_all = [r["flops"] / _traffic(r) for r in usable]
-    ys_all = [r["flops"] / r["latency_s"] for r in usable]
+        by_mode[str(r.prediction.config.mode)].append(r)
+    xs_all = [r.prediction.flops / _traffic(r) for r in usable]
+    ys_all = [r.prediction.flops / r.prediction.latency_s for r in usable]
     for mode, rs in sorted(by_mode.items()):
         fig.add_trace(go.Scatter(
-            x=[r["flops"] / _traffic(r) for r in rs], y=[r["flops"] / r["latency_s"] for r in rs],
-            mode="markers", name=mode, text=[config_label(r["config"]) for r in rs],
+            x=[r.prediction.flops / _traffic(r) for r in rs], y=[r.prediction.flops / r.prediction.latency_s for r in rs],
+            mode="markers", name=mode, text=[config_label(r.prediction.config) for r in rs],
             hovertemplate="%{text}<br>intensity %{x:.3g} FLOP/byte<br>%{y:.4s}FLOP/s<extra></extra>"))
-    compulsory = all("compulsory_bytes" in r for r in usable)
+    compulsory = all(r.compulsory_bytes is not None for r in usable)
     caption = ("Achieved FLOP/s (the call's FLOPs / predicted latency) against arithmetic intensity (FLOPs per byte "
                + ("the call must move at least once: weights, input and output)." if compulsory
                   else "moved).") + " Points far below the roof are latency-bound, not compute- or memory-bound.")
@@ -198,21 +204,21 @@ def roofline_figure(records: Sequence[dict[str, Any]], ceilings: Sequence[dict[s
     return Figure(fig, caption, 460)
 
 
-def _traffic(record: dict[str, Any]) -> float:
+def _traffic(record: SweepRecord) -> float:
     """Bytes the roofline divides by: the compulsory traffic when the record has it, else bytes moved."""
-    return float(record.get("compulsory_bytes") or record.get("bytes_moved") or 0)
+    return float(record.compulsory_bytes or record.prediction.bytes_moved or 0)
 
 
-def breakdown_figure(records: Sequence[dict[str, Any]]) -> Figure:
+def breakdown_figure(records: Sequence[Prediction]) -> Figure:
     """Share of each configuration's latency per term of the cost model."""
-    ordered = _spread(sorted(records, key=lambda r: r["latency_s"]), MAX_BARS)
-    terms = [t for t in BREAKDOWN_LABELS if any(r.get("breakdown_s", {}).get(t) for r in ordered)]
-    terms += sorted({t for r in ordered for t in r.get("breakdown_s", {})} - set(terms) - set(BREAKDOWN_LABELS))
-    labels = [config_label(r["config"]) for r in ordered]
+    ordered = _spread(sorted(records, key=lambda r: r.latency_s), MAX_BARS)
+    terms = [t for t in BREAKDOWN_LABELS if any(r.breakdown_s.get(t) for r in ordered)]
+    terms += sorted({t for r in ordered for t in r.breakdown_s} - set(terms) - set(BREAKDOWN_LABELS))
+    labels = [config_label(r.config) for r in ordered]
     fig = go.Figure()
     for term in terms:
-        seconds = [r.get("breakdown_s", {}).get(term, 0.0) for r in ordered]
-        totals = [sum(r.get("breakdown_s", {}).values()) or r["latency_s"] for r in ordered]
+        seconds = [r.breakdown_s.get(term, 0.0) for r in ordered]
+        totals = [sum(r.breakdown_s.values()) or r.latency_s for r in ordered]
         fig.add_trace(go.Bar(y=labels, x=[s / t if t else 0 for s, t in zip(seconds, totals)], orientation="h",
                              name=BREAKDOWN_LABELS.get(term, term), customdata=seconds,
                              hovertemplate="%{y}<br>%{x:.1%} (%{customdata:.4g} s)<extra>%{fullData.name}</extra>"))
@@ -224,27 +230,27 @@ def breakdown_figure(records: Sequence[dict[str, Any]]) -> Figure:
                        "(hover for seconds)." + note)
 
 
-def parallelism_figure(records: Sequence[dict[str, Any]]) -> Figure:
+def parallelism_figure(records: Sequence[Prediction]) -> Figure:
     """Total work against the critical path: how much of a call could run at once."""
-    usable = [r for r in records if r.get("parallelism")]
+    usable = list(records)
     fig = go.Figure()
-    by_mode: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_mode: dict[str, list[Prediction]] = defaultdict(list)
     for r in usable:
-        by_mode[str(r["config"].get("mode"))].append(r)
+        by_mode[str(r.config.mode)].append(r)
     for mode, rs in sorted(by_mode.items()):
         fig.add_trace(go.Scatter(
-            x=[r["parallelism"]["critical_path_s"] for r in rs], y=[r["parallelism"]["work_s"] for r in rs],
-            mode="markers", name=mode, text=[config_label(r["config"]) for r in rs],
-            customdata=[r["parallelism"].get("avg_concurrency") for r in rs],
+            x=[r.parallelism.critical_path_s for r in rs], y=[r.parallelism.work_s for r in rs],
+            mode="markers", name=mode, text=[config_label(r.config) for r in rs],
+            customdata=[r.parallelism.avg_concurrency for r in rs],
             hovertemplate="%{text}<br>critical path %{x:.4g} s<br>work %{y:.4g} s<br>"
                           "average concurrency %{customdata:.3g}<extra></extra>"))
-    values = [v for r in usable for v in (r["parallelism"]["critical_path_s"], r["parallelism"]["work_s"])
+    values = [v for r in usable for v in (r.parallelism.critical_path_s, r.parallelism.work_s)
               if v and v > 0]
     if values:
         lo, hi = min(values), max(values)
         fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="work = critical path (serial)",
                                  line=dict(color="#999", dash="dot"), hoverinfo="skip"))
-    conc = [r["parallelism"].get("avg_concurrency") or 0 for r in usable]
+    conc = [r.parallelism.avg_concurrency or 0 for r in usable]
     fig.update_layout(title="Parallelism: total work against the critical path")
     fig.update_xaxes(title_text="critical path", ticksuffix="s", type="log")
     fig.update_yaxes(title_text="total work", ticksuffix="s", type="log")
@@ -255,14 +261,14 @@ def parallelism_figure(records: Sequence[dict[str, Any]]) -> Figure:
     return Figure(fig, caption)
 
 
-def fastest_rows(records: Sequence[dict[str, Any]], n: int = 25) -> list[list[str]]:
+def fastest_rows(records: Sequence[Prediction], n: int = 25) -> list[list[str]]:
     """Table rows of the ``n`` configurations with the highest token throughput."""
-    best = sorted(records, key=lambda r: -r["throughput_tokens_per_s"])[:n]
+    best = sorted(records, key=lambda r: -r.throughput_tokens_per_s)[:n]
     rows = []
     for r in best:
-        lo, hi = r.get("latency_interval_s", [math.nan, math.nan])
-        rows.append([config_label(r["config"]), fmt_seconds(r["latency_s"]),
-                     f"{fmt_seconds(lo)} – {fmt_seconds(hi)}", f"{r['throughput_tokens_per_s']:.4g}",
-                     f"{r['throughput_seq_per_s']:.4g}", fmt_bytes(r["peak_memory_bytes"]),
-                     "yes" if r.get("extrapolated") else ""])
+        lo, hi = r.latency_interval_s
+        rows.append([config_label(r.config), fmt_seconds(r.latency_s),
+                     f"{fmt_seconds(lo)} – {fmt_seconds(hi)}", f"{r.throughput_tokens_per_s:.4g}",
+                     f"{r.throughput_seq_per_s:.4g}", fmt_bytes(r.peak_memory_bytes),
+                     "yes" if r.extrapolated else ""])
     return rows

@@ -1,8 +1,9 @@
-"""The serving and training objects of results.json as frozen records: made by their studies
-(:mod:`gru_sim.study.serving`, :mod:`gru_sim.study.training`), written to JSON by their ``to_dict``
+"""The sweep, serving and training objects of results.json as frozen records: made by their studies
+(:mod:`gru_sim.study.serving`, :mod:`gru_sim.study.training`; a sweep's by the predictor), written to JSON by their ``to_dict``
 alone, and read back by their ``from_dict`` for the report — so the report reads the shape the
 studies write, and a change of shape breaks the report's tests rather than leaving it reading keys that
-no longer exist. They hold the simulators' own records (:class:`~gru_sim.sim.serving.ServingResult`,
+no longer exist. They hold the stages' own records (:class:`~gru_sim.predict.Prediction`,
+:class:`~gru_sim.sim.serving.ServingResult`,
 :class:`~gru_sim.sim.load_sweep.LoadSweep`, :class:`~gru_sim.sim.training.TrainingPoint`), whose
 ``to_dict`` writes their part; results.json writes a non-finite number as null, so a figure read back
 may be None.
@@ -15,6 +16,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..config import GruConfig
+from ..predict import Prediction
+from ..sim.executors import Parallelism
 from ..sim.load_sweep import LoadPoint, LoadSweep
 from ..sim.serving import Percentiles, RequestLog, ServingResult
 from ..sim.training import TrainingPoint, TrainingResult
@@ -131,4 +135,41 @@ class TrainingRecord:
         return tuple(TrainingRecord.from_dict(r) for r in data)
 
 
-__all__ = ["Cdf", "LoadSweepRecord", "ServingRecord", "TrainingRecord"]
+@dataclass(frozen=True)
+class SweepRecord:
+    """One object of the ``sweep`` list of results.json: the prediction of one configuration (the
+    ``predict`` record of CONTRACT.md) and the bytes the call must move at least once (weights, input
+    and output; None when the run did not count them)."""
+
+    prediction: Prediction
+    compulsory_bytes: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.prediction.to_dict()
+        if self.compulsory_bytes is not None:
+            out["compulsory_bytes"] = self.compulsory_bytes
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SweepRecord":
+        """Read one object of the ``sweep`` list back (a key missing raises KeyError)."""
+        prediction = Prediction(
+            config=GruConfig.from_mapping(data["config"]), latency_s=data["latency_s"],
+            throughput_seq_per_s=data["throughput_seq_per_s"], throughput_tokens_per_s=data["throughput_tokens_per_s"],
+            peak_memory_bytes=data["peak_memory_bytes"], latency_interval_s=tuple(data["latency_interval_s"]),
+            breakdown_s=dict(data["breakdown_s"]), parallelism=Parallelism(**data["parallelism"]),
+            extrapolated=data["extrapolated"], extrapolated_axes=dict(data["extrapolated_axes"]), flops=data["flops"],
+            bytes_moved=data["bytes_moved"],
+            arithmetic_intensity_flops_per_byte=data["arithmetic_intensity_flops_per_byte"],
+            memory_bytes=dict(data["memory_bytes"]), profile=data["profile"], profile_match=data["profile_match"],
+            profile_mismatch=data.get("profile_mismatch"), fits_in_memory=data["fits_in_memory"],
+            oversubscribed=data["oversubscribed"])
+        return cls(prediction=prediction, compulsory_bytes=data.get("compulsory_bytes"))
+
+    @staticmethod
+    def read_all(data: Sequence[Mapping[str, Any]]) -> tuple["SweepRecord", ...]:
+        """The ``sweep`` list of results.json read back."""
+        return tuple(SweepRecord.from_dict(r) for r in data)
+
+
+__all__ = ["Cdf", "LoadSweepRecord", "ServingRecord", "SweepRecord", "TrainingRecord"]
