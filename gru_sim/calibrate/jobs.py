@@ -63,6 +63,8 @@ class JobSpec(BaseModel):
     step_batch_dense_up_to: int = Field(16, ge=1, description="step tables time every batch size up to this")
     step_grid_factor: float = Field(1.5, gt=1, description="step tables: ratio of neighbouring hidden sizes "
                                     "(and batch sizes above the dense part)")
+    unit_passes: int = Field(1, ge=1, le=2, description="times each step unit is timed, seconds apart "
+                             "(2: the faster is kept, for machines whose speed drifts; about 40% more unit time)")
     unit_max_call_s: float = Field(0.1, gt=0, description="step units whose call would take longer are "
                                    "not timed: their row continues linearly in the batch")
     seed: int = 0

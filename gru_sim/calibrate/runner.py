@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -64,6 +64,14 @@ def _device_probe(spec: JobSpec) -> GruConfig:
                      impl=spec.impls[0], device=spec.device)
 
 
+def _round_robin(phases: list[Iterator[None]]) -> None:
+    """Advance each phase one step in turn until all are done."""
+    while phases:
+        for phase in list(phases):
+            if next(phase, StopIteration) is StopIteration:
+                phases.remove(phase)
+
+
 def store_path_for(profile_path: str | Path) -> Path:
     """The SQLite store that sits beside a profile: ``x.json`` → ``x.sqlite``."""
     return Path(profile_path).with_suffix(".sqlite")
@@ -85,9 +93,12 @@ class Calibration:
 
     # ---------------------------------------------------------------------------------- measuring
     def run(self) -> None:
-        """Measure until every group's budget is spent (resuming whatever the store already has)."""
+        """Measure until every group's budget is spent (resuming whatever the store already has).
+
+        The unit tables of every group come first; then the whole calls of all groups are taken
+        in turn, one point of each group after the other, so that every group's fit sees the
+        machine over the same minutes (a shared machine's speed drifts by the minute)."""
         self._check_store_matches()
-        memory_done: set[str] = set()
         for g in self.groups:
             key = g.key(self.spec.device)
             if self.store.get_primitives(key) is None:
@@ -96,19 +107,27 @@ class Calibration:
                 prims = (run_primitives(g.dtype, g.threads, self.spec.device)
                          if self.spec.primitives and g.impl != "numpy-reference" else [])
                 self.store.set_primitives(key, prims, time.perf_counter() - start)
-            UnitTimer(self.spec, self.store, lambda what: self.progress(self.store.spent_s(), self.spec.budget_s, what)
-                      ).run(key, g.dtype, g.impl, g.threads)
+            UnitTimer(self.spec, self.store, lambda what: self.progress(self.store.spent_s(), self.spec.budget_s, what),
+                      two_passes=self.spec.unit_passes == 2).run(key, g.dtype, g.impl, g.threads)
             self._units_s[key] = self.store.spent_s(key)
-            self._design_phase(key, g)
-            estimate = self._estimator(key)
-            for c in design.beyond_configs(self.spec, g.dtype, g.impl, g.threads, self.spec.seed, estimate):
-                if self._out_of_budget(key, min(1.0, self.spec.design_share + BEYOND_SHARE)):
-                    break
-                self._measure(key, "beyond", c)
+        _round_robin([self._design_phase(g.key(self.spec.device), g) for g in self.groups])
+        _round_robin([self._beyond_phase(g.key(self.spec.device), g) for g in self.groups])
+        memory_done: set[str] = set()
+        for g in self.groups:
+            key = g.key(self.spec.device)
             if g.dtype not in memory_done:
                 self._probe_memory(key, g)
                 memory_done.add(g.dtype)
             self._adaptive_phase(key, g)
+
+    def _beyond_phase(self, key: str, g: Group) -> Iterator[None]:
+        """The beyond-range slice of ``key``, one point per step."""
+        estimate = self._estimator(key)
+        for c in design.beyond_configs(self.spec, g.dtype, g.impl, g.threads, self.spec.seed, estimate):
+            if self._out_of_budget(key, min(1.0, self.spec.design_share + BEYOND_SHARE)):
+                return
+            self._measure(key, "beyond", c)
+            yield
 
     def _check_store_matches(self) -> None:
         old = self.store.get_meta("job")
@@ -178,7 +197,8 @@ class Calibration:
                 self.store.add(key, "memory", c, "oom" if "memory" in str(err) else "failed",
                                time.perf_counter() - start)
 
-    def _design_phase(self, key: str, g: Group) -> None:
+    def _design_phase(self, key: str, g: Group) -> Iterator[None]:
+        """The space-filling design of ``key``, one point per step."""
         stream = design.sobol_configs(self.spec, g.dtype, g.impl, g.threads, self.spec.seed)
         estimate = self._estimator(key)
         flags = design.holdout_flags(100_000, self.spec.holdout_fraction, self.spec.seed)
@@ -191,6 +211,7 @@ class Calibration:
             if n >= flags.size or (self._out_of_budget(key, self.spec.design_share) and enough):
                 break
             self._measure(key, "holdout" if flags[n] else "train", c)
+            yield
             if n % 16 == 15:
                 estimate = self._estimator(key)
 
