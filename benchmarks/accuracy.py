@@ -1,11 +1,12 @@
 """How accurate a profile is on the shapes people run: a fresh calibration (or a given profile), then
-fresh measurements of the typical application shapes in ``benchmarks/data/typical_shapes.csv``
+fresh measurements (two rounds, each in its own shuffled order) of the typical application shapes in
+``benchmarks/data/typical_shapes.csv``
 (keyword spotting, speech, NLP, translation, time series, recommendation — never fitted: the
 calibration draws its own shapes) at every calibrated thread count, and ``gru-sim validate --sample
 40`` (random shapes inside the calibrated ranges and up to 2× beyond them). Prints the figures the
 README's accuracy table carries. Run it alone on a quiet machine:
 
-    .venv/bin/python benchmarks/accuracy.py [--profile P | --save-profile P] [--sample 40] [--json OUT]
+    .venv/bin/python benchmarks/accuracy.py [--profile P | --save-profile P] [--sample 40] [--rounds 2] [--json OUT]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from gru_sim.predict import Predictor
 ROOT = Path(__file__).resolve().parent.parent
 GRU_SIM = str(Path(sys.executable).parent / "gru-sim")
 SHAPES = ROOT / "benchmarks" / "data" / "typical_shapes.csv"
-POLICY = TimingPolicy(min_sample_s=0.002, budget_s=0.5, min_samples=9, max_samples=40)
+POLICY = TimingPolicy(min_sample_s=0.002, budget_s=0.3, min_samples=9, max_samples=40)
 
 
 def figures(measured: list[float], predicted: list[float], intervals: list[tuple[float, float]]) -> dict[str, Any]:
@@ -55,24 +56,41 @@ def typical_shapes(threads: list[int]) -> list[tuple[str, GruConfig]]:
             for t in threads for r in rows]
 
 
-def measure_typical(profile_path: Path) -> dict[str, Any]:
+def _measure_once(c: GruConfig) -> Any:
+    m = measure_gru(c, policy=POLICY, probe_memory=False, check_error=False)
+    if m.noisy:
+        again = measure_gru(c, policy=POLICY, probe_memory=False, check_error=False)
+        m = min(m, again, key=lambda x: x.latency_iqr_s / x.latency_s)
+    return m
+
+
+def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0) -> dict[str, Any]:
+    """Every typical shape at every calibrated thread count, measured in ``rounds`` rounds, each in
+    its own shuffled order (a shared machine's speed drifts by the minute: a shape's figure is the
+    median of its rounds, and the spread between rounds is the floor no model can beat)."""
     profile = load_profile(profile_path)
     predictor = Predictor(profile)
     threads = sorted({int(g.rsplit("/t", 1)[1]) for g in profile.cost_model.coef_})
+    shapes = typical_shapes(threads)
+    rng = np.random.default_rng(seed)
+    taken: list[list[Any]] = [[] for _ in shapes]
+    for r in range(rounds):
+        for k in rng.permutation(len(shapes)):
+            name, c = shapes[k]
+            taken[k].append(_measure_once(c))
+            print(f"  round {r + 1}/{rounds}  {name:22s} t{c.threads}  {taken[k][-1].latency_s * 1e3:9.3f} ms",
+                  file=sys.stderr, flush=True)
     rows = []
-    for name, c in typical_shapes(threads):
-        m = measure_gru(c, policy=POLICY, probe_memory=False, check_error=False)
-        if m.noisy:
-            again = measure_gru(c, policy=POLICY, probe_memory=False, check_error=False)
-            m = min(m, again, key=lambda x: x.latency_iqr_s / x.latency_s)
-        pred = predictor.predict(c)
-        record = pred.to_dict() if hasattr(pred, "to_dict") else pred
-        rows.append({"name": name, "config": c.to_dict(), "measured_s": m.latency_s, "noisy": m.noisy,
+    for (name, c), ms in zip(shapes, taken):
+        measured = float(np.median([m.latency_s for m in ms]))
+        record = predictor.predict(c).to_dict()
+        rows.append({"name": name, "config": c.to_dict(), "measured_s": measured,
+                     "rounds_s": [m.latency_s for m in ms], "noisy": all(m.noisy for m in ms),
                      "predicted_s": record["latency_s"], "interval_s": record["latency_interval_s"],
                      "extrapolated_axes": record["extrapolated_axes"]})
-        print(f"  {name:22s} t{c.threads}  measured {m.latency_s * 1e3:9.3f} ms  predicted "
-              f"{record['latency_s'] * 1e3:9.3f} ms  {100 * (record['latency_s'] / m.latency_s - 1):+6.1f}%"
-              f"{'  (noisy)' if m.noisy else ''}", file=sys.stderr, flush=True)
+        print(f"  {name:22s} t{c.threads}  measured {measured * 1e3:9.3f} ms  predicted "
+              f"{record['latency_s'] * 1e3:9.3f} ms  {100 * (record['latency_s'] / measured - 1):+6.1f}%"
+              f"{'  (noisy)' if rows[-1]['noisy'] else ''}", file=sys.stderr, flush=True)
     out: dict[str, Any] = {"rows": rows}
     quiet = [r for r in rows if not r["noisy"]]
     for label, sel in [("all", quiet)] + [(f"t{t}", [r for r in quiet if r["config"]["threads"] == t]) for t in threads] \
@@ -80,6 +98,10 @@ def measure_typical(profile_path: Path) -> dict[str, Any]:
         out[label] = figures([r["measured_s"] for r in sel], [r["predicted_s"] for r in sel],
                              [tuple(r["interval_s"]) for r in sel])
     out["noisy"] = len(rows) - len(quiet)
+    if rounds > 1:
+        spread = [abs(r["rounds_s"][1] / r["rounds_s"][0] - 1.0) * 100.0 for r in quiet]
+        out["round_spread"] = {"median_pct": float(np.median(spread)) if spread else None,
+                               "p90_pct": float(np.percentile(spread, 90)) if spread else None}
     return out
 
 
@@ -112,6 +134,7 @@ def main() -> None:
     ap.add_argument("--save-profile", type=Path, help="where the fresh calibration's profile goes (default: a temp dir)")
     ap.add_argument("--job", type=Path, help="calibration job (default: the shipped default job)")
     ap.add_argument("--sample", type=int, default=40, help="gru-sim validate --sample (0: skip validate)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of measuring the typical shapes (default 2)")
     ap.add_argument("--json", type=Path, help="also write every figure and row here")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -127,7 +150,7 @@ def main() -> None:
             result["calibration_wall_s"] = time.perf_counter() - start
         result["profile"] = str(profile)
         print(f"typical shapes ({SHAPES.relative_to(ROOT)}), fresh measurements:", file=sys.stderr)
-        result["typical"] = measure_typical(profile)
+        result["typical"] = measure_typical(profile, args.rounds)
         if args.sample:
             print(f"gru-sim validate --sample {args.sample} ...", file=sys.stderr, flush=True)
             result["validate"] = run_validate(profile, args.sample, Path(tmp) / "validate")
@@ -137,6 +160,10 @@ def main() -> None:
     typ = result["typical"]
     for label in ("all", *[k for k in typ if k.startswith("t") and k[1:].isdigit()], "inference", "training"):
         print(f"typical shapes, {label:9s}: {fmt(typ[label])}")
+    if typ.get("round_spread", {}).get("median_pct") is not None:
+        rs = typ["round_spread"]
+        print(f"typical shapes, the same shape between rounds: median {rs['median_pct']:.1f}%, p90 "
+              f"{rs['p90_pct']:.1f}% apart (the machine's own spread)")
     if typ["noisy"]:
         print(f"typical shapes still noisy after a re-measurement (left out): {typ['noisy']}")
     for label, f in result.get("validate", {}).items():
