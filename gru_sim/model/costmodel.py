@@ -15,7 +15,8 @@ physical quantities (``RESIDUAL_TERMS``):
 * ``steps_unaligned``, ``projection_unaligned`` — the step and projection seconds of layers whose
   sizes are not a whole number of cache lines (the tables are timed at round sizes, which run faster).
 
-``fit`` learns one non-negative coefficient per term and (group, mode) from whole-call measurements,
+``fit`` learns one non-negative coefficient per term and (group, mode) from whole-call measurements
+(:mod:`.residual`),
 by a robust least-squares fit on relative error with the measured terms pulled towards 1 (a unit that
 composes exactly needs no correction; the call term is the call's fixed cost measured with the step
 units, where the table has it) and the per-layer-direction and per-byte corrections pulled towards
@@ -31,31 +32,21 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from ..config import GATES, GruConfig
 from ..errors import ProfileError
 from .kernel_times import CallTimes, LayerTimes
+from .residual import (_BYTES, _CALL, _LD, _PROJ, _PROJ_BWD, _PROJ_UNALIGNED, _STEPS, _STEPS_UNALIGNED,
+                       RESIDUAL_TERMS, cv_log_residuals, fit_residual)
 from .units import GemmTable, StepTable
 
 AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
-RESIDUAL_TERMS = ("steps", "projection", "projection_backward", "call", "layer_direction", "output_bytes",
-                  "steps_unaligned", "projection_unaligned")
-_STEPS, _PROJ, _PROJ_BWD, _CALL, _LD, _BYTES, _STEPS_UNALIGNED, _PROJ_UNALIGNED = range(len(RESIDUAL_TERMS))
 # Rows of a whole number of cache lines (64 bytes) keep every row of a matrix aligned; BLAS and the
 # vectorised gate kernels run such sizes markedly faster than their odd neighbours. The unit tables
 # are timed at round sizes; a call whose sizes are not multiples of this pays the fitted extra share.
 CACHE_LINE_BYTES = 64
-# The unit terms' coefficients are pulled towards 1 with this weight (in relative-error units: as much
-# as one measurement that the coefficient's departure from 1 would miss by that share).
-PRIOR_WEIGHT = 0.3
-_UNIT_TERMS = (_STEPS, _PROJ, _PROJ_BWD)
-# Corrections without a measured unit: each pulled towards contributing nothing.
-_CORRECTION_TERMS = (_LD, _BYTES)
 # Fewer out-of-fold residuals than this in a (group, mode): pool the residuals of all for its interval.
 MIN_GROUP_RESIDUALS = 20
-# Relative error at which the fit's loss turns from squared to linear (soft-L1).
-ROBUST_SCALE = 0.1
 # A training step is roughly a forward and two backward matmuls of the same size (data and weight
 # gradients): the factor a profile without a training table borrows its inference steps with.
 TRAINING_OVER_INFERENCE = 3.0
@@ -119,33 +110,6 @@ def _alphas(coef: np.ndarray, unit: LayerUnits) -> tuple[float, float, float]:
     return coef[_STEPS] + extra_step, coef[_PROJ] + extra_proj, coef[_PROJ_BWD] + extra_proj
 
 
-def _fit_robust(x: np.ndarray, y: np.ndarray, prior_ones: Sequence[int], prior_zeros: Sequence[int] = ()
-                ) -> np.ndarray:
-    """Non-negative coefficients minimising a soft-L1 loss of the relative errors (x·θ − y)/y, with
-    the ``prior_ones`` coefficients pulled towards 1 and the ``prior_zeros`` terms' largest share of
-    a call pulled towards 0 (a correction no measurement needs stays out)."""
-    z = x / y[:, None]
-    used = np.any(z != 0, axis=0)
-    theta = np.zeros(x.shape[1])
-    if not used.any():
-        return theta
-    scale = np.max(np.abs(z[:, used]), axis=0)
-    zs = z[:, used] / scale
-    cols = np.flatnonzero(used)
-    ones = [j for j, c in enumerate(cols) if c in prior_ones]
-    zeros = [j for j, c in enumerate(cols) if c in prior_zeros]
-
-    def residual(d: np.ndarray) -> np.ndarray:
-        pulls = PRIOR_WEIGHT * (d[ones] / scale[ones] - 1.0)
-        return np.concatenate([zs @ d - 1.0, pulls, PRIOR_WEIGHT * d[zeros]])
-
-    start = np.array([scale[j] if j in ones else 1e-9 for j in range(len(cols))])
-    sol = least_squares(residual, start, bounds=(0.0, np.inf), loss="soft_l1", f_scale=ROBUST_SCALE,
-                        method="trf", max_nfev=400)
-    theta[cols] = sol.x / scale
-    return theta
-
-
 class GruCostModel:
     """Composes GRU calls from measured units and fits the small residual on whole calls.
 
@@ -193,9 +157,9 @@ class GruCostModel:
                 x = np.array([self.compose(configs[k]).terms for k in idx]).reshape(len(idx), len(RESIDUAL_TERMS))
                 y = y_all[idx]
                 fixed_s = step_tables[step_key(g, mode)].call_fixed_s
-                self.coef_[g][mode] = self._fit_one(x, y, fixed_s)
+                self.coef_[g][mode] = fit_residual(x, y, fixed_s)
                 self.n_samples_[g][mode] = len(idx)
-                residuals[(g, mode)] = self._cv_log_residuals(x, y, rng, fixed_s)
+                residuals[(g, mode)] = cv_log_residuals(x, y, rng, self.cv_folds, fixed_s)
             given = (fit_ranges or {}).get(g)
             self.fit_range_[g] = given or self._default_range(g, [configs[k] for k in range(len(configs))
                                                                    if group_key(configs[k]) == g])
@@ -209,40 +173,6 @@ class GruCostModel:
             lo, hi = np.quantile(use, [alpha, 1.0 - alpha])
             self.log_residual_quantiles_[g][mode] = (float(min(lo, 0.0)), float(max(hi, 0.0)))
         return self
-
-    @staticmethod
-    def _fit_one(x: np.ndarray, y: np.ndarray, call_fixed_s: float | None = None) -> np.ndarray:
-        """The coefficients of one (group, mode). With the call's fixed cost measured, the call term
-        is that cost times a coefficient pulled towards 1, like the units; else a free constant."""
-        measured_call = call_fixed_s is not None and call_fixed_s > 0
-        if len(y) == 0:
-            theta = np.zeros(len(RESIDUAL_TERMS))
-            theta[list(_UNIT_TERMS)] = 1.0  # nothing to correct with: the units as measured
-            theta[_CALL] = call_fixed_s if measured_call else 0.0
-            return theta
-        if not measured_call:
-            return _fit_robust(x, y, _UNIT_TERMS, _CORRECTION_TERMS)
-        xs = x.copy()
-        xs[:, _CALL] *= call_fixed_s
-        theta = _fit_robust(xs, y, (*_UNIT_TERMS, _CALL), _CORRECTION_TERMS)
-        theta[_CALL] *= call_fixed_s
-        return theta
-
-    def _cv_log_residuals(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
-                          call_fixed_s: float | None = None) -> np.ndarray:
-        """log(measured / predicted) for every point, predicted by a fit that did not see it."""
-        n = len(y)
-        folds = min(self.cv_folds, n)
-        if folds < 2:
-            return np.zeros(0)
-        order = rng.permutation(n)
-        out = np.zeros(n)
-        for f in range(folds):
-            test = order[f::folds]
-            train = np.setdiff1d(order, test)
-            coef = self._fit_one(x[train], y[train], call_fixed_s)
-            out[test] = np.log(y[test] / np.maximum(x[test] @ coef, 1e-12))
-        return out
 
     def _default_range(self, group: str, configs: list[GruConfig]) -> dict[str, list[Any]]:
         tables = [t for k, t in self.step_tables_.items() if k.split("|")[0] == group]

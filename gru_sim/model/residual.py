@@ -1,0 +1,86 @@
+"""The cost model's residual: the physical terms a composed call is corrected with, and their fit on
+whole-call measurements — non-negative coefficients by a robust least-squares fit on relative error,
+the measured terms pulled towards 1 and the corrections without a measured unit pulled towards
+contributing nothing — with the out-of-fold residuals its interval is taken from."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy.optimize import least_squares
+
+RESIDUAL_TERMS = ("steps", "projection", "projection_backward", "call", "layer_direction", "output_bytes",
+                  "steps_unaligned", "projection_unaligned")
+_STEPS, _PROJ, _PROJ_BWD, _CALL, _LD, _BYTES, _STEPS_UNALIGNED, _PROJ_UNALIGNED = range(len(RESIDUAL_TERMS))
+# The unit terms' coefficients are pulled towards 1 with this weight (in relative-error units: as much
+# as one measurement that the coefficient's departure from 1 would miss by that share).
+PRIOR_WEIGHT = 0.3
+_UNIT_TERMS = (_STEPS, _PROJ, _PROJ_BWD)
+# Corrections without a measured unit: each pulled towards contributing nothing.
+_CORRECTION_TERMS = (_LD, _BYTES)
+# Relative error at which the fit's loss turns from squared to linear (soft-L1).
+ROBUST_SCALE = 0.1
+
+
+def fit_robust(x: np.ndarray, y: np.ndarray, prior_ones: Sequence[int], prior_zeros: Sequence[int] = ()
+                ) -> np.ndarray:
+    """Non-negative coefficients minimising a soft-L1 loss of the relative errors (x·θ − y)/y, with
+    the ``prior_ones`` coefficients pulled towards 1 and the ``prior_zeros`` terms' largest share of
+    a call pulled towards 0 (a correction no measurement needs stays out)."""
+    z = x / y[:, None]
+    used = np.any(z != 0, axis=0)
+    theta = np.zeros(x.shape[1])
+    if not used.any():
+        return theta
+    scale = np.max(np.abs(z[:, used]), axis=0)
+    zs = z[:, used] / scale
+    cols = np.flatnonzero(used)
+    ones = [j for j, c in enumerate(cols) if c in prior_ones]
+    zeros = [j for j, c in enumerate(cols) if c in prior_zeros]
+
+    def residual(d: np.ndarray) -> np.ndarray:
+        pulls = PRIOR_WEIGHT * (d[ones] / scale[ones] - 1.0)
+        return np.concatenate([zs @ d - 1.0, pulls, PRIOR_WEIGHT * d[zeros]])
+
+    start = np.array([scale[j] if j in ones else 1e-9 for j in range(len(cols))])
+    sol = least_squares(residual, start, bounds=(0.0, np.inf), loss="soft_l1", f_scale=ROBUST_SCALE,
+                        method="trf", max_nfev=400)
+    theta[cols] = sol.x / scale
+    return theta
+
+
+def fit_residual(x: np.ndarray, y: np.ndarray, call_fixed_s: float | None = None) -> np.ndarray:
+    """The coefficients (by ``RESIDUAL_TERMS``) of one (group, mode) from its composed terms ``x`` and
+    measured seconds ``y``. With the call's fixed cost measured, the call term is that cost times a
+    coefficient pulled towards 1, like the units; else a free constant."""
+    measured_call = call_fixed_s is not None and call_fixed_s > 0
+    if len(y) == 0:
+        theta = np.zeros(len(RESIDUAL_TERMS))
+        theta[list(_UNIT_TERMS)] = 1.0  # nothing to correct with: the units as measured
+        theta[_CALL] = call_fixed_s if measured_call else 0.0
+        return theta
+    if not measured_call:
+        return fit_robust(x, y, _UNIT_TERMS, _CORRECTION_TERMS)
+    xs = x.copy()
+    xs[:, _CALL] *= call_fixed_s
+    theta = fit_robust(xs, y, (*_UNIT_TERMS, _CALL), _CORRECTION_TERMS)
+    theta[_CALL] *= call_fixed_s
+    return theta
+
+
+def cv_log_residuals(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, cv_folds: int,
+                     call_fixed_s: float | None = None) -> np.ndarray:
+    """log(measured / predicted) for every point, predicted by a fit that did not see it."""
+    n = len(y)
+    folds = min(cv_folds, n)
+    if folds < 2:
+        return np.zeros(0)
+    order = rng.permutation(n)
+    out = np.zeros(n)
+    for f in range(folds):
+        test = order[f::folds]
+        train = np.setdiff1d(order, test)
+        coef = fit_residual(x[train], y[train], call_fixed_s)
+        out[test] = np.log(y[test] / np.maximum(x[test] @ coef, 1e-12))
+    return out
