@@ -12,6 +12,7 @@ from ..model.costmodel import GruCostModel, gemm_key, step_key
 from ..model.memory_model import MemoryModel
 from ..model.metrics import error_summary
 from ..model.profile import Profile
+from .drift import SpeedModel
 from .jobs import JobSpec
 from .store import MeasurementStore, StoredPoint
 from .unit_grid import gemm_table, step_table
@@ -34,22 +35,33 @@ def fit_ranges(spec: JobSpec, model_modes: dict[str, list[str]]) -> dict[str, di
 
 def fit_model(spec: JobSpec, store: MeasurementStore, train: list[StoredPoint], seed: int,
               cv_folds: int = 5) -> GruCostModel:
-    """The cost model from the store's unit tables and the whole-call points ``train``."""
+    """The cost model from the store's unit tables and the whole-call points ``train``, every timing
+    taken at the machine's typical speed of the run (:mod:`.drift`); the prediction interval is
+    widened by that speed's spread."""
+    groups = _groups(spec)
+    speed = SpeedModel.from_store(store, [key for key, *_ in groups])
     steps, gemms, modes = {}, {}, {}
-    for key, dtype, _impl, threads in _groups(spec):
+    for key, dtype, _impl, threads in groups:
+        correct = speed.corrector(key)
         for mode in spec.modes:
-            table = step_table(store, spec, key, mode, dtype, threads)
+            table = step_table(store, spec, key, mode, dtype, threads, correct)
             if table is not None:
                 steps[step_key(key, mode)] = table
                 modes.setdefault(key, []).append(mode)
         gk = gemm_key(spec.device, dtype, threads)
-        if gk not in gemms and (g := gemm_table(store, spec.device, dtype, threads)) is not None:
+        if gk not in gemms and (g := gemm_table(store, spec.device, dtype, threads, correct)) is not None:
             gemms[gk] = g
     if not steps:
         raise GruSimError(f"{store.path}: no step units were timed: raise --budget")
     usable = [p for p in train if p.group in modes]
-    return GruCostModel(cv_folds=cv_folds, seed=seed).fit(
-        [p.config for p in usable], [p.latency_s for p in usable], steps, gemms, fit_ranges(spec, modes))
+    model = GruCostModel(cv_folds=cv_folds, seed=seed).fit(
+        [p.config for p in usable], [speed.corrector(p.group)(p.latency_s, p.at) for p in usable], steps, gemms,
+        fit_ranges(spec, modes))
+    for key in model.coef_:
+        lo, hi = speed.spread(key)
+        for mode, (q_lo, q_hi) in model.log_residual_quantiles_.get(key, {}).items():
+            model.log_residual_quantiles_[key][mode] = (q_lo + lo, q_hi + hi)
+    return model
 
 
 def _check(model: GruCostModel, pts: list[StoredPoint]) -> dict[str, Any]:
@@ -112,6 +124,7 @@ def build_profile(spec: JobSpec, store: MeasurementStore, fingerprint: dict[str,
         ranges={key: model.fit_range_[key] for key in model.fit_range_},
         ceilings=_ceilings(spec, store),
         self_check={**self_check, "oom_points": oom, "measuring_s": store.spent_s(),
+                    "speed_drift": SpeedModel.from_store(store, [key for key, *_ in _groups(spec)]).summary(),
                     "unit_counts": {k: len(store.units(k)) for k in sorted({u.table for u in store.units()})}},
         cost_model=model,
         memory_model=memory,

@@ -32,6 +32,7 @@ from ..measure.timing import TimingPolicy
 from ..model.profile import Profile, save_profile
 from . import design
 from .build import build_profile, fit_model
+from .drift import DriftTracker
 from .jobs import JobSpec
 from .store import MeasurementStore
 from .unit_grid import UnitTimer
@@ -90,6 +91,7 @@ class Calibration:
         self.groups = [Group(d, i, t) for d in spec.dtypes for i in spec.impls for t in spec.threads]
         self.group_budget_s = spec.budget_s / len(self.groups)
         self._units_s: dict[str, float] = {}
+        self.drift = DriftTracker(store, spec.device)  # the machine's speed, between measurements
 
     # ---------------------------------------------------------------------------------- measuring
     def run(self) -> None:
@@ -108,7 +110,7 @@ class Calibration:
                          if self.spec.primitives and g.impl != "numpy-reference" else [])
                 self.store.set_primitives(key, prims, time.perf_counter() - start)
             UnitTimer(self.spec, self.store, lambda what: self.progress(self.store.spent_s(), self.spec.budget_s, what),
-                      two_passes=self.spec.unit_passes == 2).run(key, g.dtype, g.impl, g.threads)
+                      two_passes=self.spec.unit_passes == 2, drift=self.drift).run(key, g.dtype, g.impl, g.threads)
             self._units_s[key] = self.store.spent_s(key)
         _round_robin([self._design_phase(g.key(self.spec.device), g) for g in self.groups])
         _round_robin([self._beyond_phase(g.key(self.spec.device), g) for g in self.groups])
@@ -153,6 +155,7 @@ class Calibration:
         if self.store.has(role, config):
             return
         self.progress(self.store.spent_s(), self.spec.budget_s, f"{key}: {role} {_short(config)}")
+        self.drift.tick(key, config.dtype, config.impl, config.threads)
         start = time.perf_counter()
         try:
             m = measure_gru(config, policy=self.policy, probe_memory=False, check_error=False)

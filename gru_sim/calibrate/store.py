@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS units (
     wall_s REAL NOT NULL,
     created_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS drift (
+    grp TEXT NOT NULL,              -- the hardware group whose reference call this is
+    at REAL NOT NULL,               -- when it was timed (time.time())
+    seconds REAL NOT NULL           -- the reference call's median seconds
+);
 """
 
 
@@ -59,6 +64,7 @@ class StoredPoint:
     samples_s: tuple[float, ...]
     peak_memory_bytes: int | None
     wall_s: float
+    at: float = 0.0                  # when it was stored (time.time())
 
 
 def point_key(role: str, config: GruConfig) -> str:
@@ -74,6 +80,7 @@ class StoredUnit:
     params: dict[str, Any]
     value: float | None
     noisy: bool
+    at: float = 0.0                  # when it was timed (time.time())
 
 
 def _where(**columns: str | None) -> tuple[str, list[str]]:
@@ -135,10 +142,11 @@ class MeasurementStore:
     def points(self, group: str | None = None, role: str | None = None) -> list[StoredPoint]:
         where, args = _where(grp=group, role=role)
         rows = self._db.execute("SELECT grp, role, config, status, latency_s, latency_iqr_s, noisy, first_call_s, "
-                                f"samples_s, peak_memory_bytes, wall_s FROM points{where} ORDER BY created_at", args)
+                                f"samples_s, peak_memory_bytes, wall_s, created_at FROM points{where} ORDER BY created_at",
+                                args)
         return [StoredPoint(g, r, GruConfig(**json.loads(c)), st, lat, iqr, bool(nz), fc,
-                            tuple(json.loads(smp)), mem, w)
-                for g, r, c, st, lat, iqr, nz, fc, smp, mem, w in rows]
+                            tuple(json.loads(smp)), mem, w, at)
+                for g, r, c, st, lat, iqr, nz, fc, smp, mem, w, at in rows]
 
     def spent_s(self, group: str | None = None) -> float:
         """Seconds of measuring recorded so far (for one group, or all)."""
@@ -148,22 +156,35 @@ class MeasurementStore:
 
     # units ------------------------------------------------------------------------------------
     def get_unit(self, table: str, kind: str, params: dict[str, Any]) -> StoredUnit | None:
-        row = self._db.execute("SELECT value, noisy FROM units WHERE key = ?",
+        row = self._db.execute("SELECT value, noisy, created_at FROM units WHERE key = ?",
                                (unit_key(table, kind, params),)).fetchone()
-        return None if row is None else StoredUnit(table, kind, params, row[0], bool(row[1]))
+        return None if row is None else StoredUnit(table, kind, params, row[0], bool(row[1]), row[2])
 
     def add_unit(self, group: str, table: str, kind: str, params: dict[str, Any], value: float | None,
-                 noisy: bool, wall_s: float) -> None:
-        """Record one timed unit and commit at once."""
+                 noisy: bool, wall_s: float, at: float | None = None) -> None:
+        """Record one timed unit and commit at once; ``at``: when what it is derived from was timed
+        (default now)."""
         with self._db:
             self._db.execute("INSERT OR REPLACE INTO units VALUES (?,?,?,?,?,?,?,?,?)",
                              (unit_key(table, kind, params), table, kind, json.dumps(params, sort_keys=True),
-                              value, int(noisy), group, wall_s, time.time()))
+                              value, int(noisy), group, wall_s, time.time() if at is None else at))
 
     def units(self, table: str | None = None, kind: str | None = None) -> list[StoredUnit]:
         where, args = _where(tbl=table, kind=kind)
-        rows = self._db.execute(f"SELECT tbl, kind, params, value, noisy FROM units{where} ORDER BY created_at", args)
-        return [StoredUnit(t, k, json.loads(p), v, bool(n)) for t, k, p, v, n in rows]
+        rows = self._db.execute(f"SELECT tbl, kind, params, value, noisy, created_at FROM units{where} "
+                                "ORDER BY created_at", args)
+        return [StoredUnit(t, k, json.loads(p), v, bool(n), at) for t, k, p, v, n, at in rows]
+
+    # drift ------------------------------------------------------------------------------------
+    def add_drift(self, group: str, seconds: float) -> None:
+        """Record one timing of ``group``'s reference call."""
+        with self._db:
+            self._db.execute("INSERT INTO drift VALUES (?, ?, ?)", (group, time.time(), seconds))
+
+    def drift(self, group: str) -> list[tuple[float, float]]:
+        """(when, seconds) of every timing of ``group``'s reference call, in time order."""
+        return [(a, v) for a, v in self._db.execute("SELECT at, seconds FROM drift WHERE grp = ? ORDER BY at",
+                                                    (group,))]
 
     # primitives -------------------------------------------------------------------------------
     def get_primitives(self, group: str) -> list[dict[str, Any]] | None:

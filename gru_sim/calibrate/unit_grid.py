@@ -19,6 +19,8 @@ from ..config import DTYPE_BYTES, GATES
 from ..machine import cache_levels
 from ..model.costmodel import MATMULS_PER_TRAINING_STEP, gemm_key, step_key
 from ..model.units import GemmTable, MemoryLevels, StepTable, batch_grid, gemm_grid, hidden_grid
+from ..groups import GroupKey
+from .drift import DriftTracker
 from .jobs import JobSpec
 from .store import MeasurementStore
 
@@ -70,7 +72,8 @@ class UnitTimer:
 
     def __init__(self, spec: JobSpec, store: MeasurementStore, progress: Progress | None = None,
                  step_grid: tuple[list[int], list[int]] | None = None,
-                 gemm_grid: tuple[list[int], list[int], list[int]] | None = None, two_passes: bool = True) -> None:
+                 gemm_grid: tuple[list[int], list[int], list[int]] | None = None, two_passes: bool = True,
+                 drift: DriftTracker | None = None) -> None:
         """``step_grid`` (batches, hiddens) and ``gemm_grid`` (M, K, N) replace the job's grids (a
         quick adaptation times a sub-grid, in one pass: ``two_passes`` False)."""
         self.spec = spec
@@ -79,6 +82,7 @@ class UnitTimer:
         self.step_grid = step_grid
         self.gemm_grid = gemm_grid
         self.two_passes = two_passes
+        self.drift = drift  # times the group's reference call between units (see .drift)
 
     def run(self, group: str, dtype: str, impl: str, threads: int) -> None:
         """All tables of one hardware group (and the shared GEMM and bandwidth tables of its dtype and
@@ -99,6 +103,9 @@ class UnitTimer:
         have = self.store.get_unit(table, kind, params)
         if have is not None:
             return have.value
+        if self.drift is not None:
+            g = GroupKey.parse(group)
+            self.drift.tick(group, g.dtype, g.impl, g.threads)
         start = time.perf_counter()
         value, noisy = run()
         if noisy and value is not None:  # timed during a disturbance: time it again, keep the second
@@ -168,21 +175,24 @@ class UnitTimer:
         batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
         b0, h0 = batches[0], hiddens[0]
 
-        def best(b: int, h: int, steps: int) -> float | None:
-            values = [u.value for extra in ({}, {"pass": 2}, {"retry": 1})
-                      if (u := self.store.get_unit(table, "call", {"batch": b, "hidden": h, "steps": steps, **extra}))
-                      is not None and u.value is not None]
-            return min(values) if values else None
+        def best(b: int, h: int, steps: int) -> tuple[float, float] | None:
+            """The fastest of the call's timings (passes and retry), and when it was taken."""
+            timed = [(u.value, u.at) for extra in ({}, {"pass": 2}, {"retry": 1})
+                     if (u := self.store.get_unit(table, "call", {"batch": b, "hidden": h, "steps": steps, **extra}))
+                     is not None and u.value is not None]
+            return min(timed) if timed else None
 
         short, long_ = (best(b0, h0, s) for s in CALL_PROBE_STEPS)
         if short is None or long_ is None:
             return
-        fixed_s = _fixed_cost_s(short, long_)
+        fixed_s = _fixed_cost_s(short[0], long_[0])
         known: dict[tuple[int, int], float] = {}
+        at: dict[tuple[int, int], float] = {}
         steps_of: dict[tuple[int, int], int] = {}
         for b, h, steps in self._step_plan(group, mode, dtype, impl, threads):
-            total = best(b, h, steps)
-            if total is not None:
+            found = best(b, h, steps)
+            if found is not None:
+                total, at[(b, h)] = found
                 known[(b, h)] = max(total - fixed_s, 0.1 * total) / steps
                 steps_of[(b, h)] = steps
         # A step slower than a bigger one (more sequences or a larger hidden size) was timed during a
@@ -197,13 +207,14 @@ class UnitTimer:
                 again = self._timed(group, table, "call", {"batch": b, "hidden": h, "steps": steps, "retry": 1},
                                     lambda: time_gru_call_s(step_probe(b, h, steps, mode, dtype, impl,
                                                                        self.spec.device, threads)))
-                if again is not None:
-                    known[(b, h)] = min(v, max(again - fixed_s, 0.1 * again) / steps)
+                if again is not None and max(again - fixed_s, 0.1 * again) / steps < v:
+                    known[(b, h)] = max(again - fixed_s, 0.1 * again) / steps
+                    at[(b, h)] = time.time()
         for (b, h), v in known.items():
             if self.store.get_unit(table, "step", {"batch": b, "hidden": h}) is None:
-                self.store.add_unit(group, table, "step", {"batch": b, "hidden": h}, v, False, 0.0)
+                self.store.add_unit(group, table, "step", {"batch": b, "hidden": h}, v, False, 0.0, at=at[(b, h)])
         if self.store.get_unit(table, "fixed", {}) is None:
-            self.store.add_unit(group, table, "fixed", {}, fixed_s, False, 0.0)
+            self.store.add_unit(group, table, "fixed", {}, fixed_s, False, 0.0, at=short[1])
 
     @staticmethod
     def _estimate(known: dict[tuple[int, int], float], b: int, h: int, factor: float) -> float:
@@ -275,29 +286,36 @@ def memory_levels(store: MeasurementStore, device: str, dtype: str, threads: int
                         tuple(float(u.value) for u in units))  # type: ignore[arg-type]
 
 
-def step_table(store: MeasurementStore, spec: JobSpec, group: str, mode: str, dtype: str, threads: int
-               ) -> StepTable | None:
-    """The step table of ``group`` and ``mode`` from the store; None when no step was timed."""
-    steps = {(u.params["batch"], u.params["hidden"]): u.value for u in store.units(step_key(group, mode), "step")
-             if u.value is not None}
+def _as_timed(seconds: float, at: float) -> float:
+    return seconds
+
+
+def step_table(store: MeasurementStore, spec: JobSpec, group: str, mode: str, dtype: str, threads: int,
+               correct: Callable[[float, float], float] = _as_timed) -> StepTable | None:
+    """The step table of ``group`` and ``mode`` from the store; None when no step was timed.
+    ``correct(seconds, at)`` turns a timing into the machine's typical speed (see .drift)."""
+    steps = {(u.params["batch"], u.params["hidden"]): correct(u.value, u.at)
+             for u in store.units(step_key(group, mode), "step") if u.value is not None}
     if not steps:
         return None
-    matmuls = {(u.params["batch"], u.params["hidden"]): u.value for u in store.units(group, "matmul")
+    matmuls = {(u.params["batch"], u.params["hidden"]): correct(u.value, u.at) for u in store.units(group, "matmul")
                if u.value is not None}
     batches = sorted({b for b, _ in steps})
     hiddens = sorted({h for _, h in steps})
     nan = float("nan")
+    fixed = store.get_unit(step_key(group, mode), "fixed", {})
     return StepTable(tuple(batches), tuple(hiddens),
                      [[steps.get((b, h), nan) for b in batches] for h in hiddens],
                      [[matmuls.get((b, h), nan) for b in batches] for h in hiddens],
                      DTYPE_BYTES[dtype], memory_levels(store, spec.device, dtype, threads),
                      MATMULS_PER_TRAINING_STEP if mode == "training" else 1,
-                     fixed.value if (fixed := store.get_unit(step_key(group, mode), "fixed", {})) else None)
+                     correct(fixed.value, fixed.at) if fixed is not None and fixed.value is not None else None)
 
 
-def gemm_table(store: MeasurementStore, device: str, dtype: str, threads: int) -> GemmTable | None:
+def gemm_table(store: MeasurementStore, device: str, dtype: str, threads: int,
+               correct: Callable[[float, float], float] = _as_timed) -> GemmTable | None:
     """The input-projection GEMM table from the store; None when no GEMM was timed."""
-    gemms = {(u.params["m"], u.params["k"], u.params["n"]): u.value
+    gemms = {(u.params["m"], u.params["k"], u.params["n"]): correct(u.value, u.at)
              for u in store.units(gemm_key(device, dtype, threads), "gemm") if u.value is not None}
     if not gemms:
         return None

@@ -12,6 +12,8 @@ a whole small step).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 from ..config import GATES, GruConfig
@@ -89,3 +91,19 @@ def copy_bandwidth_bytes_per_s(size_bytes: int, dtype: str, device: str, threads
 
 __all__ = ["UNIT_POLICY", "copy_bandwidth_bytes_per_s", "projection_gemm_s", "recurrent_matmul_s",
            "step_probe", "time_gru_call_s"]
+
+
+_REFERENCE: dict[tuple, Callable[[], object]] = {}
+
+
+def reference_call_s(batch: int, hidden: int, steps: int, dtype: str, impl: str, device: str, threads: int,
+                     policy: TimingPolicy = UNIT_POLICY) -> float:
+    """Median seconds of a fixed reference call (one inference layer, ``input_size`` 1), built once per
+    process and kept apart from the unit tables' modules: the probe of the machine's current speed."""
+    torch.set_num_threads(threads)
+    config = step_probe(batch, hidden, steps, "inference", dtype, impl, device, threads)
+    key = (batch, hidden, steps, dtype, impl, device)
+    if key not in _REFERENCE:
+        _REFERENCE[key] = (build_call(config) if impl == "numpy-reference"
+                           else torch_call(config, make_gru(config, 0), make_inputs(config, 0))[0])
+    return time_calls(_REFERENCE[key], _timer(device), policy).median_s

@@ -1,0 +1,94 @@
+"""The machine's speed while a calibration measures: a small reference call of each hardware group,
+timed every few seconds between the measurements (:class:`DriftTracker`), and the speed it gives at
+any moment relative to the whole run's (:class:`SpeedModel`).
+
+A shared machine does not run at one speed: other tenants' bursts slow every kernel for seconds to
+minutes (on a 2-core VM the same step unit was seen 1.3–1.6× slower ten minutes apart). Units and
+whole calls taken minutes apart would then disagree by that much, and the cost model's residual
+would absorb the disagreement as if it were a property of the shapes. The build divides every
+measurement by the machine's relative speed at the moment it was taken, so that units and whole
+calls describe one machine at its typical speed for the run, and widens the prediction interval by
+the speed's own spread (fresh measurements meet the same drift).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from .store import MeasurementStore
+
+# A reference call is timed at most this often per group (seconds), before the next measurement.
+EVERY_S = 2.0
+# The reference call: one inference layer, batch 8, hidden 128, 16 steps (about a third of a ms).
+REFERENCE = {"batch": 8, "hidden": 128, "steps": 16}
+# Readings smoothed over this many neighbours in time (a running median: one disturbed reading
+# must not set the speed of its moment).
+SMOOTH = 3
+# Fewest readings before the speed is corrected for at all.
+MIN_READINGS = 5
+
+
+class DriftTracker:
+    """Times each group's reference call before a measurement when ``EVERY_S`` have passed."""
+
+    def __init__(self, store: MeasurementStore, device: str) -> None:
+        self.store = store
+        self.device = device
+        self._last: dict[str, float] = {}
+
+    def tick(self, group: str, dtype: str, impl: str, threads: int) -> None:
+        if time.time() - self._last.get(group, -np.inf) < EVERY_S:
+            return
+        from ..measure.units import reference_call_s
+
+        seconds = reference_call_s(REFERENCE["batch"], REFERENCE["hidden"], REFERENCE["steps"], dtype, impl,
+                                   self.device, threads)
+        self.store.add_drift(group, seconds)
+        self._last[group] = time.time()
+
+
+class SpeedModel:
+    """The slowdown of each group at any moment of the run: its smoothed reference-call time then,
+    over the median of the run's (1: typical speed; 1.3: every kernel 30 % slower than typical)."""
+
+    def __init__(self, readings: dict[str, list[tuple[float, float]]]) -> None:
+        self._series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for group, rows in readings.items():
+            if len(rows) < MIN_READINGS:
+                continue
+            at = np.array([a for a, _ in rows])
+            v = np.array([s for _, s in rows])
+            smooth = np.array([np.median(v[max(0, k - SMOOTH // 2): k + SMOOTH // 2 + 1]) for k in range(len(v))])
+            self._series[group] = (at, smooth / np.median(smooth))
+
+    @classmethod
+    def from_store(cls, store: MeasurementStore, groups: list[str]) -> "SpeedModel":
+        return cls({g: store.drift(g) for g in groups})
+
+    def slowdown(self, group: str, at: float) -> float:
+        """How much slower than typical ``group`` ran at ``at`` (1 where not tracked)."""
+        series = self._series.get(group)
+        if series is None or at <= 0:
+            return 1.0
+        return float(np.interp(at, *series))
+
+    def corrector(self, group: str) -> Callable[[float, float], float]:
+        """``(seconds, at) → seconds at typical speed`` for ``group``."""
+        return lambda seconds, at: seconds / self.slowdown(group, at)
+
+    def spread(self, group: str, interval: float = 0.9) -> tuple[float, float]:
+        """The central ``interval`` of log slowdowns over the run (0, 0 when not tracked)."""
+        series = self._series.get(group)
+        if series is None:
+            return 0.0, 0.0
+        alpha = (1.0 - interval) / 2.0
+        lo, hi = np.quantile(np.log(series[1]), [alpha, 1.0 - alpha])
+        return float(min(lo, 0.0)), float(max(hi, 0.0))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Per group: readings, and the slowest and fastest moments against typical (×)."""
+        return {g: {"readings": int(len(at)), "fastest_x": float(np.min(x)), "slowest_x": float(np.max(x))}
+                for g, (at, x) in self._series.items()}

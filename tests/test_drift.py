@@ -1,0 +1,66 @@
+"""The machine's speed during a calibration: reference-call readings give each moment's slowdown
+against the run's typical speed; the build divides every timing by it and widens the interval by its
+spread."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from gru_sim.calibrate.drift import MIN_READINGS, DriftTracker, SpeedModel
+from gru_sim.calibrate.store import MeasurementStore
+
+G = "cpu/float32/torch-gru/t1"
+
+
+def _readings(values: list[float]) -> list[tuple[float, float]]:
+    return [(100.0 + 10.0 * k, v) for k, v in enumerate(values)]
+
+
+def test_a_steady_machine_needs_no_correction() -> None:
+    speed = SpeedModel({G: _readings([1e-3] * 10)})
+    assert speed.slowdown(G, 150.0) == pytest.approx(1.0)
+    assert speed.corrector(G)(2.0, 150.0) == pytest.approx(2.0)
+    assert speed.spread(G) == (0.0, 0.0)
+
+
+def test_a_slow_spell_is_divided_out_and_one_odd_reading_is_not() -> None:
+    values = [1e-3] * 6 + [1.5e-3] * 6 + [1e-3] * 6
+    values[2] = 3e-3  # one disturbed reading in the quiet part
+    speed = SpeedModel({G: _readings(values)})
+    at_slow = 100.0 + 10.0 * 9
+    assert speed.slowdown(G, at_slow) == pytest.approx(1.5)
+    assert speed.corrector(G)(3.0, at_slow) == pytest.approx(2.0)
+    assert speed.slowdown(G, 100.0 + 10.0 * 2) == pytest.approx(1.0)  # smoothed away
+    lo, hi = speed.spread(G)
+    assert lo == pytest.approx(0.0) and hi == pytest.approx(math.log(1.5))
+
+
+def test_too_few_readings_or_an_untracked_group_are_left_alone() -> None:
+    speed = SpeedModel({G: _readings([1e-3, 2e-3][: MIN_READINGS - 1])})
+    assert speed.slowdown(G, 105.0) == 1.0
+    assert speed.slowdown("cpu/float32/torch-gru/t2", 105.0) == 1.0
+    assert speed.summary() == {}
+
+
+def test_the_tracker_times_at_most_every_few_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gru_sim.measure import units
+
+    calls: list[int] = []
+    monkeypatch.setattr(units, "reference_call_s", lambda *a, **k: calls.append(1) or 1e-3)
+    store = MeasurementStore(tmp_path / "s.sqlite")
+    tracker = DriftTracker(store, "cpu")
+    for _ in range(5):
+        tracker.tick(G, "float32", "torch-gru", 1)
+    assert len(calls) == 1 and len(store.drift(G)) == 1
+    tracker._last[G] -= 10.0
+    tracker.tick(G, "float32", "torch-gru", 1)
+    assert len(store.drift(G)) == 2
+
+
+def test_the_reference_call_is_timed_for_real() -> None:
+    from gru_sim.measure.units import reference_call_s
+
+    assert 0 < reference_call_s(2, 16, 4, "float32", "torch-gru", "cpu", 1) < 0.1
