@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from gru_sim.config import GruConfig
+from gru_sim.groups import GroupKey
 from gru_sim.machine import cpu_model
 from gru_sim.measure import measure_gru
 from gru_sim.measure.timing import TimingPolicy
@@ -70,7 +71,7 @@ def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0) -> dict[
     median of its rounds, and the spread between rounds is the floor no model can beat)."""
     profile = load_profile(profile_path)
     predictor = Predictor(profile)
-    threads = sorted({int(g.rsplit("/t", 1)[1]) for g in profile.cost_model.coef_})
+    threads = sorted({GroupKey.parse(g).threads for g in profile.cost_model.coef_})
     shapes = typical_shapes(threads)
     rng = np.random.default_rng(seed)
     taken: list[list[Any]] = [[] for _ in shapes]

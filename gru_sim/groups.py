@@ -45,5 +45,9 @@ class GroupKey:
                               "(e.g. cpu/float32/torch-gru/t1)")
         return cls(parts[0], parts[1], parts[2], int(parts[3][1:]))
 
+    def with_threads(self, threads: int) -> "GroupKey":
+        """The same device, dtype and implementation at ``threads`` threads."""
+        return GroupKey(self.device, self.dtype, self.impl, threads)
+
     def __str__(self) -> str:
         return f"{self.device}/{self.dtype}/{self.impl}/t{self.threads}"

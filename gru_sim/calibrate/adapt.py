@@ -23,6 +23,7 @@ import numpy as np
 
 from ..config import GruConfig
 from ..errors import GruSimError
+from ..groups import GroupKey
 from ..machine import cache_levels, differences
 from ..measure import measure_gru
 from ..measure.fingerprint import fingerprint
@@ -73,7 +74,7 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
     here = fingerprint(spec.device)
     cores = os.cpu_count() or 1
     model = source.cost_model
-    groups = [g for g in model.coef_ if int(g.rsplit("/t", 1)[1]) <= cores]
+    groups = [g for g in model.coef_ if GroupKey.parse(g).threads <= cores]
     if not groups:
         raise GruSimError(f"{source.path}: every group needs more threads than this machine's {cores} cores: "
                           "run a full 'gru-sim calibrate' instead")

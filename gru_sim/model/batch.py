@@ -29,6 +29,7 @@ from ..accounting import (INFERENCE_LIVE_TBH, POINTWISE_BACKWARD_OPS_PER_UNIT, P
                           TRAINING_SAVED_BH_PER_STEP, TRAINING_TRANSIENT_TBH)
 from ..config import DTYPE_BYTES, GATES, MODES, GruConfig
 from ..errors import ProfileError
+from ..groups import GroupKey
 from .batch_configs import CHOICES, INT_COLUMNS, ConfigBatch, decode_category
 from .batch_tables import GemmLookup, StepLookup
 from .costmodel import (AXES, CACHE_LINE_BYTES, MATMULS_PER_TRAINING_STEP, TRAINING_OVER_INFERENCE, GruCostModel, gemm_key,
@@ -155,7 +156,7 @@ class BatchPredictor:
             if other not in model.step_tables_:
                 raise ProfileError(f"the profile has no step table for {key}: calibrate for it first")
             step_name = other
-        gkey = gemm_key(device, dtype, int(key.rsplit("/t", 1)[1]))
+        gkey = gemm_key(device, dtype, GroupKey.parse(key).threads)
         if gkey not in model.gemm_tables_:
             raise ProfileError(f"the profile has no GEMM table for {device}/{dtype} at "
                                f"{int(key.rsplit('/t', 1)[1])} threads: calibrate for it first")

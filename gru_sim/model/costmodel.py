@@ -35,6 +35,7 @@ import numpy as np
 
 from ..config import GATES, GruConfig
 from ..errors import ProfileError
+from ..groups import GroupKey
 from .kernel_times import CallTimes, LayerTimes
 from .residual import (_BYTES, _CALL, _LD, _PROJ, _PROJ_BWD, _PROJ_UNALIGNED, _STEPS, _STEPS_UNALIGNED,
                        RESIDUAL_TERMS, cv_log_residuals, fit_residual)
@@ -58,7 +59,7 @@ BREAKDOWN_TERMS = ("input_projection_s", "recurrent_matmul_s", "pointwise_s", "s
 
 def group_key(config: GruConfig) -> str:
     """The hardware group a config's units and coefficients belong to."""
-    return f"{config.device}/{config.dtype}/{config.impl}/t{config.threads}"
+    return str(GroupKey.of(config))
 
 
 def gemm_key(device: str, dtype: str, threads: int) -> str:
@@ -71,7 +72,7 @@ def step_key(group: str, mode: str) -> str:
 
 
 def _threads_of(key: str) -> int:
-    return int(key.rsplit("/t", 1)[1])
+    return GroupKey.parse(key).threads
 
 
 @dataclass(frozen=True)
@@ -199,8 +200,9 @@ class GruCostModel:
         key = group_key(config)
         if key in self.coef_:
             return key, False
-        base = key.rsplit("/t", 1)[0]
-        same = [k for k in self.coef_ if k.rsplit("/t", 1)[0] == base]
+        parsed = GroupKey.parse(key)
+        base = f"{parsed.device}/{parsed.dtype}/{parsed.impl}"
+        same = [k for k in self.coef_ if GroupKey.parse(k).with_threads(parsed.threads) == parsed]
         if not same:
             have = ", ".join(sorted(self.coef_))
             raise ProfileError(f"the profile has no calibration for {base} (device/dtype/impl); it covers "
