@@ -273,3 +273,144 @@ def test_a_feasible_candidate_meets_the_slo_in_every_seed_and_a_failing_one_name
                             for c in feasible)
     failing = [c for c in result.candidates if not c.feasible]
     assert failing and all(c.reason is not None and "(seed " in c.reason for c in failing)
+
+
+# ------------------------------------------------------------------------------- max_machines per kind
+LIMITED = (Hardware("small", cost_per_hour=1.0, cores=2, max_machines=2),
+           Hardware("big", cost_per_hour=3.5, cores=8, max_machines=1))
+BUSY = {"rate": 5000.0, "slo_s": 0.1, "seq": SeqLenSpec("uniform", low=5, high=30)}
+
+
+def test_the_search_keeps_to_max_machines_and_finds_the_brute_force_optimum_within_it() -> None:
+    unlimited = plan_serving(small_spec(**BUSY), MODELS)
+    assert unlimited.recommended is not None and unlimited.recommended.deployment.machines > 2  # 3 small ones
+    spec = small_spec(**BUSY, hardware=LIMITED)
+    searched = plan_serving(spec, MODELS)
+    brute = plan_serving(spec, MODELS, exhaustive=True)
+    assert brute.recommended is not None and searched.recommended is not None
+    assert searched.recommended.deployment == brute.recommended.deployment
+    assert searched.recommended.cost_per_hour == brute.recommended.cost_per_hour
+    assert searched.recommended.cost_per_hour > unlimited.recommended.cost_per_hour  # the limit costs something
+    limits = {h.name: h.max_machines for h in LIMITED}
+    for result in (searched, brute):
+        everything = [*result.candidates, *result.cheaper_neighbours,
+                      *(s.candidate for s in result.schedule if s.candidate is not None)]
+        assert everything and all(c.deployment.machines <= limits[c.deployment.hardware] for c in everything)
+        small = [r for r in result.ruled_out if r.hardware == "small"]
+        assert small and all("needs more than max_machines(=2) small machines at 5000 req/s" in r.reason
+                             for r in small)
+    # Brute force over the space without the limit, then the limit applied: the same optimum.
+    free = plan_serving(small_spec(**BUSY), MODELS, exhaustive=True)
+    within = [c for c in free.candidates if c.feasible and c.deployment.machines <= limits[c.deployment.hardware]]
+    assert min(c.cost_per_hour for c in within) == brute.recommended.cost_per_hour
+
+
+def test_needing_more_than_max_machines_is_infeasible_with_a_one_line_reason_naming_it() -> None:
+    spec = small_spec(**BUSY, hardware=(LIMITED[0],))
+    result = plan_serving(spec, {"small": MODELS["small"]})
+    assert result.recommended is None
+    assert result.reason is not None and "\n" not in result.reason
+    assert result.reason.startswith("no deployment meets p99 <= 0.1 s at 5000 req/s")
+    assert "small x 1 thread: needs more than max_machines(=2) small machines at 5000 req/s" in result.reason
+    assert all(c.deployment.machines <= 2 for c in result.candidates)
+
+
+def test_a_limit_below_the_fewest_replicas_searched_says_so() -> None:
+    spec = small_spec(hardware=(Hardware("small", 1.0, 2, max_machines=1),),
+                      space=replace(small_spec().space, replicas=(4, 8), threads_per_replica=(1,)))
+    result = plan_serving(spec, {"small": MODELS["small"]})
+    assert result.recommended is None and result.evaluations == 0
+    assert result.reason is not None and ("needs more than max_machines(=1) small machines at 60 req/s (the fewest "
+                                          "replicas searched, 4, need 2 machines)") in result.reason
+
+
+def test_a_limit_the_space_never_reaches_changes_nothing() -> None:
+    roomy = (replace(LIMITED[0], max_machines=100), replace(LIMITED[1], max_machines=100))
+    assert (plan_serving(small_spec(**BUSY, hardware=roomy), MODELS).recommended
+            == plan_serving(small_spec(**BUSY), MODELS).recommended)
+
+
+# ----------------------------------------------------------------------- service_time_margin: interval
+def interval_model(**kwargs: float) -> ReplicaModel:
+    """linear_model whose 90% interval reaches 1.25x the prediction plus 0.5 ms."""
+    point = linear_model(**kwargs)
+    return replace(point, service_time_upper_s=lambda b, n, t: 1.25 * point.service_time_s(b, n, t) + 5e-4)
+
+
+def test_interval_margin_prices_every_simulated_batch_at_the_intervals_upper_end(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import gru_sim.plan.evaluate as evaluate
+
+    model = interval_model()
+    seen: list[tuple[float, float]] = []  # (service time simulated, point prediction)
+    real = evaluate.simulate_serving
+
+    def recording(spec, service, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def timed(batch: int, seq_len: int) -> float:
+            t = service(batch, seq_len)
+            seen.append((t, model.service_time_s(batch, seq_len, spec.threads_per_replica)))
+            return t
+        return real(spec, timed, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate, "simulate_serving", recording)
+    spec = small_spec(hardware=(Hardware("small", 1.0, 2),), service_time_margin="interval")
+    result = plan_serving(spec, {"small": model})
+    assert result.recommended is not None and seen
+    assert all(t >= p for t, p in seen)
+    assert all(t == pytest.approx(1.25 * p + 5e-4) for t, p in seen)
+
+
+@pytest.mark.parametrize("rate, slo_s, seq", [
+    (60.0, 0.08, SeqLenSpec("uniform", low=10, high=60)),
+    (3000.0, 0.1, SeqLenSpec("uniform", low=5, high=30)),
+    (5000.0, 0.1, SeqLenSpec("uniform", low=5, high=30)),
+])
+def test_the_interval_margin_never_needs_fewer_machines_than_the_point_prediction(
+        rate: float, slo_s: float, seq: SeqLenSpec) -> None:
+    hardware = (Hardware("small", 1.0, 2),)
+    models = {"small": interval_model()}
+    point = plan_serving(small_spec(rate, slo_s, seq, hardware=hardware), models)
+    margin = plan_serving(small_spec(rate, slo_s, seq, hardware=hardware, service_time_margin="interval"), models)
+    assert point.recommended is not None and margin.recommended is not None
+    assert margin.recommended.cost_per_hour >= point.recommended.cost_per_hour
+    assert margin.recommended.deployment.machines >= point.recommended.deployment.machines
+    if rate == 5000.0:
+        assert margin.recommended.cost_per_hour > point.recommended.cost_per_hour
+
+
+def test_the_interval_margin_never_prices_below_the_point_prediction() -> None:
+    from gru_sim.plan.evaluate import Evaluator
+
+    low = replace(linear_model(), service_time_upper_s=lambda b, n, t: 0.5 * linear_model().service_time_s(b, n, t))
+    ev = Evaluator(small_spec(hardware=(Hardware("small", 1.0, 2),), service_time_margin="interval"), {"small": low})
+    assert ev.service("small", 1)(4, 30) == linear_model().service_time_s(4, 30, 1)
+
+
+def test_the_margin_and_the_limits_are_in_plan_json() -> None:
+    from gru_sim.plan import PlanResult
+
+    spec = small_spec(hardware=LIMITED, service_time_margin="interval")
+    models = {"small": interval_model(), "big": interval_model(per_item_step_s=1.6e-5)}
+    data = json.loads(json.dumps(PlanResult(plan_serving(spec, models), None).to_dict()))
+    assert data["service_time_margin"] == "interval" and data["service_time_factor"] == 1.0
+    assert [(h["name"], h["max_machines"]) for h in data["hardware"]] == [("small", 2), ("big", 1)]
+    data = json.loads(json.dumps(PlanResult(plan_serving(small_spec(), MODELS), None).to_dict()))
+    assert data["service_time_margin"] == "factor" and data["hardware"][0]["max_machines"] is None
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Hardware("vm", 0.2, 2, max_machines=0), "hardware[vm].max_machines(=0) must be a whole number >= 1"),
+    (lambda: Hardware("vm", 0.2, 2, max_machines=-3), "hardware[vm].max_machines(=-3)"),
+    (lambda: small_spec(service_time_margin="quantile"), "service_time_margin(='quantile') must be one of"),
+    (lambda: small_spec(service_time_margin="interval", service_time_factor=1.15),
+     "service_time_margin: interval and service_time_factor(=1.15) both set the margin"),
+])
+def test_bad_limits_and_margins_name_the_field_and_value(make, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        make()
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_interval_margin_needs_a_model_that_states_its_error() -> None:
+    with pytest.raises(ConfigError, match="states no prediction interval"):
+        plan_serving(small_spec(service_time_margin="interval"), MODELS)

@@ -144,12 +144,83 @@ def test_a_scenario_without_a_plan_section_exits_2(tmp_path: Path, made_up: None
     (("cores: 4}", "cores: 4, profile: nowhere.json}"), ":17: plan.hardware[1].profile", "no such file"),
     (("  requests: 500\n", "  requests: 500\n  colour: blue\n"), ":19: plan.colour", "unknown key"),
     (("  seq_len: {distribution: uniform, low: 10, high: 40}\n", ""), ":4: plan.seq_len", "required unless"),
+    (("cores: 4}", "cores: 4, max_machines: 0}"), ":17: plan.hardware[1].max_machines", "0 is not valid: must be > 0"),
+    (("cores: 4}", "cores: 4, max_machines: -2}"), ":17: plan.hardware[1].max_machines", "must be > 0"),
+    (("cores: 4}", "cores: 4, max_machines: many}"), ":17: plan.hardware[1].max_machines", "whole number"),
+    (("  seeds: 2\n", "  seeds: 2\n  service_time_factor: 1.15\n  service_time_margin: interval\n"),
+     ":21: plan.service_time_margin", "service_time_margin: interval and service_time_factor(=1.15) both set"),
+    (("  seeds: 2\n", "  seeds: 2\n  service_time_margin: quantile\n"), ":20: plan.service_time_margin",
+     "must be one of 'factor' or 'interval'"),
 ])
 def test_plan_section_errors_name_the_line_and_field(tmp_path: Path, change: tuple[str, str], where: str,
                                                      message: str) -> None:
     with pytest.raises(ScenarioError) as err:
         load_scenario(_write(tmp_path, PLAN.replace(*change)))
     assert where in str(err.value) and message in str(err.value)
+
+
+LIMITED = (PLAN.replace("memory_bytes: 2_000_000_000}", "memory_bytes: 2_000_000_000, max_machines: 1}")
+           .replace("cores: 4}", "cores: 4, max_machines: 1}"))
+
+
+def test_max_machines_is_read_and_shown_in_plan_json(tmp_path: Path, made_up: None,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    spec = load_scenario(_write(tmp_path, LIMITED)).plan
+    assert spec is not None and [h.max_machines for h in spec.hardware] == [1, 1]
+    code, _, err = _run(tmp_path, LIMITED, capsys)
+    assert code == 0, err
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert [(h["name"], h["max_machines"]) for h in plan["hardware"]] == [("small", 1), ("big", 1)]
+    assert all(c["machines"] == 1 for c in plan["candidates"])
+    assert plan["recommended"]["hardware"] == "big"  # two small machines would be cheaper, one is not enough
+    assert any("needs more than max_machines(=1) small machines at 3000 req/s" in r["reason"]
+               for r in plan["ruled_out"])
+
+
+def test_an_slo_needing_more_than_max_machines_exits_1_naming_the_limit(
+        tmp_path: Path, made_up: None, capsys: pytest.CaptureFixture[str]) -> None:
+    text = LIMITED.replace("rate_per_s: 3000", "rate_per_s: 20000").replace("[1000, 3000]", "[1000, 20000]")
+    code, _, err = _run(tmp_path, text, capsys)
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("gru-sim plan: no deployment meets p99 <= 0.01 s at 2e+04 req/s")
+    assert "small x 1 thread: needs more than max_machines(=1) small machines at 2e+04 req/s" in last
+    assert "big x 1 thread: needs more than max_machines(=1) big machines at 2e+04 req/s" in last
+    assert "Traceback" not in err
+    plan = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert plan["recommended"] is None and plan["feasible"] is False
+
+
+def test_the_interval_margin_is_recorded_and_costs_at_least_the_point_prediction(
+        tmp_path: Path, made_up: None, capsys: pytest.CaptureFixture[str]) -> None:
+    plans = {}
+    for margin in ("factor", "interval"):
+        text = PLAN.replace("  seeds: 2\n", f"  seeds: 2\n  service_time_margin: {margin}\n")
+        code, _, err = _run(tmp_path, text, capsys)
+        assert code == 0, err
+        plans[margin] = json.loads((tmp_path / "out" / "plan.json").read_text())
+    assert plans["interval"]["service_time_margin"] == "interval" and plans["factor"]["service_time_margin"] == "factor"
+    point, margin = plans["factor"]["recommended"], plans["interval"]["recommended"]
+    assert margin["cost_per_hour"] >= point["cost_per_hour"]
+    # The made-up machine's interval reaches 1.15x its prediction: every latency is at least as long.
+    assert margin["latency_s"]["p50"] > point["latency_s"]["p50"]
+
+
+def test_a_profiles_interval_prices_as_its_predict_record_says() -> None:
+    from gru_sim.plan.models import upper_service_time_s
+    from gru_sim.study.engine import load_engine
+
+    path = ROOT / "calibration" / "profiles" / "cpu-default.json"
+    if not path.is_file():
+        pytest.skip("no shipped cpu profile")
+    predictor = load_engine(path).model
+    scenario = load_scenario(ROOT / "scenarios" / "plan-speech.yaml")
+    for batch, seq_len in ((1, 50), (4, 300), (16, 1500)):
+        config = scenario.config(batch=batch, seq_len=seq_len, mode="inference", threads=1)
+        record = predictor.predict(config)
+        assert upper_service_time_s(predictor, config) == pytest.approx(
+            record.latency_interval_s[1] * predictor.service_time_s(config) / record.latency_s, rel=1e-9)
+        assert upper_service_time_s(predictor, config) >= predictor.service_time_s(config)
 
 
 def test_the_example_plan_scenario_loads() -> None:
@@ -163,6 +234,8 @@ def test_the_schema_documents_the_plan_section(capsys: pytest.CaptureFixture[str
     schema = json.loads(capsys.readouterr().out)
     assert "plan" in schema["properties"]
     assert "PlanSpec" in schema["$defs"] and "HardwareSpec" in schema["$defs"]
+    assert "max_machines" in schema["$defs"]["HardwareSpec"]["properties"]
+    assert "service_time_margin" in schema["$defs"]["PlanSpec"]["properties"]
 
 
 def test_run_leaves_a_plan_section_alone_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -4,9 +4,10 @@ Every candidate is simulated with :func:`gru_sim.sim.serving.simulate_serving` o
 ``requests`` requests each, and is feasible only when every seed's run keeps up (:func:`is_stable`),
 has its percentile within the SLO and enough requests within it — so the verdict does not hang on one
 draw of the arrivals. Seeds run until one fails; the figures reported are pooled over the seeds run.
-The :class:`Evaluator` also knows, per hardware kind, what a replica costs in service time and memory
-and how many fit on a machine; it keeps every candidate it simulated, in order, for the search
-(:mod:`gru_sim.plan.search`) to read.
+The :class:`Evaluator` also knows, per hardware kind, what a replica costs in service time (the point
+prediction x ``service_time_factor``, or with ``service_time_margin: interval`` the upper end of the
+prediction interval) and memory, how many fit on a machine, and how many machines the kind allows; it
+keeps every candidate it simulated, in order, for the search (:mod:`gru_sim.plan.search`) to read.
 
 With a :data:`SeedRunner` (``gru-sim plan --workers N``, a Dask cluster: :mod:`gru_sim.study.plan`) the
 seeds of a candidate are simulated at once, elsewhere (:func:`simulate_seed_task` on a worker), and the
@@ -22,6 +23,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..sim.serving import (BatchingSpec, ServingSpec, generate_requests, is_stable, simulate_serving)
 from .result import Candidate, Deployment
 from .spec import Batching, Hardware, PlanSpec
@@ -31,11 +33,15 @@ from .spec import Batching, Hardware, PlanSpec
 class ReplicaModel:
     """How one hardware kind runs the model. ``service_time_s(batch, seq_len, threads)``: seconds of one
     batch padded to ``seq_len`` steps; ``memory_bytes(batch, seq_len)``: bytes a replica holds while it
-    runs that batch (weights, inputs, activations); ``weight_bytes``: the weights alone."""
+    runs that batch (weights, inputs, activations); ``weight_bytes``: the weights alone;
+    ``service_time_upper_s`` (same arguments as ``service_time_s``): the upper end of the service
+    time's 90% prediction interval (None: the model states no error; ``service_time_margin: interval``
+    then cannot be planned)."""
 
     service_time_s: Callable[[int, int, int], float]
     memory_bytes: Callable[[int, int], int]
     weight_bytes: int
+    service_time_upper_s: Callable[[int, int, int], float] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,12 +89,21 @@ class Evaluator:
         self.lengths = np.concatenate(lengths)
 
     def service(self, hardware: str, threads: int) -> Callable[[int, int], float]:
+        """The service time a batch gets in the simulations: the point prediction x the factor, or (margin
+        ``interval``) the upper end of its prediction interval, never below the point prediction."""
         if (hardware, threads) not in self._service:
             model, factor = self.models[hardware], self.spec.service_time_factor
+            upper = model.service_time_upper_s if self.spec.service_time_margin == "interval" else None
+            if self.spec.service_time_margin == "interval" and upper is None:
+                raise ConfigError(f"service_time_margin: interval: hardware {hardware}'s cost model states no "
+                                  "prediction interval")
 
             @lru_cache(maxsize=None)
             def service_time_s(batch: int, seq_len: int) -> float:
-                return factor * float(model.service_time_s(batch, seq_len, threads))
+                point = float(model.service_time_s(batch, seq_len, threads))
+                if upper is None:
+                    return factor * point
+                return factor * max(point, float(upper(batch, seq_len, threads)))
 
             self._service[(hardware, threads)] = service_time_s
         return self._service[(hardware, threads)]
@@ -115,16 +130,24 @@ class Evaluator:
             return 0
         return by_cores if hw.memory_bytes is None else min(by_cores, hw.memory_bytes // max(need, 1))
 
-    def levels(self, hw: Hardware, threads: int, batching: Batching) -> list[Level]:
-        """One replica count per machine count: the most the space allows on that many machines."""
+    def levels(self, hw: Hardware, threads: int, batching: Batching, limited: bool = True) -> list[Level]:
+        """One replica count per machine count: the most the space allows on that many machines, up to the
+        kind's ``max_machines`` (``limited`` False: whatever the limit)."""
         per = self.per_machine(hw, threads, batching)
         if per == 0:
             return []
         most: dict[int, int] = {}
         for r in self.spec.space.replicas:
             m = math.ceil(r / per)
+            if limited and hw.max_machines is not None and m > hw.max_machines:
+                continue
             most[m] = max(most.get(m, 0), r)
         return [Level(m, most[m]) for m in sorted(most)]
+
+    def capped(self, hw: Hardware, threads: int, batching: Batching) -> bool:
+        """Whether the kind's ``max_machines`` leaves out machine counts the search space holds."""
+        return hw.max_machines is not None and len(self.levels(hw, threads, batching, limited=False)) > len(
+            self.levels(hw, threads, batching))
 
     def _serving_spec(self, batching: Batching, replicas: int, threads: int, seed: int,
                       rate: float | None = None) -> ServingSpec:

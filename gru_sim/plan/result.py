@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .spec import Batching, Slo
+from .spec import Batching, Hardware, Slo
 
 PLAN_SCHEMA_VERSION = 1
 
@@ -150,7 +150,9 @@ class ServingPlan:
     the highest rate it still meets the SLO at; ``cheaper_neighbours`` the nearest cheaper deployments
     simulated, each with why it fails; ``evaluations`` the deployments the search simulated at the
     peak rate, ``space_size`` those a brute-force search would simulate, and ``simulations`` every
-    deployment and rate simulated (the search, the headroom, the neighbours and the schedule)."""
+    deployment and rate simulated (the search, the headroom, the neighbours and the schedule).
+    ``hardware``: the machine kinds planned with (their limits); ``service_time_margin`` and
+    ``service_time_factor``: how every batch's service time was priced."""
 
     slo: Slo
     rate_per_s: float
@@ -169,6 +171,9 @@ class ServingPlan:
     space_size: int
     requests_per_run: int
     seeds: tuple[int, ...]
+    hardware: tuple[Hardware, ...] = ()
+    service_time_margin: str = "factor"
+    service_time_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,9 @@ class PlanResult:
                 "schedule": [r.to_dict() for r in s.schedule],
                 "search": {"evaluations": s.evaluations, "simulations": s.simulations, "space_size": s.space_size,
                            "requests_per_run": s.requests_per_run, "seeds": list(s.seeds)},
+                "hardware": [h.to_dict() for h in s.hardware],
+                "service_time_margin": s.service_time_margin,
+                "service_time_factor": s.service_time_factor,
             })
         out["training"] = None if self.training is None else self.training.to_dict()
         out["feasible"] = self.feasible

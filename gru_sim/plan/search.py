@@ -17,6 +17,11 @@ count (more replicas never lengthen the queue), so:
 2. the most replicas still within budget is simulated; if it fails, the setting cannot beat the best;
 3. otherwise bisection finds the fewest machines that meet the SLO.
 
+A hardware kind may cap the machines of a deployment (``max_machines``): machine counts above it are not
+part of the space. A group whose every batcher setting fails at the most machines allowed, where the
+space holds more, is ruled out as needing more than ``max_machines`` machines, with its closest miss
+(it joins ``ruled_out``, and the one-line verdict when nothing is feasible).
+
 Every candidate is simulated once per seed and is feasible only when every seed's run meets the SLO
 (:mod:`gru_sim.plan.evaluate`: the evaluation of one deployment). :func:`plan_serving` with
 ``exhaustive=True`` simulates every deployment instead (the tests' yardstick).
@@ -123,6 +128,7 @@ def plan_serving(spec: PlanSpec, models: Mapping[str, ReplicaModel], *, exhausti
                          f"({weights} bytes, {fmt_bytes(weights)})")
     failures: dict[tuple[str, int], Candidate] = {}  # per group, the closest miss at the most replicas tried
     shortfalls: dict[tuple[str, int], str] = {}  # per group, why the capacity bound ruled out every count
+    limited: set[tuple[str, int]] = set()  # groups that need more machines than their kind's max_machines
     order = 0
     for hw in spec.hardware if global_reason is None else ():
         for threads in sorted(set(spec.space.threads_per_replica)):
@@ -132,13 +138,24 @@ def plan_serving(spec: PlanSpec, models: Mapping[str, ReplicaModel], *, exhausti
             if reason is not None:
                 ruled_out.append(RuledOut(hw.name, threads, reason))
                 continue
+            # Per setting: True a deployment meets the SLO; False even the most machines allowed fail;
+            # None not known (the budget of the best deployment so far cut the search short).
+            verdicts: list[bool | None] = []
+            capped, limit_note = False, None
             ranked = sorted(batchings, key=lambda b: -ev.capacity_per_replica(hw.name, threads, b))
             for batching in ranked:
                 order += 1
                 levels = group_levels[batching]
+                capped = capped or ev.capped(hw, threads, batching)
                 if not levels:
-                    ruled_out.append(RuledOut(hw.name, threads, f"{batching.describe()}: a replica does not fit "
-                                                                f"on a machine"))
+                    verdicts.append(False)
+                    first = ev.levels(hw, threads, batching, limited=False)[:1]
+                    if first:  # the fewest replicas searched already need more machines than allowed
+                        limit_note = limit_note or (f"the fewest replicas searched, {first[0].replicas}, need "
+                                                    f"{first[0].machines} machines")
+                    else:
+                        ruled_out.append(RuledOut(hw.name, threads, f"{batching.describe()}: a replica does not "
+                                                                    f"fit on a machine"))
                     continue
 
                 def make(level: Level, batching: Batching = batching, threads: int = threads) -> Deployment:
@@ -147,10 +164,13 @@ def plan_serving(spec: PlanSpec, models: Mapping[str, ReplicaModel], *, exhausti
                 if exhaustive:
                     for level in levels:
                         ev.start(make(level), rate)
+                    feasible = False
                     for level in levels:
                         c = ev.evaluate(make(level), rate)
+                        feasible = feasible or c.feasible
                         if c.feasible and (best is None or _key(c, order) < best[0]):
                             best = (_key(c, order), c)
+                    verdicts.append(feasible)
                     _note_failure(failures, ev.evaluate(make(levels[-1]), rate))
                     continue
                 need = CAPACITY_SLACK * rate / ev.capacity_per_replica(hw.name, threads, batching)
@@ -159,17 +179,26 @@ def plan_serving(spec: PlanSpec, models: Mapping[str, ReplicaModel], *, exhausti
                           if lv.replicas >= need and round(lv.machines * hw.cost_per_hour, 9) <= round(budget, 9)]
                 found = _bisect_fewest(ev, make, usable, rate)
                 if found is None:
+                    verdicts.append(False if levels[-1].replicas < need or (usable and usable[-1] == levels[-1])
+                                    else None)
                     if usable:
                         _note_failure(failures, ev.evaluate(make(usable[-1]), rate))
-                    elif best is None:
+                    elif levels[-1].replicas < need:
                         most = levels[-1].replicas
                         bound = most * ev.capacity_per_replica(hw.name, threads, batching)
-                        shortfalls.setdefault((hw.name, threads), (
-                            f"even {most} replica{'s' * (most != 1)} finish at most {bound:.4g} req/s "
-                            f"({batching.describe()}, full batches of the shortest requests)"))
+                        text = (f"even {most} replica{'s' * (most != 1)} finish at most {bound:.4g} req/s "
+                                f"({batching.describe()}, full batches of the shortest requests)")
+                        limit_note = limit_note or text
+                        if best is None:
+                            shortfalls.setdefault((hw.name, threads), text)
                     continue
+                verdicts.append(True)
                 if best is None or _key(found, order) < best[0]:
                     best = (_key(found, order), found)
+            if capped and verdicts and all(v is False for v in verdicts):
+                limited.add((hw.name, threads))
+                ruled_out.append(RuledOut(hw.name, threads, _limit_reason(hw, rate, failures.get((hw.name, threads)),
+                                                                          limit_note)))
     searched = len(ev.cache)
     candidates = tuple(ev.cache.values())
     recommended = None if best is None else best[1]
@@ -181,15 +210,15 @@ def plan_serving(spec: PlanSpec, models: Mapping[str, ReplicaModel], *, exhausti
         candidates = tuple(ev.cache.values())
     reason = None
     if recommended is None:
-        reason = global_reason or _infeasible_reason(spec, rate, ruled_out, failures, shortfalls)
+        reason = global_reason or _infeasible_reason(spec, rate, ruled_out, failures, shortfalls, limited)
     return ServingPlan(slo=spec.slo, rate_per_s=rate, memory_cap_bytes=spec.memory_cap_bytes,
                        recommended=recommended, headroom_rate_per_s=headroom, headroom_bounded=bounded,
                        candidates=tuple(c for c in candidates if c.rate_per_s == rate),
                        pareto=pareto_front(c for c in candidates if c.rate_per_s == rate),
                        cheaper_neighbours=neighbours, ruled_out=tuple(ruled_out), schedule=schedule, reason=reason,
                        evaluations=searched, simulations=len(ev.cache), space_size=space_size,
-                       requests_per_run=spec.requests,
-                       seeds=tuple(ev.seeds))
+                       requests_per_run=spec.requests, seeds=tuple(ev.seeds), hardware=spec.hardware,
+                       service_time_margin=spec.service_time_margin, service_time_factor=spec.service_time_factor)
 
 
 def _note_failure(failures: dict[tuple[str, int], Candidate], candidate: Candidate) -> None:
@@ -202,16 +231,29 @@ def _note_failure(failures: dict[tuple[str, int], Candidate], candidate: Candida
         failures[group] = candidate
 
 
+def _limit_reason(hw: Hardware, rate: float, closest: Candidate | None, note: str | None) -> str:
+    """Why a hardware kind (at one thread count) fails within its ``max_machines``: the closest miss."""
+    text = f"needs more than max_machines(={hw.max_machines}) {hw.name} machines at {rate:.4g} req/s"
+    if closest is not None:
+        d = closest.deployment
+        return (f"{text} (on {d.machines} machine{'s' * (d.machines != 1)}, {d.replicas} "
+                f"replica{'s' * (d.replicas != 1)}, {d.batching.describe()}: {closest.reason})")
+    return f"{text} ({note})" if note else text
+
+
 def _infeasible_reason(spec: PlanSpec, rate: float, ruled_out: list[RuledOut],
-                       failures: dict[tuple[str, int], Candidate], shortfalls: dict[tuple[str, int], str]) -> str:
+                       failures: dict[tuple[str, int], Candidate], shortfalls: dict[tuple[str, int], str],
+                       limited: set[tuple[str, int]]) -> str:
     def group(name: str, threads: int) -> str:
         return f"{name} x {threads} thread{'s' * (threads != 1)}"
 
     parts = [f"{group(r.hardware, r.threads_per_replica)}: {r.reason}" for r in ruled_out]
     for (name, threads), c in failures.items():
+        if (name, threads) in limited:  # said by its max_machines entry among ruled_out
+            continue
         parts.append(f"{group(name, threads)}: even {c.deployment.replicas} "
                      f"replica{'s' * (c.deployment.replicas != 1)} ({c.deployment.batching.describe()}): {c.reason}")
-    parts += [f"{group(*g)}: {text}" for g, text in shortfalls.items() if g not in failures]
+    parts += [f"{group(*g)}: {text}" for g, text in shortfalls.items() if g not in failures and g not in limited]
     return (f"no deployment meets {spec.slo.describe()} at {rate:.4g} req/s: "
             + ("; ".join(dict.fromkeys(parts)) or "the search space is empty"))
 

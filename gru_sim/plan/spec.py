@@ -22,6 +22,9 @@ PERCENTILES = (95, 99)
 DEFAULT_REQUESTS = 4000
 DEFAULT_SEEDS = (1, 2, 3)
 OPTIMIZERS = ("sgd", "sgd-momentum", "adam")
+# How a batch's service time is priced: "factor", the point prediction x service_time_factor; "interval",
+# the upper end of the profile's 90% prediction interval (never below the point prediction).
+SERVICE_TIME_MARGINS = ("factor", "interval")
 
 
 def _whole(name: str, value: Any, low: int = 1) -> int:
@@ -36,6 +39,13 @@ def _positive(name: str, value: Any, allow_zero: bool = False) -> float:
     if not ok:
         raise ConfigError(f"{name}(={value!r}) must be a number {'>= 0' if allow_zero else '> 0'}")
     return float(value)
+
+
+def interval_and_factor_rule(factor: float) -> str:
+    """Why ``service_time_margin: interval`` refuses a ``service_time_factor`` other than 1."""
+    return (f"service_time_margin: interval and service_time_factor(={factor!r}) both set the margin on "
+            "service times: give one (the interval's upper end is the margin; drop service_time_factor or "
+            "set it to 1)")
 
 
 @dataclass(frozen=True)
@@ -72,14 +82,16 @@ class Slo:
 
 @dataclass(frozen=True)
 class Hardware:
-    """A machine kind replicas may run on: its price, cores and memory (None: not a constraint), and
-    the calibration profile that prices a call on it (None: the plan's profile)."""
+    """A machine kind replicas may run on: its price, cores and memory (None: not a constraint), the
+    calibration profile that prices a call on it (None: the plan's profile), and the most machines of
+    this kind a deployment may use (None: no limit)."""
 
     name: str
     cost_per_hour: float
     cores: int
     memory_bytes: int | None = None
     profile: str | None = None
+    max_machines: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -88,6 +100,12 @@ class Hardware:
         _whole(f"hardware[{self.name}].cores", self.cores)
         if self.memory_bytes is not None:
             _whole(f"hardware[{self.name}].memory_bytes", self.memory_bytes)
+        if self.max_machines is not None:
+            _whole(f"hardware[{self.name}].max_machines", self.max_machines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "cost_per_hour": self.cost_per_hour, "cores": self.cores,
+                "memory_bytes": self.memory_bytes, "max_machines": self.max_machines, "profile": self.profile}
 
 
 @dataclass(frozen=True)
@@ -177,8 +195,11 @@ class PlanSpec:
     """A plan: traffic (arrivals at the peak rate, request lengths), the SLO, an optional memory cap
     per replica, the search space, the hardware candidates, and how hard to simulate each candidate
     (``requests`` per run, one run per seed). ``rates_per_s``: the rates to plan for (e.g. a day's
-    hours); the plan is sized for the highest, and the others get a schedule. ``service_time_factor``
-    multiplies every predicted service time (a margin for a real loop's slower batches)."""
+    hours); the plan is sized for the highest, and the others get a schedule. ``service_time_margin``
+    says how a batch's service time is priced: ``"factor"`` (the point prediction x
+    ``service_time_factor``, a margin for a real loop's slower batches) or ``"interval"`` (the upper end
+    of the profile's 90% prediction interval, which needs ``service_time_factor`` 1: the two margins
+    are not stacked)."""
 
     arrival: ArrivalSpec
     seq_len: SeqLenSpec | None
@@ -191,6 +212,7 @@ class PlanSpec:
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     service_time_factor: float = 1.0
     training: TrainingPlanSpec | None = None
+    service_time_margin: str = "factor"
 
     def __post_init__(self) -> None:
         if self.seq_len is None and self.arrival.process != "trace":
@@ -212,6 +234,11 @@ class PlanSpec:
         for seed in self.seeds:
             _whole("seeds", seed, low=0)
         _positive("service_time_factor", self.service_time_factor)
+        if self.service_time_margin not in SERVICE_TIME_MARGINS:
+            raise ConfigError(f"service_time_margin(={self.service_time_margin!r}) must be one of "
+                              f"{', '.join(SERVICE_TIME_MARGINS)}")
+        if self.service_time_margin == "interval" and self.service_time_factor != 1:
+            raise ConfigError(interval_and_factor_rule(self.service_time_factor))
 
     @property
     def peak_rate_per_s(self) -> float:

@@ -243,6 +243,9 @@ class HardwareSpec(_Spec):
     cost_per_hour: PositiveFloat = Field(description="price of one machine per hour (any currency)")
     cores: PositiveInt = Field(le=65536, description="cores of one machine")
     memory_bytes: PositiveInt | None = Field(None, description="memory of one machine (default: not a limit)")
+    max_machines: PositiveInt | None = Field(
+        None, le=1_000_000, description="most machines of this kind a deployment may use (default: no limit); "
+                                        "a kind that would need more is ruled out, saying so")
     profile: str | None = Field(
         None, min_length=1, description="calibration profile made on this kind (default: the plan's profile). A "
                                         "relative path is read from the scenario's folder, else the current one.")
@@ -283,7 +286,12 @@ class PlanSpec(_Spec):
     seeds: Union[list[Annotated[int, Field(ge=0)]], PositiveInt] = Field(
         [1, 2, 3], description="seeds each candidate is simulated with (a list, or how many)")
     service_time_factor: PositiveFloat = Field(
-        1.0, le=100, description="multiplies every predicted service time: a margin for real serving loops")
+        1.0, le=100, description="multiplies every predicted service time: a margin for real serving loops "
+                                 "(with service_time_margin: factor)")
+    service_time_margin: Literal["factor", "interval"] = Field(
+        "factor", description="how a batch's service time is priced: factor = the point prediction x "
+                              "service_time_factor; interval = the upper end of the profile's 90% prediction "
+                              "interval (never below the point prediction; service_time_factor must then be 1)")
     training: PlanTrainingSpec | None = None
 
 

@@ -224,7 +224,11 @@ def build_plan(spec: ScenarioSpec, base_dir: Path, problems: Problems) -> PlanSp
                              f"no such file (looked in {base_dir or '.'} and the current folder)")
             profile = str(found)
         hardware.append(plan_spec.Hardware(name=hw.name, cost_per_hour=hw.cost_per_hour, cores=hw.cores,
-                                           memory_bytes=hw.memory_bytes, profile=profile))
+                                           memory_bytes=hw.memory_bytes, profile=profile,
+                                           max_machines=hw.max_machines))
+    if pl.service_time_margin == "interval" and pl.service_time_factor != 1:
+        problems.bad(("plan", "service_time_margin"), pl.service_time_margin,
+                     plan_spec.interval_and_factor_rule(pl.service_time_factor))
     if pl.training is not None:
         rule = mode_rule(spec, "training")
         if rule:
@@ -249,7 +253,7 @@ def build_plan(spec: ScenarioSpec, base_dir: Path, problems: Problems) -> PlanSp
                                         bucket_edges=None if edges is None else tuple(edges),
                                         threads_per_replica=tuple(search.threads_per_replica)),
             rates_per_s=tuple(pl.rates_per_s or ()), memory_cap_bytes=pl.memory_cap_bytes, requests=pl.requests,
-            seeds=seeds, service_time_factor=pl.service_time_factor,
+            seeds=seeds, service_time_factor=pl.service_time_factor, service_time_margin=pl.service_time_margin,
             training=None if t is None else plan_spec.TrainingPlanSpec(
                 sequences_per_epoch=t.sequences_per_epoch, seq_len=t.seq_len,
                 target_epoch_time_s=t.target_epoch_time_s, batch_per_device=tuple(t.batch_per_device),
