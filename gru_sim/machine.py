@@ -59,6 +59,13 @@ def isa_flags() -> list[str]:
     return []
 
 
+def simd_bytes(flags: list[str] | None = None) -> int:
+    """The width of this CPU's widest vector registers in bytes (64 with AVX-512, 32 with AVX or AVX2,
+    16 otherwise: SSE, NEON)."""
+    have = set(isa_flags() if flags is None else flags)
+    return 64 if "avx512f" in have else 32 if have & {"avx", "avx2"} else 16
+
+
 def memory_total_bytes() -> int | None:
     with open("/proc/meminfo") as f:
         for line in f:

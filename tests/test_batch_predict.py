@@ -67,6 +67,12 @@ def test_batch_matches_scalar_on_the_synthetic_profile(synthetic) -> None:
     assert_same(Predictor(synthetic, here=HERE), BatchPredictor(synthetic, here=HERE), random_configs(0, 300))
 
 
+def test_batch_matches_scalar_at_another_vector_width(tmp_path) -> None:
+    profile = load_profile(make_profile(tmp_path / "p.json"))
+    profile.cost_model.alignment_bytes = 32
+    assert_same(Predictor(profile, here=HERE), BatchPredictor(profile, here=HERE), random_configs(2, 300))
+
+
 def test_batch_matches_scalar_on_the_shipped_cpu_profile() -> None:
     profile = load_profile(default_profile_path("cpu"))
     here = {"device": "cpu", "cpu_model": "elsewhere"}

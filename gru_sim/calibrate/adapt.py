@@ -24,7 +24,7 @@ import numpy as np
 from ..config import GruConfig
 from ..errors import GruSimError
 from ..groups import GroupKey
-from ..machine import cache_levels, differences
+from ..machine import cache_levels, differences, simd_bytes
 from ..measure import measure_gru
 from ..measure.fingerprint import fingerprint
 from ..measure.primitives import quick_ceilings
@@ -87,6 +87,8 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
         store.set_meta("fingerprint", here)
         store.set_meta("adapted_from", str(source.path))
         data = model.to_dict()
+        if spec.device == "cpu":  # sizes are aligned or not by this machine's vector width
+            data["settings"]["alignment_bytes"] = simd_bytes()
         for g in groups:
             _, dtype, impl, t = g.split("/")
             threads = int(t[1:])

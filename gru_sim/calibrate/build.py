@@ -8,7 +8,8 @@ import datetime as dt
 from typing import Any
 
 from ..errors import GruSimError
-from ..model.costmodel import GruCostModel, gemm_key, step_key
+from ..machine import simd_bytes
+from ..model.costmodel import CACHE_LINE_BYTES, GruCostModel, gemm_key, step_key
 from ..model.memory_model import MemoryModel
 from ..model.metrics import error_summary
 from ..model.profile import Profile
@@ -54,7 +55,8 @@ def fit_model(spec: JobSpec, store: MeasurementStore, train: list[StoredPoint], 
     if not steps:
         raise GruSimError(f"{store.path}: no step units were timed: raise --budget")
     usable = [p for p in train if p.group in modes]
-    model = GruCostModel(cv_folds=cv_folds, seed=seed).fit(
+    alignment = simd_bytes() if spec.device == "cpu" else CACHE_LINE_BYTES
+    model = GruCostModel(cv_folds=cv_folds, seed=seed, alignment_bytes=alignment).fit(
         [p.config for p in usable], [speed.corrector(p.group)(p.latency_s, p.at) for p in usable], steps, gemms,
         fit_ranges(spec, modes))
     for key in model.coef_:

@@ -32,7 +32,7 @@ from ..errors import ProfileError
 from ..groups import GroupKey
 from .batch_configs import CHOICES, INT_COLUMNS, ConfigBatch, decode_category
 from .batch_tables import GemmLookup, StepLookup
-from .costmodel import (AXES, CACHE_LINE_BYTES, MATMULS_PER_TRAINING_STEP, TRAINING_OVER_INFERENCE, GruCostModel, gemm_key,
+from .costmodel import (AXES, MATMULS_PER_TRAINING_STEP, TRAINING_OVER_INFERENCE, GruCostModel, gemm_key,
                         step_key)
 from .library import FOREIGN_INTERVAL_FACTOR, here_fingerprint, mismatch
 from .memory_model import DEFAULT_COEF, FIXED_BYTES
@@ -159,7 +159,7 @@ class BatchPredictor:
         gkey = gemm_key(device, dtype, GroupKey.parse(key).threads)
         if gkey not in model.gemm_tables_:
             raise ProfileError(f"the profile has no GEMM table for {device}/{dtype} at "
-                               f"{int(key.rsplit('/t', 1)[1])} threads: calibrate for it first")
+                               f"{GroupKey.parse(key).threads} threads: calibrate for it first")
         mode_factor = 1.0
         if borrowed_mode:
             mode_factor = TRAINING_OVER_INFERENCE if training else 1.0 / TRAINING_OVER_INFERENCE
@@ -193,9 +193,9 @@ class BatchPredictor:
         terms_bwd = (d * proj0 + rest * (d * proj1 * 2.0)) if training else np.zeros_like(proj0)
         terms_ld = layers * d
         terms_bytes = layers * (d * t * (b * h * s))
-        # Layers whose sizes are not whole cache lines (GruCostModel.compose): layer 0 reads I, the
+        # Layers whose rows are not whole vectors (GruCostModel.compose): layer 0 reads I, the
         # layers above D·H, which is aligned whenever H is.
-        line = CACHE_LINE_BYTES // s
+        line = max(model.alignment_bytes // s, 1)
         step_off = (hi_ % line) != 0
         proj0_off = step_off | ((ii % line) != 0)
         bwd0 = proj0 if training else np.zeros_like(proj0)

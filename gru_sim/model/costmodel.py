@@ -13,7 +13,7 @@ physical quantities (``RESIDUAL_TERMS``):
 * ``call`` — 1; ``layer_direction`` — L·D: the fixed costs of a call and of each layer-direction;
 * ``output_bytes`` — bytes of the per-direction outputs written, stacked and concatenated;
 * ``steps_unaligned``, ``projection_unaligned`` — the step and projection seconds of layers whose
-  sizes are not a whole number of cache lines (the tables are timed at round sizes, which run faster).
+  sizes are not a whole number of SIMD vectors (the tables are timed at round sizes, which run faster).
 
 ``fit`` learns one non-negative coefficient per term and (group, mode) from whole-call measurements
 (:mod:`.residual`),
@@ -42,9 +42,11 @@ from .residual import (_BYTES, _CALL, _LD, _PROJ, _PROJ_BWD, _PROJ_UNALIGNED, _S
 from .units import GemmTable, StepTable
 
 AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
-# Rows of a whole number of cache lines (64 bytes) keep every row of a matrix aligned; BLAS and the
-# vectorised gate kernels run such sizes markedly faster than their odd neighbours. The unit tables
-# are timed at round sizes; a call whose sizes are not multiples of this pays the fitted extra share.
+# Rows of a whole number of SIMD vectors keep every row of a matrix aligned; BLAS and the vectorised
+# gate kernels run such sizes markedly faster than their odd neighbours. The unit tables are timed at
+# round sizes; a call whose sizes are not multiples of the machine's vector width (``alignment_bytes``,
+# from its ISA: 64 with AVX-512, 32 with AVX2) pays the fitted extra share. A profile that does not say
+# takes a cache line.
 CACHE_LINE_BYTES = 64
 # Fewer out-of-fold residuals than this in a (group, mode): pool the residuals of all for its interval.
 MIN_GROUP_RESIDUALS = 20
@@ -86,7 +88,7 @@ class LayerUnits:
     projection_s: float
     projection_backward_s: float
     output_bytes: float      # per step
-    step_unaligned: bool = False        # H is not a whole number of cache lines
+    step_unaligned: bool = False        # H is not a whole number of SIMD vectors
     projection_unaligned: bool = False  # H or the layer's input size is not
 
 
@@ -105,7 +107,7 @@ class Composition:
 
 def _alphas(coef: np.ndarray, unit: LayerUnits) -> tuple[float, float, float]:
     """The coefficients on one layer's step, projection and projection backward, with its unaligned
-    extra where its sizes are not whole cache lines."""
+    extra where its sizes are not whole SIMD vectors."""
     extra_step = coef[_STEPS_UNALIGNED] if unit.step_unaligned else 0.0
     extra_proj = coef[_PROJ_UNALIGNED] if unit.projection_unaligned else 0.0
     return coef[_STEPS] + extra_step, coef[_PROJ] + extra_proj, coef[_PROJ_BWD] + extra_proj
@@ -119,10 +121,12 @@ class GruCostModel:
     fold split. Learned attributes end in ``_``; the unit tables are given to :meth:`fit`.
     """
 
-    def __init__(self, interval: float = 0.90, cv_folds: int = 5, seed: int = 0) -> None:
+    def __init__(self, interval: float = 0.90, cv_folds: int = 5, seed: int = 0,
+                 alignment_bytes: int = CACHE_LINE_BYTES) -> None:
         self.interval = interval
         self.cv_folds = cv_folds
         self.seed = seed
+        self.alignment_bytes = alignment_bytes
 
     # ------------------------------------------------------------------------------------ fitting
     def fit(self, configs: Sequence[GruConfig], latencies_s: Sequence[float], step_tables: dict[str, StepTable],
@@ -255,7 +259,7 @@ class GruCostModel:
                 layer_step, proj = step_s + per_step, 0.0
             proj_bwd = proj * (2.0 if layer > 0 else 1.0) if training else 0.0
             out_bytes = float(b * h * config.dtype_bytes)
-            line = CACHE_LINE_BYTES // config.dtype_bytes
+            line = max(self.alignment_bytes // config.dtype_bytes, 1)
             step_off = h % line != 0
             proj_off = step_off or i % line != 0
             layers.append(LayerUnits(layer, layer_step, mm_s, forward_share, proj, proj_bwd, out_bytes,
@@ -380,7 +384,8 @@ class GruCostModel:
         """Plain JSON-able state (no pickles)."""
         self._check_fitted()
         return {
-            "settings": {"interval": self.interval, "cv_folds": self.cv_folds, "seed": self.seed},
+            "settings": {"interval": self.interval, "cv_folds": self.cv_folds, "seed": self.seed,
+                         "alignment_bytes": self.alignment_bytes},
             "terms": list(RESIDUAL_TERMS),
             "step_tables": {k: t.to_dict() for k, t in self.step_tables_.items()},
             "gemm_tables": {k: t.to_dict() for k, t in self.gemm_tables_.items()},

@@ -1,0 +1,46 @@
+"""Whether a layer's sizes are aligned is judged by the machine's SIMD width, recorded in the
+profile: H=40 floats (160 bytes) is five AVX2 vectors but not a whole number of AVX-512 ones."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gru_sim.config import GruConfig
+from gru_sim.machine import simd_bytes
+from gru_sim.model.costmodel import GruCostModel
+from gru_sim.model.residual import RESIDUAL_TERMS
+
+from model_fixtures import design, fitted_model, synthetic_latencies
+
+UNALIGNED = RESIDUAL_TERMS.index("steps_unaligned")
+
+
+def test_the_vector_width_comes_from_the_isa() -> None:
+    assert simd_bytes(["avx", "avx2", "fma", "avx512f"]) == 64
+    assert simd_bytes(["avx", "avx2", "fma"]) == 32
+    assert simd_bytes(["asimd"]) == 16 and simd_bytes([]) == 16
+
+
+def test_alignment_is_judged_by_the_profiles_vector_width() -> None:
+    configs = design(n=120)
+    model = fitted_model(configs, synthetic_latencies(configs), cv_folds=0)
+    h40 = GruConfig(batch=4, seq_len=10, input_size=32, hidden_size=40)
+    model.alignment_bytes = 64
+    assert model.compose(h40).terms[UNALIGNED] > 0
+    model.alignment_bytes = 32
+    assert model.compose(h40).terms[UNALIGNED] == 0
+
+
+def test_the_width_travels_with_the_profile() -> None:
+    configs = design(n=120)
+    model = fitted_model(configs, synthetic_latencies(configs), cv_folds=0, alignment_bytes=32)
+    again = GruCostModel.from_dict(model.to_dict())
+    assert again.alignment_bytes == 32
+    old = model.to_dict()
+    del old["settings"]["alignment_bytes"]
+    assert GruCostModel.from_dict(old).alignment_bytes == 64  # a profile that does not say: a cache line
+
+
+def test_old_settings_dicts_still_load() -> None:
+    model = GruCostModel(cv_folds=0, alignment_bytes=32)
+    assert model.alignment_bytes == 32 and np.isclose(model.interval, 0.9)
