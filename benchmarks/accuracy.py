@@ -38,13 +38,18 @@ POLICY = TimingPolicy(min_sample_s=0.002, budget_s=0.3, min_samples=9, max_sampl
 
 
 def figures(measured: list[float], predicted: list[float], intervals: list[tuple[float, float]]) -> dict[str, Any]:
-    """Median APE and signed error (%), p90 APE, share within ±10 %, 90 % interval coverage."""
+    """Median APE and signed error (%), p90 APE, share within ±10 %, 90 % interval coverage, and the
+    median APE once the common level of the run (the median ratio predicted / measured: the machine's
+    speed then against the calibration's) is divided out — the error in how time depends on the shape."""
     m, p = np.asarray(measured), np.asarray(predicted)
     if m.size == 0:
         return {"n": 0}
     signed = 100.0 * (p - m) / m
     iv = np.asarray(intervals)
+    ratio = p / m
+    level = float(np.exp(np.median(np.log(ratio))))  # the run's common level: predicted / measured
     return {"n": int(m.size), "median_ape": float(np.median(np.abs(signed))),
+            "common_level": level, "median_ape_after_level": float(100.0 * np.median(np.abs(ratio / level - 1.0))),
             "median_signed_error": float(np.median(signed)), "p90_ape": float(np.percentile(np.abs(signed), 90)),
             "within_10pct": float(np.mean(np.abs(signed) <= 10.0)),
             "interval_coverage": float(np.mean((iv[:, 0] <= m) & (m <= iv[:, 1])))}
@@ -126,7 +131,8 @@ def fmt(f: dict[str, Any]) -> str:
         return "n=0"
     return (f"n={f['n']:3d}  median APE {f['median_ape']:5.1f}%  signed {f['median_signed_error']:+5.1f}%  "
             f"p90 {f['p90_ape']:5.1f}%  within ±10% {100 * f['within_10pct']:3.0f}%  "
-            f"90% interval coverage {100 * f['interval_coverage']:3.0f}%")
+            f"90% interval coverage {100 * f['interval_coverage']:3.0f}%  after the common level "
+            f"({f['common_level']:.3f}) {f['median_ape_after_level']:5.1f}%")
 
 
 def main() -> None:
