@@ -59,11 +59,27 @@ def isa_flags() -> list[str]:
     return []
 
 
-def simd_bytes(flags: list[str] | None = None) -> int:
-    """The width of this CPU's widest vector registers in bytes (64 with AVX-512, 32 with AVX or AVX2,
-    16 otherwise: SSE, NEON)."""
+def cpu_vendor() -> str:
+    """``GenuineIntel``, ``AuthenticAMD``, … from ``/proc/cpuinfo`` ('' when it does not say)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+def simd_bytes(flags: list[str] | None = None, vendor: str | None = None) -> int:
+    """The vector width in bytes the GEMMs of a GRU run at on this CPU: 64 with AVX-512 on Intel; 32
+    with AVX2 — also on AMD CPUs that have AVX-512, where MKL (torch's BLAS on x86) runs its AVX2
+    kernels and Zen 4 executes 512-bit operations as two 256-bit halves; 16 otherwise (SSE, NEON)."""
     have = set(isa_flags() if flags is None else flags)
-    return 64 if "avx512f" in have else 32 if have & {"avx", "avx2"} else 16
+    intel = (cpu_vendor() if vendor is None else vendor) == "GenuineIntel"
+    if "avx512f" in have and intel:
+        return 64
+    return 32 if have & {"avx", "avx2", "avx512f"} else 16
 
 
 def memory_total_bytes() -> int | None:
