@@ -14,6 +14,7 @@ import sys
 from typing import Callable, Sequence
 
 from .commands.calibrate import add_fleet_flags, cmd_calibrate
+from .commands.common import positive_int
 from .commands.gradients import cmd_gradients
 from .commands.measure import cmd_measure
 from .commands.plan import cmd_plan
@@ -36,40 +37,30 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"gru-sim: error: {message} (see '{self.prog} --help')\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0")
-    return value
-
-
 def _add_shape_flags(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_argument_group("shape")
-    g.add_argument("--batch", type=_positive_int, required=required, help="sequences per call (B)")
-    g.add_argument("--seq-len", type=_positive_int, required=required, help="time steps (T)")
-    g.add_argument("--input-size", type=_positive_int, required=required, help="input features (I)")
-    g.add_argument("--hidden-size", type=_positive_int, required=required, help="hidden units (H)")
-    g.add_argument("--layers", type=_positive_int, default=1, help="stacked layers (default 1)")
+    g.add_argument("--batch", type=positive_int, required=required, help="sequences per call (B)")
+    g.add_argument("--seq-len", type=positive_int, required=required, help="time steps (T)")
+    g.add_argument("--input-size", type=positive_int, required=required, help="input features (I)")
+    g.add_argument("--hidden-size", type=positive_int, required=required, help="hidden units (H)")
+    g.add_argument("--layers", type=positive_int, default=1, help="stacked layers (default 1)")
     g.add_argument("--bidirectional", action="store_true", help="run both directions")
     g.add_argument("--mode", choices=MODES, default="inference",
                    help="inference = forward; training = forward + backward (default inference)")
     g.add_argument("--dtype", choices=DTYPES, default="float32", help="default float32")
     g.add_argument("--impl", choices=IMPLS, default="torch-gru", help="default torch-gru")
     g.add_argument("--device", choices=DEVICES, default="cpu", help="default cpu")
-    g.add_argument("--threads", type=_positive_int, default=1,
+    g.add_argument("--threads", type=positive_int, default=1,
                    help="intra-op threads (default 1: the most repeatable timings)")
 
 
 def _positive_int_list(text: str) -> list[int]:
-    return [_positive_int(part.strip()) for part in text.split(",") if part.strip()]
+    return [positive_int(part.strip()) for part in text.split(",") if part.strip()]
 
 
 def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("cluster (the optional extra gru-sim[dask])")
-    g.add_argument("--workers", type=_positive_int, metavar="N", help="spread the work over a local Dask cluster "
+    g.add_argument("--workers", type=positive_int, metavar="N", help="spread the work over a local Dask cluster "
                                                                       "of N processes")
     g.add_argument("--scheduler", metavar="ADDRESS", help="spread the work over an existing Dask cluster "
                                                           "(e.g. tcp://10.0.0.5:8786)")

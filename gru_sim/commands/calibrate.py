@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..console import print_self_check
+from .common import positive_int
 from ..errors import GruSimError
 from ..locations import profiles_write_dir
 
@@ -24,20 +25,10 @@ def add_fleet_flags(p: argparse.ArgumentParser) -> None:
                    "(<device>-<cpu model>-<cores>c-<hash>.json, its store beside it); the workers write there "
                    "themselves, so DIR must be a shared filesystem path that every worker can write; "
                    "re-running with the same flags resumes every kind's store")
-    g.add_argument("--workers", type=_positive_int, metavar="N", help="with --out-dir: a local Dask cluster of N "
+    g.add_argument("--workers", type=positive_int, metavar="N", help="with --out-dir: a local Dask cluster of N "
                    "worker processes (this machine: one kind, one profile)")
     g.add_argument("--scheduler", metavar="ADDRESS", help="with --out-dir: an existing Dask cluster (e.g. "
                    "tcp://10.0.0.5:8786); each kind is calibrated on one of its workers, one job per host at a time")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be > 0")
-    return value
 
 
 def _load_spec(args: argparse.Namespace) -> "JobSpec":

@@ -11,6 +11,17 @@ from ..config import GruConfig
 from ..errors import GruSimError
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number > 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    return value
+
+
 def config_from(args: argparse.Namespace) -> GruConfig:
     """The GRU call the shape flags describe, validated by GruConfig (bad input raises before any work)."""
     return GruConfig(batch=args.batch, seq_len=args.seq_len, input_size=args.input_size,
