@@ -1,12 +1,13 @@
 """Running a calibration job: schedule the measurements, store them, and write the profile.
 
-Per hardware group (dtype × impl × thread count) the job spends its share of the budget on, in order:
-the primitive micro-benchmarks (roofline ceilings), the unit tables the cost model composes calls
-from (:mod:`.unit_grid`), then whole calls: the space-filling design (``design_share`` of what the
-units left), the beyond-range slice, then rounds of extra points next to the configurations the
-model fits worst. Peak memory is probed for a few design points per dtype. Every measurement goes to
-the store at once, so an interrupted job resumes where it stopped; :mod:`.build` turns the store
-into the profile.
+Each hardware group (dtype × impl × thread count) has its share of the budget. First, group after
+group, the primitive micro-benchmarks (roofline ceilings) and the unit tables the cost model composes
+calls from (:mod:`.unit_grid`); then whole calls, the groups taking turns point by point: the
+space-filling design (``design_share`` of what the units left), the beyond-range slice; then, group
+after group, the peak-memory probes (a few design points per dtype) and rounds of extra points next to
+the configurations the model fits worst. Between measurements a reference call tracks the machine's
+speed (:mod:`.drift`). Every measurement goes to the store at once, so an interrupted job resumes where
+it stopped; :mod:`.build` turns the store into the profile.
 """
 
 from __future__ import annotations
