@@ -54,9 +54,9 @@ def _timer(tmp_path: Path, two_passes: bool) -> tuple[UnitTimer, MeasurementStor
 def test_the_faster_pass_makes_the_step_and_the_fixed_cost_is_kept(tmp_path: Path, fake_calls: FakeCalls) -> None:
     timer, store = _timer(tmp_path, two_passes=True)
     for mode in ("inference",):
-        timer._step_calls(GROUP, mode, "float32", "torch-gru", 1)
-        timer._step_calls(GROUP, mode, "float32", "torch-gru", 1, second=True)
-        timer._step_units(GROUP, mode, "float32", "torch-gru", 1)
+        plan = timer._step_calls(GROUP, mode, "float32", "torch-gru", 1)
+        timer._step_calls(GROUP, mode, "float32", "torch-gru", 1, second=plan)
+        timer._step_units(GROUP, mode, "float32", "torch-gru", 1, plan)
     first = [t for t in fake_calls.timed if t[3] == 1]
     second = [t for t in fake_calls.timed if t[3] == 2]
     # The second pass times the same calls, in reverse order, probes last.
@@ -79,8 +79,8 @@ def test_nothing_is_timed_again_on_resume(tmp_path: Path, fake_calls: FakeCalls)
 
 def test_one_pass_when_asked(tmp_path: Path, fake_calls: FakeCalls) -> None:
     timer, store = _timer(tmp_path, two_passes=False)
-    timer._step_calls(GROUP, "inference", "float32", "torch-gru", 1)
-    timer._step_units(GROUP, "inference", "float32", "torch-gru", 1)
+    plan = timer._step_calls(GROUP, "inference", "float32", "torch-gru", 1)
+    timer._step_units(GROUP, "inference", "float32", "torch-gru", 1, plan)
     assert all(t[3] == 1 for t in fake_calls.timed)
     table = step_table(store, timer.spec, GROUP, "inference", "float32", 1)
     assert table is not None and table.call_fixed_s == pytest.approx(20e-6, rel=1e-6)
@@ -98,3 +98,26 @@ def test_the_design_draws_round_and_odd_sizes() -> None:
     round_ = [c for c in configs if c.hidden_size % 16 == 0 and c.input_size % 16 == 0
               and c.batch & (c.batch - 1) == 0]
     assert 0.35 < len(round_) / len(configs) < 0.75
+
+
+def test_the_job_takes_one_or_two_passes_only(tmp_path: Path) -> None:
+    from gru_sim.errors import GruSimError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text() + "unit_passes: 3\n")
+    with pytest.raises(GruSimError, match="unit_passes"):
+        load_job(bad)
+
+
+def test_whole_call_phases_take_turns_point_by_point() -> None:
+    from gru_sim.calibrate.runner import _round_robin
+
+    order: list[str] = []
+
+    def phase(name: str, points: int):  # type: ignore[no-untyped-def]
+        for k in range(points):
+            order.append(f"{name}{k}")
+            yield
+
+    _round_robin([phase("a", 3), phase("b", 1), phase("c", 2)])
+    assert order == ["a0", "b0", "c0", "a1", "c1", "a2"]

@@ -47,6 +47,12 @@ def _fixed_cost_s(short_s: float, long_s: float) -> float:
     return max(short_s - CALL_PROBE_STEPS[0] * per_step, 0.0)
 
 
+def _per_step_s(call_s: float, fixed_s: float, steps: int) -> float:
+    """One step's seconds from a call of ``steps`` steps less the call's fixed cost (at least a tenth
+    of the call: a fixed cost measured during a disturbance must not leave nothing)."""
+    return max(call_s - fixed_s, 0.1 * call_s) / steps
+
+
 def levels_key(device: str, dtype: str, threads: int) -> str:
     return f"levels:{device}/{dtype}/t{threads}"
 
@@ -87,13 +93,12 @@ class UnitTimer:
     def run(self, group: str, dtype: str, impl: str, threads: int) -> None:
         """All tables of one hardware group (and the shared GEMM and bandwidth tables of its dtype and
         thread count, unless another group timed them already)."""
-        for mode in self.spec.modes:
-            self._step_calls(group, mode, dtype, impl, threads)
+        plans = {mode: self._step_calls(group, mode, dtype, impl, threads) for mode in self.spec.modes}
         if self.two_passes:
             for mode in reversed(self.spec.modes):
-                self._step_calls(group, mode, dtype, impl, threads, second=True)
+                self._step_calls(group, mode, dtype, impl, threads, second=plans[mode])
         for mode in self.spec.modes:
-            self._step_units(group, mode, dtype, impl, threads)
+            self._step_units(group, mode, dtype, impl, threads, plans[mode])
         self._matmuls(group, dtype, threads)
         self._gemms(group, dtype, threads)
         self._levels(group, dtype, threads)
@@ -113,19 +118,19 @@ class UnitTimer:
         self.store.add_unit(group, table, kind, params, value, noisy, time.perf_counter() - start)
         return value
 
-    def _step_calls(self, group: str, mode: str, dtype: str, impl: str, threads: int, second: bool = False
-                    ) -> list[tuple[int, int, int]]:
+    def _step_calls(self, group: str, mode: str, dtype: str, impl: str, threads: int,
+                    second: list[tuple[int, int, int]] | None = None) -> list[tuple[int, int, int]]:
         """Time the calls the step units of one table are read from (:meth:`_step_units`): the two
         probes of a call's fixed cost, then one call per (batch, hidden) of as many steps as make it
-        last about ``STEP_TARGET_CALL_S``. Returns the (batch, hidden, steps) timed. ``second``: the
-        second pass, the same calls in reverse order, each with fewer samples."""
+        last about ``STEP_TARGET_CALL_S``. Returns the (batch, hidden, steps) timed (its plan). ``second``:
+        the first pass's plan, timed again as the second pass — in reverse order, each with fewer samples."""
         from ..measure.units import SECOND_PASS_POLICY, UNIT_POLICY, step_probe, time_gru_call_s
 
         table = step_key(group, mode)
         batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
         device = self.spec.device
-        policy = SECOND_PASS_POLICY if second else UNIT_POLICY
-        extra = {"pass": 2} if second else {}
+        policy = UNIT_POLICY if second is None else SECOND_PASS_POLICY
+        extra = {} if second is None else {"pass": 2}
 
         def timed(b: int, h: int, steps: int) -> float | None:
             return self._timed(group, table, "call", {"batch": b, "hidden": h, "steps": steps, **extra},
@@ -133,12 +138,12 @@ class UnitTimer:
                                                        policy))
 
         b0, h0 = batches[0], hiddens[0]
-        if second:
-            for b, h, steps in reversed(self._step_plan(group, mode, dtype, impl, threads)):
+        if second is not None:
+            for b, h, steps in reversed(second):
                 timed(b, h, steps)
             for s in CALL_PROBE_STEPS:
                 timed(b0, h0, s)
-            return []
+            return second
         short, long_ = (timed(b0, h0, s) for s in CALL_PROBE_STEPS)
         assert short is not None and long_ is not None
         fixed_s = _fixed_cost_s(short, long_)
@@ -155,18 +160,11 @@ class UnitTimer:
                 total = timed(b, h, steps)
                 plan.append((b, h, steps))
                 if total is not None:
-                    known[(b, h)] = max(total - fixed_s, 0.1 * total) / steps
+                    known[(b, h)] = _per_step_s(total, fixed_s, steps)
         return plan
 
-    def _step_plan(self, group: str, mode: str, dtype: str, impl: str, threads: int) -> list[tuple[int, int, int]]:
-        """The (batch, hidden, steps) of the first pass, read back from the store (nothing is re-timed)."""
-        progress, self.progress = self.progress, (lambda what: None)
-        try:
-            return self._step_calls(group, mode, dtype, impl, threads)
-        finally:
-            self.progress = progress
-
-    def _step_units(self, group: str, mode: str, dtype: str, impl: str, threads: int) -> None:
+    def _step_units(self, group: str, mode: str, dtype: str, impl: str, threads: int,
+                    plan: list[tuple[int, int, int]]) -> None:
         """Each step unit from its calls: (the faster of the passes' call time − the call's fixed
         cost) / steps; a step still slower than a bigger neighbour is timed once more."""
         from ..measure.units import step_probe, time_gru_call_s
@@ -189,11 +187,11 @@ class UnitTimer:
         known: dict[tuple[int, int], float] = {}
         at: dict[tuple[int, int], float] = {}
         steps_of: dict[tuple[int, int], int] = {}
-        for b, h, steps in self._step_plan(group, mode, dtype, impl, threads):
+        for b, h, steps in plan:
             found = best(b, h, steps)
             if found is not None:
                 total, at[(b, h)] = found
-                known[(b, h)] = max(total - fixed_s, 0.1 * total) / steps
+                known[(b, h)] = _per_step_s(total, fixed_s, steps)
                 steps_of[(b, h)] = steps
         # A step slower than a bigger one (more sequences or a larger hidden size) was timed during a
         # disturbance — interference only ever slows a kernel down: time it once more, keep the faster.
@@ -207,9 +205,8 @@ class UnitTimer:
                 again = self._timed(group, table, "call", {"batch": b, "hidden": h, "steps": steps, "retry": 1},
                                     lambda: time_gru_call_s(step_probe(b, h, steps, mode, dtype, impl,
                                                                        self.spec.device, threads)))
-                if again is not None and max(again - fixed_s, 0.1 * again) / steps < v:
-                    known[(b, h)] = max(again - fixed_s, 0.1 * again) / steps
-                    at[(b, h)] = time.time()
+                if again is not None and (retried := _per_step_s(again, fixed_s, steps)) < v:
+                    known[(b, h)], at[(b, h)] = retried, time.time()
         for (b, h), v in known.items():
             if self.store.get_unit(table, "step", {"batch": b, "hidden": h}) is None:
                 self.store.add_unit(group, table, "step", {"batch": b, "hidden": h}, v, False, 0.0, at=at[(b, h)])
