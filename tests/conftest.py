@@ -1,5 +1,6 @@
 """Shared fixtures for the measuring side's tests: a fake clock and timer for the harness, a cheap
-timing policy for the few tests that run real kernels, the CLI runner, and the CUDA skip."""
+timing policy for the few tests that run real kernels, the CLI runner, the CUDA skip, and an
+in-process Dask cluster for the cluster tests."""
 
 from __future__ import annotations
 
@@ -150,3 +151,12 @@ def restore_threads():  # type: ignore[no-untyped-def]
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two in-process Dask workers, shared by one test module (the module skips itself without Dask)."""
+    from gru_sim.distributed import cluster_client
+
+    with cluster_client(workers=2, processes=False) as c:
+        yield c

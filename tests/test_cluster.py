@@ -61,14 +61,6 @@ def test_dask_is_imported_only_when_a_cluster_is_asked_for() -> None:
 distributed = pytest.importorskip("distributed")
 
 
-@pytest.fixture(scope="module")
-def client():
-    from gru_sim.distributed import cluster_client
-
-    with cluster_client(workers=2, processes=False) as c:
-        yield c
-
-
 def test_grid_records_on_a_cluster_are_the_records_here(client) -> None:
     from gru_sim.distributed import predict_records_on
 

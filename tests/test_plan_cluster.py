@@ -68,14 +68,6 @@ def test_a_runner_that_simulates_every_seed_at_once_gives_the_serial_plan(exhaus
 distributed = pytest.importorskip("distributed")
 
 
-@pytest.fixture(scope="module")
-def client():
-    from gru_sim.distributed import cluster_client
-
-    with cluster_client(workers=2, processes=False) as c:
-        yield c
-
-
 def test_seed_tasks_on_a_cluster_are_the_seeds_simulated_here(client) -> None:
     from gru_sim.plan.evaluate import simulate_seed_task
 
