@@ -10,7 +10,8 @@ state to be predicted from FLOPs: it is measured, as one unit, inside a real cal
 * :class:`StepTable` — seconds of one recurrent step over a grid of batch sizes (every batch up to
   16, where BLAS changes kernels, then log-spaced) and hidden sizes (log-spaced, with points on
   either side of each cache size read from the OS), with the matmul alone timed on the same grid so
-  that a step can be split into matmul, gates and overhead.
+  that a step can be split into matmul, gates and overhead; completed past the batch sizes timed by
+  :mod:`.table_fill` (the step's matmuls plus a per-sequence slope of the rest).
 * :class:`GemmTable` — seconds of the input-projection GEMM ``[M,K]×[K,N]`` over a log grid.
 * :class:`MemoryLevels` — the cache sizes and the copy bandwidth measured in each level: beyond the
   largest measured hidden size the step's weight read is re-priced at the bandwidth of the level
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+
+from .table_fill import complete_step_rows, fill_matmul_row, monotone_envelope
 
 if TYPE_CHECKING:
     from ..config import GruConfig
@@ -66,69 +69,6 @@ def interp_log_grid(grids: Sequence[Sequence[float]], values: np.ndarray, point:
         if w:
             out += w * values[tuple(pos)]
     return float(out)
-
-
-def _fill_holes(batch: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """Points missing between measured ones (a measurement that failed): log-space interpolation."""
-    out = row.copy()
-    holes = ~np.isfinite(out)
-    ok = np.flatnonzero(~holes)
-    inner = holes & (np.arange(len(row)) < (ok[-1] if ok.size else -1))
-    if inner.any():
-        out[inner] = np.exp(np.interp(np.log(batch[inner]), np.log(batch[ok]), np.log(out[ok])))
-    return out
-
-
-def _fill_matmul_row(batch: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """Complete one hidden size's matmul row: batch sizes too costly to time run at the rate of the
-    largest one timed (a GEMM that large is compute-bound), so time grows linearly in B."""
-    out = _fill_holes(batch, row)
-    known = np.flatnonzero(np.isfinite(out))
-    if known.size:
-        last = known[-1]
-        out[last + 1:] = out[last] * batch[last + 1:] / batch[last]
-    return out
-
-
-def _fill_step_row(batch: np.ndarray, row: np.ndarray, matmul: np.ndarray, matmuls_per_step: float) -> np.ndarray:
-    """Complete one hidden size's step row past the largest batch timed: the step grows by the
-    matmuls' growth (from the matmul row, timed further) plus the rest's per-sequence slope over the
-    last two timed batch sizes."""
-    out = _fill_holes(batch, row)
-    known = np.flatnonzero(np.isfinite(out))
-    if known.size == 0:
-        return out
-    last = known[-1]
-    have_mm = np.isfinite(matmul[last])
-    mm = matmul if have_mm else np.zeros_like(matmul)
-    rest = out - matmuls_per_step * mm
-    if known.size >= 2:
-        prev = known[-2]
-        slope = (rest[last] - rest[prev]) / (batch[last] - batch[prev])
-    else:
-        slope = rest[last] / batch[last]
-    slope = max(slope, 0.0)
-    for j in range(last + 1, len(batch)):
-        grow = matmuls_per_step * (mm[j] - mm[last]) if have_mm and np.isfinite(mm[j]) else 0.0
-        out[j] = out[last] + max(grow, 0.0) + slope * (batch[j] - batch[last])
-    return out
-
-
-def _monotone_envelope(values: np.ndarray) -> np.ndarray:
-    """Each measured point lowered to the fastest measured point of a bigger problem (a larger batch
-    or hidden size at least as big in the other): a bigger problem never costs less, and a point that
-    says otherwise was slowed down by something else running. NaN (not measured) stays NaN."""
-    out = values.copy()
-    best = np.full_like(out, np.inf)
-    rows, cols = out.shape
-    for i in range(rows - 1, -1, -1):
-        for j in range(cols - 1, -1, -1):
-            above = min(best[i + 1, j] if i + 1 < rows else np.inf, best[i, j + 1] if j + 1 < cols else np.inf)
-            v = out[i, j]
-            if np.isfinite(v):
-                out[i, j] = min(v, above)
-            best[i, j] = min(above, out[i, j]) if np.isfinite(out[i, j]) else above
-    return out
 
 
 @dataclass
@@ -185,9 +125,9 @@ class StepTable:
         b = np.asarray(self.batch, dtype=float)
         if len(self.batch) < 1 or len(self.hidden) < 1:
             raise ValueError("a step table needs at least one batch and one hidden size")
-        self._matmul = np.array([_fill_matmul_row(b, r) for r in _monotone_envelope(self.matmul_s)])
-        self._step = np.array([_fill_step_row(b, r, m, self.matmuls_per_step)
-                               for r, m in zip(_monotone_envelope(self.step_s), self._matmul)])
+        self._matmul = np.array([fill_matmul_row(b, r) for r in monotone_envelope(self.matmul_s)])
+        self._step = complete_step_rows(b, self.hidden, monotone_envelope(self.step_s), self._matmul,
+                                        self.matmuls_per_step)
         if not np.isfinite(self.step_s).any():
             raise ValueError("a step table needs at least one measured point")
         # A hidden size with no measurement at all borrows from its neighbours (log-space interpolation).

@@ -1,0 +1,140 @@
+"""Completing a step table where it was not measured.
+
+A step table (:class:`.units.StepTable`) is timed on a (hidden × batch) grid, but not everywhere: a
+point whose call would run too long is skipped, so the rows of large hidden sizes stop at small batch
+sizes (a training row at H = 2048 may hold one point). This module fills those gaps from the
+step's physical parts rather than from the last two points of a row:
+
+* the **matmuls** — ``matmuls_per_step`` matmuls ``[B,H]×[H,3H]``, whose own row is timed further and,
+  past that, grows linearly in B (a GEMM that large is compute-bound);
+* the **rest** — gate pointwise ops, allocations and, in training, the gradients' pointwise work —
+  ``rest(B) = a(H) + κ·B·H``: a per-step part that does not grow with the batch (dispatch, the weight
+  gradient's accumulation into ``3H×H``) and a part proportional to the elements the gates touch.
+  Its per-sequence slope is read from the row itself where the row was timed over a wide enough range
+  of batch sizes, else from κ, the median slope per hidden unit of the rows that were.
+
+A row extended by its last two points instead takes their noise, and the fixed part of a one-point row,
+as if every further sequence cost that much (a training step at H = 2048 then grew 21 ms per sequence
+where it grows about 0.4 ms).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+# Batch sizes below this run BLAS's matrix-vector or narrow kernels, whose steps do not yet follow the
+# per-sequence slope: a row's slope is read from its points at this batch size and above.
+SLOPE_MIN_BATCH = 8
+# A row gives its own slope with at least this many timed points spanning at least this ratio of
+# batch sizes; otherwise it takes κ·H from the rows that do.
+MIN_SLOPE_POINTS = 4
+MIN_SLOPE_SPAN = 4.0
+
+
+def fill_holes(batch: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Points missing between measured ones (a measurement that failed): log-space interpolation."""
+    out = row.copy()
+    holes = ~np.isfinite(out)
+    ok = np.flatnonzero(~holes)
+    inner = holes & (np.arange(len(row)) < (ok[-1] if ok.size else -1))
+    if inner.any():
+        out[inner] = np.exp(np.interp(np.log(batch[inner]), np.log(batch[ok]), np.log(out[ok])))
+    return out
+
+
+def fill_matmul_row(batch: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """Complete one hidden size's matmul row: batch sizes too costly to time run at the rate of the
+    largest one timed (a GEMM that large is compute-bound), so time grows linearly in B."""
+    out = fill_holes(batch, row)
+    known = np.flatnonzero(np.isfinite(out))
+    if known.size:
+        last = known[-1]
+        out[last + 1:] = out[last] * batch[last + 1:] / batch[last]
+    return out
+
+
+def theil_sen_slope(x: np.ndarray, y: np.ndarray) -> float:
+    """The median of the slopes between every pair of points: a line's slope that a few disturbed
+    points do not move."""
+    i, j = np.triu_indices(len(x), k=1)
+    dx = x[j] - x[i]
+    keep = dx > 0
+    return float(np.median((y[j] - y[i])[keep] / dx[keep])) if keep.any() else float("nan")
+
+
+def rest_slope_s(batch: np.ndarray, row: np.ndarray, matmul: np.ndarray, matmuls_per_step: float) -> float | None:
+    """Seconds each further sequence adds to one row's step beyond its matmuls, read from the row's own
+    timed points at ``SLOPE_MIN_BATCH`` and above (Theil–Sen, at least 0); None when those points are
+    fewer than ``MIN_SLOPE_POINTS`` or span less than ``MIN_SLOPE_SPAN``× in batch size."""
+    use = np.isfinite(row) & np.isfinite(matmul) & (batch >= SLOPE_MIN_BATCH)
+    b = batch[use]
+    if b.size < MIN_SLOPE_POINTS or b[-1] < MIN_SLOPE_SPAN * b[0]:
+        return None
+    return max(theil_sen_slope(b, row[use] - matmuls_per_step * matmul[use]), 0.0)
+
+
+def per_hidden_unit_slope_s(batch: np.ndarray, hidden: Sequence[int], rows: np.ndarray, matmuls: np.ndarray,
+                            matmuls_per_step: float) -> float | None:
+    """κ: seconds per sequence per hidden unit of a step's non-matmul part — the median over the rows
+    that give their own slope of that slope / H; None when no row does."""
+    per_unit = [s / h for h, r, m in zip(hidden, rows, matmuls)
+                if (s := rest_slope_s(batch, r, m, matmuls_per_step)) is not None]
+    return float(np.median(per_unit)) if per_unit else None
+
+
+def fill_step_row(batch: np.ndarray, row: np.ndarray, matmul: np.ndarray, matmuls_per_step: float,
+                  slope_s: float | None = None) -> np.ndarray:
+    """Complete one hidden size's step row past the largest batch timed: the step grows by its
+    matmuls' growth (from ``matmul``, the completed matmul row) plus ``slope_s`` seconds per further
+    sequence for the rest. Without a slope, the rest's slope over the row's last two timed points."""
+    out = fill_holes(batch, row)
+    known = np.flatnonzero(np.isfinite(out))
+    if known.size == 0:
+        return out
+    last = known[-1]
+    have_mm = np.isfinite(matmul[last])
+    mm = matmul if have_mm else np.zeros_like(matmul)
+    if slope_s is None:
+        rest = out - matmuls_per_step * mm
+        if known.size >= 2:
+            prev = known[-2]
+            slope_s = (rest[last] - rest[prev]) / (batch[last] - batch[prev])
+        else:
+            slope_s = rest[last] / batch[last]
+    slope_s = max(slope_s, 0.0)
+    for j in range(last + 1, len(batch)):
+        grow = matmuls_per_step * (mm[j] - mm[last]) if have_mm and np.isfinite(mm[j]) else 0.0
+        out[j] = out[last] + max(grow, 0.0) + slope_s * (batch[j] - batch[last])
+    return out
+
+
+def complete_step_rows(batch: np.ndarray, hidden: Sequence[int], rows: np.ndarray, matmuls: np.ndarray,
+                       matmuls_per_step: float) -> np.ndarray:
+    """Every row of a step table completed past its largest timed batch (:func:`fill_step_row`), each
+    with its own slope where it gives one, else κ·H (:func:`per_hidden_unit_slope_s`)."""
+    kappa = per_hidden_unit_slope_s(batch, hidden, rows, matmuls, matmuls_per_step)
+    out = []
+    for h, r, m in zip(hidden, rows, matmuls):
+        own = rest_slope_s(batch, r, m, matmuls_per_step)
+        slope = own if own is not None else (kappa * h if kappa is not None else None)
+        out.append(fill_step_row(batch, r, m, matmuls_per_step, slope))
+    return np.array(out)
+
+
+def monotone_envelope(values: np.ndarray) -> np.ndarray:
+    """Each measured point lowered to the fastest measured point of a bigger problem (a larger batch
+    or hidden size at least as big in the other): a bigger problem never costs less, and a point that
+    says otherwise was slowed down by something else running. NaN (not measured) stays NaN."""
+    out = values.copy()
+    best = np.full_like(out, np.inf)
+    rows, cols = out.shape
+    for i in range(rows - 1, -1, -1):
+        for j in range(cols - 1, -1, -1):
+            above = min(best[i + 1, j] if i + 1 < rows else np.inf, best[i, j + 1] if j + 1 < cols else np.inf)
+            v = out[i, j]
+            if np.isfinite(v):
+                out[i, j] = min(v, above)
+            best[i, j] = min(above, out[i, j]) if np.isfinite(out[i, j]) else above
+    return out

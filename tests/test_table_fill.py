@@ -1,0 +1,83 @@
+"""Completing a step table past the batch sizes it was timed at: from the step's matmuls and a
+per-sequence slope of the rest, never from a one-point row's fixed part spread over its batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gru_sim.model.table_fill import (complete_step_rows, per_hidden_unit_slope_s, rest_slope_s,
+                                      theil_sen_slope)
+from gru_sim.model.units import StepTable
+
+BATCH = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256], dtype=float)
+HIDDEN = (64, 128, 256, 512)
+# A synthetic machine: matmul time ∝ B·H² (plus a floor), rest = a(H) + κ·B·H.
+KAPPA_S = 2e-9
+MM_RATE = 1e-11
+
+
+def matmul_s(b: float, h: float) -> float:
+    return 2e-6 + MM_RATE * b * 3 * h * h
+
+
+def step_s(b: float, h: float, matmuls: int = 1, fixed_s: float = 20e-6) -> float:
+    return matmuls * matmul_s(b, h) + fixed_s * (h / 64.0) + KAPPA_S * b * h
+
+
+def table(matmuls: int = 1, stop: dict[int, int] | None = None) -> StepTable:
+    """A table whose rows are timed up to ``stop[h]`` batch points (default: all), matmul rows in full."""
+    stop = stop or {}
+    step = np.array([[step_s(b, h, matmuls) if i < stop.get(h, len(BATCH)) else np.nan for i, b in enumerate(BATCH)]
+                     for h in HIDDEN])
+    mm = np.array([[matmul_s(b, h) for b in BATCH] for h in HIDDEN])
+    return StepTable(tuple(int(b) for b in BATCH), HIDDEN, step, mm, matmuls_per_step=matmuls)
+
+
+def test_theil_sen_ignores_one_disturbed_point() -> None:
+    x = np.arange(1.0, 9.0)
+    y = 3.0 * x + 1.0
+    y[5] *= 4.0  # one point timed while something else ran
+    assert theil_sen_slope(x, y) == pytest.approx(3.0)
+
+
+def test_row_slope_is_the_rest_per_sequence() -> None:
+    h = 256
+    row = np.array([step_s(b, h) for b in BATCH])
+    mm = np.array([matmul_s(b, h) for b in BATCH])
+    assert rest_slope_s(BATCH, row, mm, 1) == pytest.approx(KAPPA_S * h, rel=1e-6)
+
+
+def test_row_timed_over_too_few_batch_sizes_gives_no_slope_of_its_own() -> None:
+    h = 256
+    row = np.array([step_s(b, h) if b <= 16 else np.nan for b in BATCH])  # 8 and 16 only above the floor
+    mm = np.array([matmul_s(b, h) for b in BATCH])
+    assert rest_slope_s(BATCH, row, mm, 1) is None
+
+
+def test_kappa_is_per_hidden_unit() -> None:
+    rows = np.array([[step_s(b, h) for b in BATCH] for h in HIDDEN])
+    mms = np.array([[matmul_s(b, h) for b in BATCH] for h in HIDDEN])
+    assert per_hidden_unit_slope_s(BATCH, HIDDEN, rows, mms, 1) == pytest.approx(KAPPA_S, rel=1e-6)
+
+
+@pytest.mark.parametrize("matmuls", [1, 3])
+def test_one_point_row_grows_by_its_matmuls_and_kappa_not_by_its_fixed_part(matmuls: int) -> None:
+    """The largest hidden size timed at batch 1 only (its calls were too long): the rest of the row
+    comes from its matmuls and κ·H. The old rule (the rest at B=1 spread per sequence) made B=256
+    cost its whole fixed part 256 times over."""
+    t = table(matmuls, stop={512: 1})
+    for b in (16, 64, 256):
+        assert t.step_parts_s(b, 512)[0] == pytest.approx(step_s(b, 512, matmuls), rel=1e-6)
+
+
+def test_a_row_timed_part_way_continues_with_its_own_slope() -> None:
+    t = table(stop={256: 6})  # timed up to B=32
+    for b in (64, 128, 256):
+        assert t.step_parts_s(b, 256)[0] == pytest.approx(step_s(b, 256), rel=1e-6)
+
+
+def test_complete_rows_keeps_timed_points() -> None:
+    rows = np.array([[step_s(b, h) for b in BATCH] for h in HIDDEN])
+    mms = np.array([[matmul_s(b, h) for b in BATCH] for h in HIDDEN])
+    np.testing.assert_allclose(complete_step_rows(BATCH, HIDDEN, rows, mms, 1), rows)
