@@ -7,6 +7,11 @@ calibration draws its own shapes) at every calibrated thread count, and ``gru-si
 README's accuracy table carries. Run it alone on a quiet machine:
 
     .venv/bin/python benchmarks/accuracy.py [--profile P | --save-profile P] [--sample 40] [--rounds 2] [--json OUT]
+                                            [--shapes CSV] [--threads 1 2]
+
+``--shapes benchmarks/data/deepbench_shapes.csv`` judges the DeepBench GRU sizes (``../shared/data``) of at
+most 1e10 FLOPs a call (6·T·B·H² a phase; 13 of 73) instead: real speech workloads, most beyond the
+calibrated input and hidden sizes.
 """
 
 from __future__ import annotations
@@ -55,8 +60,9 @@ def figures(measured: list[float], predicted: list[float], intervals: list[tuple
             "interval_coverage": float(np.mean((iv[:, 0] <= m) & (m <= iv[:, 1])))}
 
 
-def typical_shapes(threads: list[int]) -> list[tuple[str, GruConfig]]:
-    with SHAPES.open() as f:
+def typical_shapes(threads: list[int], path: Path = SHAPES) -> list[tuple[str, GruConfig]]:
+    """Every shape of ``path`` (a ``name`` column, then shape flags by name) at every thread count."""
+    with path.open() as f:
         rows = list(csv.DictReader(f))
     return [(r["name"], GruConfig.from_mapping({**{k: v for k, v in r.items() if k != "name"}, "threads": str(t)}))
             for t in threads for r in rows]
@@ -70,14 +76,17 @@ def _measure_once(c: GruConfig) -> Any:
     return m
 
 
-def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0) -> dict[str, Any]:
+def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0, shapes_path: Path = SHAPES,
+                    only_threads: list[int] | None = None) -> dict[str, Any]:
     """Every typical shape at every calibrated thread count, measured in ``rounds`` rounds, each in
     its own shuffled order (a shared machine's speed drifts by the minute: a shape's figure is the
     median of its rounds, and the spread between rounds is the floor no model can beat)."""
     profile = load_profile(profile_path)
     predictor = Predictor(profile)
     threads = sorted({GroupKey.parse(g).threads for g in profile.cost_model.coef_})
-    shapes = typical_shapes(threads)
+    if only_threads:
+        threads = [t for t in threads if t in only_threads]
+    shapes = typical_shapes(threads, shapes_path)
     rng = np.random.default_rng(seed)
     taken: list[list[Any]] = [[] for _ in shapes]
     for r in range(rounds):
@@ -142,6 +151,9 @@ def main() -> None:
     ap.add_argument("--job", type=Path, help="calibration job (default: the shipped default job)")
     ap.add_argument("--sample", type=int, default=40, help="gru-sim validate --sample (0: skip validate)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of measuring the typical shapes (default 2)")
+    ap.add_argument("--shapes", type=Path, default=SHAPES,
+                    help="CSV of hold-out shapes (name, then shape flags; default: the typical shapes)")
+    ap.add_argument("--threads", type=int, nargs="+", help="only these of the profile's thread counts")
     ap.add_argument("--json", type=Path, help="also write every figure and row here")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,8 +168,9 @@ def main() -> None:
                 sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-2000:]}")
             result["calibration_wall_s"] = time.perf_counter() - start
         result["profile"] = str(profile)
-        print(f"typical shapes ({SHAPES.relative_to(ROOT)}), fresh measurements:", file=sys.stderr)
-        result["typical"] = measure_typical(profile, args.rounds)
+        print(f"hold-out shapes ({args.shapes}), fresh measurements:", file=sys.stderr)
+        result["shapes"] = str(args.shapes)
+        result["typical"] = measure_typical(profile, args.rounds, shapes_path=args.shapes, only_threads=args.threads)
         if args.sample:
             print(f"gru-sim validate --sample {args.sample} ...", file=sys.stderr, flush=True)
             result["validate"] = run_validate(profile, args.sample, Path(tmp) / "validate")
@@ -165,14 +178,15 @@ def main() -> None:
     if "calibration_wall_s" in result:
         print(f"calibration: {result['calibration_wall_s']:.0f} s wall")
     typ = result["typical"]
+    what = "typical shapes" if args.shapes == SHAPES else f"{args.shapes.stem} shapes"
     for label in ("all", *[k for k in typ if k.startswith("t") and k[1:].isdigit()], "inference", "training"):
-        print(f"typical shapes, {label:9s}: {fmt(typ[label])}")
+        print(f"{what}, {label:9s}: {fmt(typ[label])}")
     if typ.get("round_spread", {}).get("median_pct") is not None:
         rs = typ["round_spread"]
-        print(f"typical shapes, the same shape between rounds: median {rs['median_pct']:.1f}%, p90 "
+        print(f"{what}, the same shape between rounds: median {rs['median_pct']:.1f}%, p90 "
               f"{rs['p90_pct']:.1f}% apart (the machine's own spread)")
     if typ["noisy"]:
-        print(f"typical shapes still noisy after a re-measurement (left out): {typ['noisy']}")
+        print(f"{what} still noisy after a re-measurement (left out): {typ['noisy']}")
     for label, f in result.get("validate", {}).items():
         print(f"validate --sample {args.sample}, {label:6s}: {fmt(f)}")
     if args.json:
