@@ -66,7 +66,7 @@ class JobSpec(BaseModel):
     unit_passes: int = Field(1, ge=1, le=2, description="times each step unit is timed, seconds apart "
                              "(2: the faster is kept, for machines whose speed drifts; about 40% more unit time)")
     unit_max_call_s: float = Field(0.1, gt=0, description="step units whose call would take longer are "
-                                   "not timed: their row continues linearly in the batch")
+                                   "not timed: their row continues with the step's matmuls and the rest's per-sequence slope")
     seed: int = 0
     timing: TimingSettings = TimingSettings()
 
