@@ -31,7 +31,7 @@ def test_the_residual_fit_recovers_the_coefficients_that_generated_the_data() ->
     for mode in ("inference", "training"):
         coef = model.coef_["cpu/float32/torch-gru/t1"][mode]
         truth = true_coefficients()
-        for name in ("steps", "projection", "call", "layer_direction", "steps_unaligned"):
+        for name in ("steps", "step_matmuls", "projection", "call", "layer_direction", "steps_unaligned"):
             k = RESIDUAL_TERMS.index(name)
             assert coef[k] == pytest.approx(truth[k], rel=0.05), (mode, name)
 
@@ -114,6 +114,29 @@ def test_serialised_model_predicts_the_same() -> None:
     again = GruCostModel.from_dict(model.to_dict())
     test = design(9, n=10)
     assert np.allclose(again.predict(test), model.predict(test), rtol=1e-12)
+
+
+def test_a_profile_with_one_coefficient_on_the_whole_step_reads_back_as_the_same_model() -> None:
+    """Profiles written before the step's matmuls had their own term carry one "steps" coefficient
+    for the whole step: read with it on both parts, they predict exactly what they did."""
+    train = design(0)
+    model = fitted_model(train, synthetic_latencies(train, noise=0.02))
+    old = model.to_dict()
+    k = RESIDUAL_TERMS.index("step_matmuls")
+    old["terms"] = [t for t in old["terms"] if t != "step_matmuls"]
+    for group in old["groups"].values():
+        for mode in group["modes"].values():
+            mode["coef"] = [c for j, c in enumerate(mode["coef"]) if j != k]
+    again = GruCostModel.from_dict(old)
+    test = design(9, n=10)
+    for c in test:
+        coef, _, _ = again.coefficients(c)
+        assert coef[k] == coef[RESIDUAL_TERMS.index("steps")]
+        whole = again.compose(c).terms
+        parts = whole[RESIDUAL_TERMS.index("steps")] + whole[k]
+        assert again.predict_one(c) == pytest.approx(
+            parts * coef[k] + sum(whole[j] * coef[j] for j in range(len(coef)) if j not in (k, RESIDUAL_TERMS.index("steps"))),
+            rel=1e-12)
 
 
 def test_gru_cell_moves_the_input_projection_into_the_steps() -> None:

@@ -172,7 +172,9 @@ class BatchPredictor:
         s = DTYPE_BYTES[dtype]
 
         # The composition (GruCostModel.compose): layer 0 reads the input, layers above read D·H.
-        step_s = table.step_s(b, h) * mode_factor
+        step_s, mm_s = table.step_parts(b, h)
+        step_s = step_s * mode_factor
+        mm_s = mm_s * (MATMULS_PER_TRAINING_STEP if training else 1.0)
         proj0 = gemm.seconds(t * b, i, GATES * h)
         upper = layers > 1
         proj1 = np.zeros_like(proj0)
@@ -189,6 +191,7 @@ class BatchPredictor:
             proj0, proj1 = np.zeros_like(proj0), np.zeros_like(proj1)
         rest = layers - 1.0
         terms_steps = d * t * step0 + rest * (d * t * step1)
+        terms_mm = d * t * np.minimum(mm_s, step0) + rest * (d * t * np.minimum(mm_s, step1))
         terms_proj = d * proj0 + rest * (d * proj1)
         terms_bwd = (d * proj0 + rest * (d * proj1 * 2.0)) if training else np.zeros_like(proj0)
         terms_ld = layers * d
@@ -202,7 +205,7 @@ class BatchPredictor:
         bwd1 = proj1 * 2.0 if training else np.zeros_like(proj1)
         terms_su = np.where(step_off, terms_steps, 0.0)
         terms_pu = np.where(proj0_off, d * (proj0 + bwd0), 0.0) + np.where(step_off, rest * (d * (proj1 + bwd1)), 0.0)
-        composed = (terms_steps * coef[0] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
+        composed = ((terms_steps - terms_mm) * coef[0] + terms_mm * coef[8] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
                     + terms_ld * coef[4] + terms_bytes * coef[5] + terms_su * coef[6] + terms_pu * coef[7])
 
         # Counts (accounting.account_call), exact in whole numbers.

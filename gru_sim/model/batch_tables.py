@@ -68,12 +68,13 @@ class StepLookup:
         mixed = np.exp((1 - f) * np.log(np.maximum(lo, _TINY_S)) + f * np.log(np.maximum(hi, _TINY_S)))
         return np.where(hidden <= self.hs[0], self._row(arr, log_arr, 0, batch), mixed)
 
-    def step_s(self, batch: np.ndarray, hidden: np.ndarray) -> np.ndarray:
-        """The whole step in seconds (StepTable.step_parts_s(...)[0]) for each (batch, hidden)."""
-        out = np.empty(batch.shape[0])
+    def step_parts(self, batch: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(whole step, matmul alone) in seconds (StepTable.step_parts_s) for each (batch, hidden)."""
+        out, out_mm = np.empty(batch.shape[0]), np.empty(batch.shape[0])
         inside = hidden <= self.hs[-1]
         if inside.any():
             out[inside] = self._lookup(self.step, self.log_step, batch[inside], hidden[inside])
+            out_mm[inside] = self._lookup(self.matmul, self.log_matmul, batch[inside], hidden[inside])
         beyond = ~inside
         if beyond.any():
             b, h = batch[beyond], hidden[beyond]
@@ -88,7 +89,12 @@ class StepLookup:
                 bw0 = self.levels.bandwidth_for(float(w0))
                 mm = mm + np.maximum(w1 * (1.0 / _bandwidth_for(self.levels, w1) - 1.0 / bw0), 0.0)
             out[beyond] = mm + (step0 - mm0) * r
-        return out
+            out_mm[beyond] = mm
+        return out, out_mm
+
+    def step_s(self, batch: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+        """The whole step in seconds (StepTable.step_parts_s(...)[0]) for each (batch, hidden)."""
+        return self.step_parts(batch, hidden)[0]
 
 
 def _bandwidth_for(levels: MemoryLevels, working_set_bytes: np.ndarray) -> np.ndarray:

@@ -2,11 +2,14 @@
 machine, with a small fitted residual on top. An estimator in the scikit-learn manner.
 
 A call of L layers and D directions runs, per layer and direction, one input-projection GEMM
-``[T·B, I_l]×[I_l, 3H]`` and T recurrent steps (:mod:`.units`). The composition gives, per call, eight
+``[T·B, I_l]×[I_l, 3H]`` and T recurrent steps (:mod:`.units`). The composition gives, per call, nine
 physical quantities (``RESIDUAL_TERMS``):
 
-* ``steps`` — Σ T · step(B, H) from the step table of the call's mode (training steps include their
-  backward, timed inside a real training call);
+* ``steps`` and ``step_matmuls`` — Σ T · step(B, H) from the step table of the call's mode (training
+  steps include their backward, timed inside a real training call), split into the recurrent matmuls
+  (timed alone on the same grid) and the rest (gates, allocations, dispatch): the two are separate
+  kernels that a machine's threads, caches and interference treat differently (at 2 threads on a
+  shared VM the many small gate ops slow down while a memory-bound matvec does not speed up);
 * ``projection`` — Σ GEMM(T·B, I_l, 3H) from the GEMM table;
 * ``projection_backward`` — training: the projection's weight gradient (and its data gradient for
   layers above the first), priced as GEMMs of the same size;
@@ -28,7 +31,6 @@ beyond the calibrated ranges.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -36,9 +38,10 @@ import numpy as np
 from ..config import GATES, GruConfig
 from ..errors import ProfileError
 from ..groups import GroupKey
+from .composition import MATMULS_PER_TRAINING_STEP, Composition, LayerUnits, price_layer, step_split
 from .kernel_times import CallTimes, LayerTimes
-from .residual import (_BYTES, _CALL, _LD, _PROJ, _PROJ_BWD, _PROJ_UNALIGNED, _STEPS, _STEPS_UNALIGNED,
-                       RESIDUAL_TERMS, cv_log_residuals, fit_residual)
+from .residual import (_BYTES, _CALL, _LD, _PROJ, _PROJ_BWD, _PROJ_UNALIGNED, _STEP_MM, _STEPS, _STEPS_UNALIGNED,
+                       PREVIOUS_TERMS, RESIDUAL_TERMS, cv_log_residuals, fit_residual)
 from .units import GemmTable, StepTable
 
 AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
@@ -53,8 +56,6 @@ MIN_GROUP_RESIDUALS = 20
 # A training step is roughly a forward and two backward matmuls of the same size (data and weight
 # gradients): the factor a profile without a training table borrows its inference steps with.
 TRAINING_OVER_INFERENCE = 3.0
-# Matmuls of the recurrent step's size in a training step: forward, data gradient, weight gradient.
-MATMULS_PER_TRAINING_STEP = 3
 BREAKDOWN_TERMS = ("input_projection_s", "recurrent_matmul_s", "pointwise_s", "step_overhead_s",
                    "call_overhead_s")
 
@@ -75,42 +76,6 @@ def step_key(group: str, mode: str) -> str:
 
 def _threads_of(key: str) -> int:
     return GroupKey.parse(key).threads
-
-
-@dataclass(frozen=True)
-class LayerUnits:
-    """One direction of one layer, composed from the tables: seconds per step and per layer."""
-
-    layer: int
-    step_s: float            # one recurrent step (forward, plus its backward for training)
-    matmul_s: float          # the recurrent matmul(s) inside that step
-    forward_share: float     # the share of step_s that is forward (1 for inference)
-    projection_s: float
-    projection_backward_s: float
-    output_bytes: float      # per step
-    step_unaligned: bool = False        # H is not a whole number of SIMD vectors
-    projection_unaligned: bool = False  # H or the layer's input size is not
-
-
-@dataclass(frozen=True)
-class Composition:
-    """A call as its units: per-layer units (one direction; all directions cost the same) and the
-    residual term values."""
-
-    config: GruConfig
-    layers: tuple[LayerUnits, ...]
-    terms: np.ndarray
-    floor_step_s: float
-    floor_matmul_s: float
-    borrowed_mode: bool
-
-
-def _alphas(coef: np.ndarray, unit: LayerUnits) -> tuple[float, float, float]:
-    """The coefficients on one layer's step, projection and projection backward, with its unaligned
-    extra where its sizes are not whole SIMD vectors."""
-    extra_step = coef[_STEPS_UNALIGNED] if unit.step_unaligned else 0.0
-    extra_proj = coef[_PROJ_UNALIGNED] if unit.projection_unaligned else 0.0
-    return coef[_STEPS] + extra_step, coef[_PROJ] + extra_proj, coef[_PROJ_BWD] + extra_proj
 
 
 class GruCostModel:
@@ -269,7 +234,8 @@ class GruCostModel:
                 terms[_STEPS_UNALIGNED] += d * t * layer_step
             if proj_off:
                 terms[_PROJ_UNALIGNED] += d * (proj + proj_bwd)
-            terms[_STEPS] += d * t * layer_step
+            terms[_STEPS] += d * t * (layer_step - min(mm_s, layer_step))
+            terms[_STEP_MM] += d * t * min(mm_s, layer_step)
             terms[_PROJ] += d * proj
             terms[_PROJ_BWD] += d * proj_bwd
             terms[_LD] += d
@@ -293,16 +259,6 @@ class GruCostModel:
         coef, _, _ = self.coefficients(config)
         return (composition or self.compose(config)).terms * coef
 
-    def _step_split(self, comp: Composition, unit: LayerUnits, alpha: float) -> tuple[float, float, float]:
-        """One step's seconds split into (matmul, gates, overhead): the matmul as timed alone less the
-        dispatch floor of a lone op, the overhead as the step floor of the table (the smallest step:
-        dispatch and bookkeeping with no arithmetic to speak of), the gates the rest."""
-        total = alpha * unit.step_s
-        scale = MATMULS_PER_TRAINING_STEP if comp.config.mode == "training" else 1.0
-        overhead = min(alpha * comp.floor_step_s, total)
-        matmul = min(alpha * max(unit.matmul_s - scale * comp.floor_matmul_s, 0.0), total - overhead)
-        return matmul, total - overhead - matmul, overhead
-
     def breakdown(self, config: GruConfig, composition: Composition | None = None) -> dict[str, float]:
         """Seconds per breakdown term (input projection, recurrent matmuls, pointwise gates, per-step
         and per-call overhead), each the sum of named kernels, and for training the backward's share
@@ -313,13 +269,13 @@ class GruCostModel:
         out = dict.fromkeys(BREAKDOWN_TERMS, 0.0)
         backward = 0.0
         for unit in comp.layers:
-            a_step, a_proj, a_bwd = _alphas(coef, unit)
-            mm, pw, oh = self._step_split(comp, unit, a_step)
+            step_total, a_proj, a_bwd = price_layer(coef, unit)
+            mm, pw, oh = step_split(comp, unit, coef)
             out["recurrent_matmul_s"] += d * t * mm
             out["pointwise_s"] += d * t * pw
             out["step_overhead_s"] += d * t * (oh + coef[_BYTES] * unit.output_bytes)
             out["input_projection_s"] += d * (a_proj * unit.projection_s + a_bwd * unit.projection_backward_s)
-            backward += d * (t * a_step * unit.step_s * (1.0 - unit.forward_share)
+            backward += d * (t * step_total * (1.0 - unit.forward_share)
                              + a_bwd * unit.projection_backward_s)
         out["call_overhead_s"] = coef[_CALL] + coef[_LD] * comp.terms[_LD]
         out["backward_s"] = backward
@@ -360,10 +316,9 @@ class GruCostModel:
         comp = composition or self.compose(config)
         layers = []
         for unit in comp.layers:
-            a_step, a_proj, a_bwd = _alphas(coef, unit)
-            mm, pw, oh = self._step_split(comp, unit, a_step)
+            step_total, a_proj, a_bwd = price_layer(coef, unit)
+            mm, pw, oh = step_split(comp, unit, coef)
             f = unit.forward_share
-            step_total = a_step * unit.step_s
             for direction in range(config.directions):
                 layers.append(LayerTimes(
                     layer=unit.layer,
@@ -399,15 +354,22 @@ class GruCostModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GruCostModel":
         """Rebuild a fitted model from :meth:`to_dict`'s output."""
-        if list(data.get("terms", [])) != list(RESIDUAL_TERMS):
+        terms = list(data.get("terms", []))
+        if terms not in (list(RESIDUAL_TERMS), list(PREVIOUS_TERMS)):
             raise ProfileError("the profile's cost-model terms differ from this gru-sim's: "
                                "recalibrate with this version")
+
+        def coef(values: list[float]) -> np.ndarray:
+            if terms == list(PREVIOUS_TERMS):  # one coefficient on the whole step: on both its parts
+                values = [*values, values[_STEPS]]
+            return np.array(values, dtype=float)
+
         model = cls(**data["settings"])
         model.step_tables_ = {k: StepTable.from_dict(t) for k, t in data["step_tables"].items()}
         model.gemm_tables_ = {k: GemmTable.from_dict(t) for k, t in data["gemm_tables"].items()}
         groups = data["groups"]
         model.fit_range_ = {g: v["fit_range"] for g, v in groups.items()}
-        model.coef_ = {g: {m: np.array(v["coef"], dtype=float) for m, v in gv["modes"].items()}
+        model.coef_ = {g: {m: coef(v["coef"]) for m, v in gv["modes"].items()}
                        for g, gv in groups.items()}
         model.n_samples_ = {g: {m: int(v["n_samples"]) for m, v in gv["modes"].items()} for g, gv in groups.items()}
         model.log_residual_quantiles_ = {g: {m: tuple(v["log_residual_quantiles"]) for m, v in gv["modes"].items()}

@@ -11,12 +11,15 @@ import numpy as np
 from scipy.optimize import least_squares
 
 RESIDUAL_TERMS = ("steps", "projection", "projection_backward", "call", "layer_direction", "output_bytes",
-                  "steps_unaligned", "projection_unaligned")
-_STEPS, _PROJ, _PROJ_BWD, _CALL, _LD, _BYTES, _STEPS_UNALIGNED, _PROJ_UNALIGNED = range(len(RESIDUAL_TERMS))
+                  "steps_unaligned", "projection_unaligned", "step_matmuls")
+_STEPS, _PROJ, _PROJ_BWD, _CALL, _LD, _BYTES, _STEPS_UNALIGNED, _PROJ_UNALIGNED, _STEP_MM = range(len(RESIDUAL_TERMS))
+# Profiles written before the step's matmuls had their own term: their "steps" coefficient applied to
+# the whole step, matmuls included (read back with the same coefficient on both parts: the same model).
+PREVIOUS_TERMS = RESIDUAL_TERMS[:_STEP_MM]
 # The unit terms' coefficients are pulled towards 1 with this weight (in relative-error units: as much
 # as one measurement that the coefficient's departure from 1 would miss by that share).
 PRIOR_WEIGHT = 0.3
-_UNIT_TERMS = (_STEPS, _PROJ, _PROJ_BWD)
+_UNIT_TERMS = (_STEPS, _STEP_MM, _PROJ, _PROJ_BWD)
 # Corrections without a measured unit: each pulled towards contributing nothing.
 _CORRECTION_TERMS = (_LD, _BYTES)
 # Relative error at which the fit's loss turns from squared to linear (soft-L1).
