@@ -6,6 +6,7 @@ must be wider than the same store's without the spell."""
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -114,6 +115,10 @@ def test_the_speeds_spread_widens_the_interval(tmp_path: Path, monkeypatch: pyte
     c = configs[0]
     width = [m.interval_s(c, m.predict_one(c)) for m in (steady, spelled)]  # type: ignore[attr-defined]
     assert width[1][1] - width[1][0] > width[0][1] - width[0][0]
+    # The model's error and the machine's speed are independent: their spreads add in quadrature.
+    q_steady = steady.log_residual_quantiles_[G]["inference"][1]  # type: ignore[attr-defined]
+    q_spelled = spelled.log_residual_quantiles_[G]["inference"][1]  # type: ignore[attr-defined]
+    assert q_spelled == pytest.approx(math.hypot(q_steady, math.log(SLOW)), abs=0.02)
 
 
 def test_without_the_reference_readings_the_spell_would_stay_in(tmp_path: Path,
