@@ -81,3 +81,22 @@ def test_complete_rows_keeps_timed_points() -> None:
     rows = np.array([[step_s(b, h) for b in BATCH] for h in HIDDEN])
     mms = np.array([[matmul_s(b, h) for b in BATCH] for h in HIDDEN])
     np.testing.assert_allclose(complete_step_rows(BATCH, HIDDEN, rows, mms, 1), rows)
+
+
+def test_a_matrix_read_once_from_the_level_of_the_calls_whole_weight_set_pays_the_difference() -> None:
+    """Weights cost 20 ps/B to read while a matrix fits the cache (up to 8 MB here) and 60 ps/B past
+    it (log-interpolated between the sizes timed). A 3 MB matrix in a call whose weights total 50 MB
+    pays one read at the difference; in a call whose weights fit, nothing; a matrix already past the
+    cache, nothing more."""
+    hidden = (256, 512, 1024, 2048)
+    wb = np.array([3.0 * h * h * 4 for h in hidden])
+    per_byte = np.where(wb <= 8e6, 20e-12, 60e-12)
+    mm = np.array([[v * b, v * b * 2.0] for v, b in zip(per_byte, wb)])
+    t = StepTable((1, 2), hidden, mm * 1.5, mm, matmuls_per_step=1)
+    assert t.read_s_per_byte(wb[1]) == pytest.approx(20e-12)
+    assert t.read_s_per_byte(wb[3]) == pytest.approx(60e-12)
+    assert t.cold_read_s(wb[0], wb[1]) == pytest.approx(0.0)  # both fit: no level crossed
+    assert t.cold_read_s(wb[1], wb[3]) == pytest.approx(wb[1] * 40e-12)
+    assert t.cold_read_s(wb[3], wb[3] * 2) == pytest.approx(0.0)
+    np.testing.assert_allclose(t.cold_read_s(np.array([wb[0], wb[1]]), np.array([wb[1], wb[3]])),
+                               [0.0, wb[1] * 40e-12])

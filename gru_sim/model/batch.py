@@ -190,10 +190,19 @@ class BatchPredictor:
                 step1[upper] = step_s[upper] + gemm.seconds(b[upper], (d * h)[upper], GATES * h[upper]) * per
             proj0, proj1 = np.zeros_like(proj0), np.zeros_like(proj1)
         rest = layers - 1.0
+        bwd0 = proj0 if training else np.zeros_like(proj0)
+        bwd1 = proj1 * 2.0 if training else np.zeros_like(proj1)
+        # The first read of each layer's weights from the level that holds the call's whole weight set
+        # (GruCostModel.compose), priced with the projection.
+        raw = model.step_tables_[step_name]
+        weight_bytes = d * GATES * h * (i + h) * s + rest * (d * GATES * h * (d * h + h) * s)
+        hh_bytes = GATES * h * h * s
+        proj0 = proj0 + raw.cold_read_s(hh_bytes, weight_bytes) + raw.cold_read_s(GATES * h * i * s, weight_bytes)
+        proj1 = proj1 + raw.cold_read_s(hh_bytes, weight_bytes) + raw.cold_read_s(GATES * h * d * h * s, weight_bytes)
         terms_steps = d * t * step0 + rest * (d * t * step1)
         terms_mm = d * t * np.minimum(mm_s, step0) + rest * (d * t * np.minimum(mm_s, step1))
         terms_proj = d * proj0 + rest * (d * proj1)
-        terms_bwd = (d * proj0 + rest * (d * proj1 * 2.0)) if training else np.zeros_like(proj0)
+        terms_bwd = d * bwd0 + rest * (d * bwd1)
         terms_ld = layers * d
         terms_bytes = layers * (d * t * (b * h * s))
         # Layers whose rows are not whole vectors (GruCostModel.compose): layer 0 reads I, the
@@ -201,8 +210,6 @@ class BatchPredictor:
         line = max(model.alignment_bytes // s, 1)
         step_off = (hi_ % line) != 0
         proj0_off = step_off | ((ii % line) != 0)
-        bwd0 = proj0 if training else np.zeros_like(proj0)
-        bwd1 = proj1 * 2.0 if training else np.zeros_like(proj1)
         terms_su = np.where(step_off, terms_steps, 0.0)
         terms_pu = np.where(proj0_off, d * (proj0 + bwd0), 0.0) + np.where(step_off, rest * (d * (proj1 + bwd1)), 0.0)
         composed = ((terms_steps - terms_mm) * coef[0] + terms_mm * coef[8] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]

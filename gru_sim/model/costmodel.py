@@ -214,6 +214,9 @@ class GruCostModel:
             forward_share = min(max(fwd / step_s, 0.05), 0.6)
         layers = []
         terms = np.zeros(len(RESIDUAL_TERMS))
+        e = config.dtype_bytes
+        weight_bytes = float(sum(config.directions * GATES * h * (config.layer_input_size(k) + h) * e
+                                 for k in range(config.num_layers)))
         for layer in range(config.num_layers):
             i = config.layer_input_size(layer)
             proj = gemm.seconds_for(t * b, i, GATES * h)
@@ -223,6 +226,10 @@ class GruCostModel:
                 per_step = gemm.seconds_for(b, i, GATES * h) * (MATMULS_PER_TRAINING_STEP if training else 1.0)
                 layer_step, proj = step_s + per_step, 0.0
             proj_bwd = proj * (2.0 if layer > 0 else 1.0) if training else 0.0
+            # The first read of the layer's W_hh and W_ih in the call, from the level that holds the
+            # whole call's weights (the units timed each matrix alone): priced with the projection.
+            proj += table.cold_read_s(float(GATES * h * h * e), weight_bytes) + table.cold_read_s(
+                float(GATES * h * i * e), weight_bytes)
             out_bytes = float(b * h * config.dtype_bytes)
             line = max(self.alignment_bytes // config.dtype_bytes, 1)
             step_off = h % line != 0

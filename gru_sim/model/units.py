@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ..config import GATES
 from .table_fill import complete_step_rows, fill_matmul_row, monotone_envelope
 
 if TYPE_CHECKING:
@@ -141,6 +142,30 @@ class StepTable:
         self._matmul = np.minimum(np.nan_to_num(self._matmul, nan=0.0), self._step)
         self.floor_step_s = float(np.nanmin(self._step))
         self.floor_matmul_s = float(np.nanmin(self._matmul))
+        # Seconds per byte of weights the smallest batch's matmul spends, by the matrix's bytes: what
+        # reading a weight matrix costs from the memory level a matrix of that size stays in.
+        weight_bytes = GATES * np.asarray(self.hidden, dtype=float) ** 2 * self.element_bytes
+        per_byte = self._matmul[:, 0] / weight_bytes
+        ok = np.isfinite(per_byte) & (per_byte > 0)
+        self._read_log_bytes, self._read_log_s = np.log(weight_bytes[ok]), np.log(per_byte[ok])
+
+    def read_s_per_byte(self, weight_bytes: float | np.ndarray) -> float | np.ndarray:
+        """Seconds per byte of reading a weight matrix of ``weight_bytes`` as a step's matmul does with
+        the matrix staying in whatever level holds it alone: measured on the smallest batch, where the
+        matmul is a weight read, log-interpolated between the table's hidden sizes and held at its ends."""
+        if self._read_log_bytes.size == 0:
+            return np.zeros_like(np.asarray(weight_bytes, dtype=float)) if np.ndim(weight_bytes) else 0.0
+        out = np.exp(np.interp(np.log(weight_bytes), self._read_log_bytes, self._read_log_s))
+        return out if np.ndim(weight_bytes) else float(out)
+
+    def cold_read_s(self, matrix_bytes: float | np.ndarray, call_weight_bytes: float | np.ndarray
+                    ) -> float | np.ndarray:
+        """Extra seconds of reading a ``matrix_bytes`` matrix once from the level that holds the call's
+        whole weight set (``call_weight_bytes``) instead of the level that holds the matrix alone, as
+        the units were timed: the first read of each matrix in a call whose weights together outgrow a
+        cache (they evict each other between calls). Never negative."""
+        extra = matrix_bytes * (self.read_s_per_byte(call_weight_bytes) - self.read_s_per_byte(matrix_bytes))
+        return np.maximum(extra, 0.0) if np.ndim(extra) else max(float(extra), 0.0)
 
     @property
     def batch_range(self) -> tuple[int, int]:
