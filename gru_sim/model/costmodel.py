@@ -10,7 +10,9 @@ physical quantities (``RESIDUAL_TERMS``):
   (timed alone on the same grid) and the rest (gates, allocations, dispatch): the two are separate
   kernels that a machine's threads, caches and interference treat differently (at 2 threads on a
   shared VM the many small gate ops slow down while a memory-bound matvec does not speed up);
-* ``projection`` — Σ GEMM(T·B, I_l, 3H) from the GEMM table;
+* ``projection`` — Σ GEMM(T·B, I_l, 3H) from the GEMM table, plus the call's first read of each layer's
+  W_ih and W_hh from the level that holds the call's whole weight set (the units time each matrix
+  alone; :meth:`.units.StepTable.cold_read_s`);
 * ``projection_backward`` — training: the projection's weight gradient (and its data gradient for
   layers above the first), priced as GEMMs of the same size;
 * ``call`` — 1; ``layer_direction`` — L·D: the fixed costs of a call and of each layer-direction;
