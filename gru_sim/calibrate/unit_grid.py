@@ -170,6 +170,8 @@ class UnitTimer:
         from ..measure.units import step_probe, time_gru_call_s
 
         table = step_key(group, mode)
+        if self.store.get_unit(table, "fixed", {}) is not None:
+            return  # derived by an earlier run (the fixed cost is stored last): a retry now would change nothing stored
         batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
         b0, h0 = batches[0], hiddens[0]
 
