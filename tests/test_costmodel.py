@@ -129,14 +129,13 @@ def test_a_profile_with_one_coefficient_on_the_whole_step_reads_back_as_the_same
             mode["coef"] = [c for j, c in enumerate(mode["coef"]) if j != k]
     again = GruCostModel.from_dict(old)
     test = design(9, n=10)
+    steps = RESIDUAL_TERMS.index("steps")
     for c in test:
         coef, _, _ = again.coefficients(c)
-        assert coef[k] == coef[RESIDUAL_TERMS.index("steps")]
+        assert coef[k] == coef[steps]
         whole = again.compose(c).terms
-        parts = whole[RESIDUAL_TERMS.index("steps")] + whole[k]
-        assert again.predict_one(c) == pytest.approx(
-            parts * coef[k] + sum(whole[j] * coef[j] for j in range(len(coef)) if j not in (k, RESIDUAL_TERMS.index("steps"))),
-            rel=1e-12)
+        others = sum(whole[j] * coef[j] for j in range(len(coef)) if j not in (k, steps))
+        assert again.predict_one(c) == pytest.approx((whole[steps] + whole[k]) * coef[steps] + others, rel=1e-12)
 
 
 def test_gru_cell_moves_the_input_projection_into_the_steps() -> None:

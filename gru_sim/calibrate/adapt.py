@@ -90,8 +90,8 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
         if spec.device == "cpu":  # sizes are aligned or not by this machine's vector width
             data["settings"]["alignment_bytes"] = simd_bytes()
         for g in groups:
-            _, dtype, impl, t = g.split("/")
-            threads = int(t[1:])
+            key = GroupKey.parse(g)
+            dtype, impl, threads = key.dtype, key.impl, key.threads
             modes = [m for m in ("inference", "training") if step_key(g, m) in model.step_tables_]
             src = model.step_tables_[step_key(g, modes[0])]
             gk = gemm_key(spec.device, dtype, threads)

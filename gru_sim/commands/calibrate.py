@@ -9,9 +9,9 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..console import print_self_check
-from .common import positive_int
 from ..errors import GruSimError
 from ..locations import profiles_write_dir
+from .common import positive_int
 
 if TYPE_CHECKING:
     from ..calibrate.jobs import JobSpec

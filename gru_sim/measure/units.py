@@ -89,10 +89,6 @@ def copy_bandwidth_bytes_per_s(size_bytes: int, dtype: str, device: str, threads
     return float(memory_bandwidth(dtype, max(size_bytes, 4096), policy, device)["bytes_per_s"])
 
 
-__all__ = ["UNIT_POLICY", "copy_bandwidth_bytes_per_s", "projection_gemm_s", "recurrent_matmul_s",
-           "step_probe", "time_gru_call_s"]
-
-
 _REFERENCE: dict[tuple, Callable[[], object]] = {}
 
 
@@ -107,3 +103,7 @@ def reference_call_s(batch: int, hidden: int, steps: int, dtype: str, impl: str,
         _REFERENCE[key] = (build_call(config) if impl == "numpy-reference"
                            else torch_call(config, make_gru(config, 0), make_inputs(config, 0))[0])
     return time_calls(_REFERENCE[key], _timer(device), policy).median_s
+
+
+__all__ = ["UNIT_POLICY", "copy_bandwidth_bytes_per_s", "projection_gemm_s", "recurrent_matmul_s",
+           "reference_call_s", "step_probe", "time_gru_call_s"]

@@ -212,8 +212,9 @@ class BatchPredictor:
         proj0_off = step_off | ((ii % line) != 0)
         terms_su = np.where(step_off, terms_steps, 0.0)
         terms_pu = np.where(proj0_off, d * (proj0 + bwd0), 0.0) + np.where(step_off, rest * (d * (proj1 + bwd1)), 0.0)
-        composed = ((terms_steps - terms_mm) * coef[0] + terms_mm * coef[8] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
-                    + terms_ld * coef[4] + terms_bytes * coef[5] + terms_su * coef[6] + terms_pu * coef[7])
+        composed = ((terms_steps - terms_mm) * coef[0] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
+                    + terms_ld * coef[4] + terms_bytes * coef[5] + terms_su * coef[6] + terms_pu * coef[7]
+                    + terms_mm * coef[8])
 
         # Counts (accounting.account_call), exact in whole numbers.
         li64 = li
