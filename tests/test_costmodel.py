@@ -223,11 +223,34 @@ def test_memory_levels_pick_the_smallest_level_that_holds_the_working_set() -> N
     assert levels.bandwidth_for(4096) == 10.0
 
 
-def test_a_step_slower_than_a_bigger_one_is_lowered_to_it() -> None:
+def test_a_step_slower_than_a_bigger_one_is_lowered_and_its_neighbours_barely_move() -> None:
     clean = step_table("inference")
     spiked = clean.step_s.copy()
     spiked[2, 3] *= 5.0  # timed while something else ran
     table = StepTable(clean.batch, clean.hidden, spiked, clean.matmul_s, 4, LEVELS)
-    b, h = clean.batch[3], clean.hidden[2]
-    assert table.step_parts_s(b, h)[0] <= clean.step_parts_s(clean.batch[4], h)[0]
-    assert table.step_parts_s(b, h)[0] == pytest.approx(clean.step_parts_s(b, h)[0], rel=0.5)
+    h = clean.hidden[2]
+    fitted = [table.step_parts_s(b, h)[0] for b in clean.batch]
+    assert fitted == sorted(fitted)  # never falls with the batch
+    assert fitted[3] == pytest.approx(clean.step_parts_s(clean.batch[3], h)[0], rel=0.1)
+    for j, b in enumerate(clean.batch):
+        assert fitted[j] == pytest.approx(clean.step_parts_s(b, h)[0], rel=0.1), b
+    assert table.step_parts_s(clean.batch[3], clean.hidden[0])[0] == pytest.approx(
+        clean.step_parts_s(clean.batch[3], clean.hidden[0])[0], rel=1e-6)
+
+
+def test_output_bytes_are_not_fitted_but_a_profile_fitted_with_them_predicts_as_it_did() -> None:
+    train = design(0, n=200)
+    composer_terms = np.array([fitted_model(train[:5], synthetic_latencies(train[:5])).compose(c).terms
+                               for c in train])
+    k = RESIDUAL_TERMS.index("output_bytes")
+    # Measurements with a large per-byte part that the units cannot explain: the fit leaves it alone.
+    y = synthetic_latencies(train) + 5e-9 * composer_terms[:, k]
+    model = fitted_model(train, y)
+    for mode in ("inference", "training"):
+        assert model.coef_["cpu/float32/torch-gru/t1"][mode][k] == 0.0
+    # An older profile's coefficient is still applied.
+    older = GruCostModel.from_dict(model.to_dict())
+    older.coef_["cpu/float32/torch-gru/t1"]["inference"][k] = 5e-9
+    c = GruConfig(batch=64, seq_len=100, input_size=32, hidden_size=64)
+    extra = 5e-9 * older.compose(c).terms[k]
+    assert older.predict_one(c) == pytest.approx(model.predict_one(c) + extra, rel=1e-9)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gru_sim.model.table_fill import (complete_step_rows, per_hidden_unit_slope_s, rest_slope_s,
-                                      theil_sen_slope)
+from gru_sim.model.table_fill import (complete_step_rows, monotone_fit, per_hidden_unit_slope_s,
+                                      rest_slope_s, theil_sen_slope)
 from gru_sim.model.units import StepTable
 
 BATCH = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256], dtype=float)
@@ -100,3 +100,32 @@ def test_a_matrix_read_once_from_the_level_of_the_calls_whole_weight_set_pays_th
     assert t.cold_read_s(wb[3], wb[3] * 2) == pytest.approx(0.0)
     np.testing.assert_allclose(t.cold_read_s(np.array([wb[0], wb[1]]), np.array([wb[1], wb[3]])),
                                [0.0, wb[1] * 40e-12])
+
+
+def clean_grid() -> np.ndarray:
+    return np.array([[step_s(b, h) for b in BATCH] for h in HIDDEN])
+
+
+def test_a_table_that_already_grows_is_left_as_timed() -> None:
+    grid = clean_grid()
+    assert np.allclose(monotone_fit(grid), grid, rtol=1e-9)
+
+
+def test_a_noisy_table_comes_out_non_decreasing_in_batch_and_hidden_with_gaps_kept() -> None:
+    rng = np.random.default_rng(3)
+    noisy = clean_grid() * np.exp(rng.normal(0.0, 0.3, size=(len(HIDDEN), len(BATCH))))
+    noisy[-1, 5:] = np.nan  # the largest hidden size stops early, as long calls do
+    fitted = monotone_fit(noisy)
+    assert np.array_equal(np.isnan(fitted), np.isnan(noisy))
+    assert np.nanmin(np.diff(fitted, axis=1)) >= 0.0
+    assert np.nanmin(np.diff(fitted, axis=0)) >= 0.0
+
+
+def test_one_fast_reading_of_a_big_problem_does_not_pull_down_every_smaller_one() -> None:
+    grid = clean_grid()
+    disturbed = grid.copy()
+    disturbed[2, 6] = grid[0, 0] * 1.01  # H = 256, B = 64 read as fast as the smallest problem
+    fitted = monotone_fit(disturbed)
+    # Cells far from it keep their timings (a lower envelope would have lowered all 21 smaller ones).
+    assert np.allclose(fitted[:2, :4], grid[:2, :4], rtol=1e-9)
+    assert fitted[2, 6] > disturbed[2, 6]

@@ -16,7 +16,8 @@ physical quantities (``RESIDUAL_TERMS``):
 * ``projection_backward`` — training: the projection's weight gradient (and its data gradient for
   layers above the first), priced as GEMMs of the same size;
 * ``call`` — 1; ``layer_direction`` — L·D: the fixed costs of a call and of each layer-direction;
-* ``output_bytes`` — bytes of the per-direction outputs written, stacked and concatenated;
+* ``output_bytes`` — bytes of the per-direction outputs written, stacked and concatenated (no longer
+  fitted: the step units pay for their outputs; profiles fitted with it predict as they did);
 * ``steps_unaligned``, ``projection_unaligned`` — the step and projection seconds of layers whose
   sizes are not a whole number of SIMD vectors (the tables are timed at round sizes, which run faster).
 
@@ -24,8 +25,8 @@ physical quantities (``RESIDUAL_TERMS``):
 (:mod:`.residual`),
 by a robust least-squares fit on relative error with the measured terms pulled towards 1 (a unit that
 composes exactly needs no correction; the call term is the call's fixed cost measured with the step
-units, where the table has it) and the per-layer-direction and per-byte corrections pulled towards
-contributing nothing. Per-call terms do not grow with ``seq_len``; per-step terms
+units, where the table has it) and the per-layer-direction correction pulled towards contributing
+nothing. Per-call terms do not grow with ``seq_len``; per-step terms
 do. The 90 % interval comes from out-of-fold log residuals of that fit, widened with the distance
 beyond the calibrated ranges.
 """

@@ -21,7 +21,13 @@ PREVIOUS_TERMS = RESIDUAL_TERMS[:_STEP_MM]
 PRIOR_WEIGHT = 0.3
 _UNIT_TERMS = (_STEPS, _STEP_MM, _PROJ, _PROJ_BWD)
 # Corrections without a measured unit: each pulled towards contributing nothing.
-_CORRECTION_TERMS = (_LD, _BYTES)
+_CORRECTION_TERMS = (_LD,)
+# Terms no longer fitted (their coefficient stays 0), kept so that profiles fitted with them predict as
+# they did. Output bytes: the step units already pay for their outputs' allocation and first touch (a
+# unit is a real call writing its whole output), so a per-byte term only soaked up noise — fitted on a
+# dozen calls it reached 5 ns a byte, ten times the cost of faulting fresh memory in on the machine it
+# was fitted on, and doubled a 2-layer batch-128 call's prediction.
+UNFITTED_TERMS = (_BYTES,)
 # Relative error at which the fit's loss turns from squared to linear (soft-L1).
 ROBUST_SCALE = 0.1
 
@@ -58,6 +64,8 @@ def fit_residual(x: np.ndarray, y: np.ndarray, call_fixed_s: float | None = None
     measured seconds ``y``. With the call's fixed cost measured, the call term is that cost times a
     coefficient pulled towards 1, like the units; else a free constant."""
     measured_call = call_fixed_s is not None and call_fixed_s > 0
+    x = x.copy()
+    x[:, list(UNFITTED_TERMS)] = 0.0
     if len(y) == 0:
         theta = np.zeros(len(RESIDUAL_TERMS))
         theta[list(_UNIT_TERMS)] = 1.0  # nothing to correct with: the units as measured
@@ -65,7 +73,7 @@ def fit_residual(x: np.ndarray, y: np.ndarray, call_fixed_s: float | None = None
         return theta
     if not measured_call:
         return fit_robust(x, y, _UNIT_TERMS, _CORRECTION_TERMS)
-    xs = x.copy()
+    xs = x
     xs[:, _CALL] *= call_fixed_s
     theta = fit_robust(xs, y, (*_UNIT_TERMS, _CALL), _CORRECTION_TERMS)
     theta[_CALL] *= call_fixed_s

@@ -23,7 +23,11 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from scipy.optimize import isotonic_regression
 
+# Log distance from the monotone fit past which a step reading counts as disturbed and is down-weighted
+# (a tenth: about the spread of one unit's repeats on a quiet machine).
+ROBUST_LOG_SCALE = 0.1
 # Batch sizes below this run BLAS's matrix-vector or narrow kernels, whose steps do not yet follow the
 # per-sequence slope: a row's slope is read from its points at this batch size and above.
 SLOPE_MIN_BATCH = 8
@@ -123,18 +127,38 @@ def complete_step_rows(batch: np.ndarray, hidden: Sequence[int], rows: np.ndarra
     return np.array(out)
 
 
-def monotone_envelope(values: np.ndarray) -> np.ndarray:
-    """Each measured point lowered to the fastest measured point of a bigger problem (a larger batch
-    or hidden size at least as big in the other): a bigger problem never costs less, and a point that
-    says otherwise was slowed down by something else running. NaN (not measured) stays NaN."""
-    out = values.copy()
-    best = np.full_like(out, np.inf)
-    rows, cols = out.shape
-    for i in range(rows - 1, -1, -1):
-        for j in range(cols - 1, -1, -1):
-            above = min(best[i + 1, j] if i + 1 < rows else np.inf, best[i, j + 1] if j + 1 < cols else np.inf)
-            v = out[i, j]
-            if np.isfinite(v):
-                out[i, j] = min(v, above)
-            best[i, j] = min(above, out[i, j]) if np.isfinite(out[i, j]) else above
+def monotone_fit(values: np.ndarray, robust_scale: float = ROBUST_LOG_SCALE, reweights: int = 4,
+                 max_rounds: int = 200, tol: float = 1e-9) -> np.ndarray:
+    """The closest table, in log seconds, that never falls as the batch (columns) or the hidden size
+    (rows) grows: a bigger problem never costs less, so a point that says otherwise was disturbed —
+    and so, as likely, was its neighbour. Rows and columns are made non-decreasing in turn (weighted
+    isotonic regression of each) until neither moves; then points far off the fit (beyond
+    ``robust_scale`` in log) are down-weighted (Huber) and the fit redone, so that one reading slowed
+    fivefold is lowered without lifting its neighbours. NaN (not measured) stays NaN.
+
+    Lowering every point to the fastest point of any bigger problem instead (a lower envelope) lets
+    one fast reading pull down every smaller problem's cell while cells with no such neighbour keep
+    their slow readings: a table of two machines' speeds at once."""
+    finite = np.isfinite(values) & (values > 0)
+    logs = np.where(finite, np.log(np.where(finite, values, 1.0)), np.nan)
+    weights = np.where(finite, 1.0, 0.0)
+    out = logs.copy()
+    for _ in range(reweights + 1):
+        out = _alternating_isotonic(logs, weights, finite, max_rounds, tol)
+        off = np.abs(np.where(finite, logs - out, 0.0))
+        weights = np.where(finite, np.minimum(1.0, robust_scale / np.maximum(off, 1e-12)), 0.0)
+    return np.where(finite, np.exp(out), values)
+
+
+def _alternating_isotonic(logs: np.ndarray, weights: np.ndarray, finite: np.ndarray, max_rounds: int,
+                          tol: float) -> np.ndarray:
+    out = logs.copy()
+    for _ in range(max_rounds):
+        before = out.copy()
+        for lines, target, w, mask in ((out, logs, weights, finite), (out.T, logs.T, weights.T, finite.T)):
+            for line, _, wl, ok in zip(lines, target, w, mask):
+                if ok.sum() > 1:
+                    line[ok] = isotonic_regression(line[ok], weights=wl[ok]).x
+        if np.nanmax(np.abs(out - before), initial=0.0) < tol:
+            break
     return out

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from ..config import GATES
-from .table_fill import complete_step_rows, fill_matmul_row, monotone_envelope
+from .table_fill import complete_step_rows, fill_matmul_row, monotone_fit
 
 if TYPE_CHECKING:
     from ..config import GruConfig
@@ -126,8 +126,8 @@ class StepTable:
         b = np.asarray(self.batch, dtype=float)
         if len(self.batch) < 1 or len(self.hidden) < 1:
             raise ValueError("a step table needs at least one batch and one hidden size")
-        self._matmul = np.array([fill_matmul_row(b, r) for r in monotone_envelope(self.matmul_s)])
-        self._step = complete_step_rows(b, self.hidden, monotone_envelope(self.step_s), self._matmul,
+        self._matmul = np.array([fill_matmul_row(b, r) for r in monotone_fit(self.matmul_s)])
+        self._step = complete_step_rows(b, self.hidden, monotone_fit(self.step_s), self._matmul,
                                         self.matmuls_per_step)
         if not np.isfinite(self.step_s).any():
             raise ValueError("a step table needs at least one measured point")
