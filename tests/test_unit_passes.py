@@ -12,7 +12,7 @@ from gru_sim.calibrate import unit_grid
 from gru_sim.calibrate.design import round_size, sobol_configs
 from gru_sim.calibrate.jobs import load_job
 from gru_sim.calibrate.store import MeasurementStore
-from gru_sim.calibrate.unit_grid import CALL_PROBE_STEPS, UnitTimer, step_table
+from gru_sim.calibrate.unit_grid import CALL_PROBE_STEPS, UnitTimer, interleaved, step_table
 from gru_sim.model.costmodel import step_key
 
 TINY = Path(__file__).parent / "data" / "tiny-job.yaml"
@@ -148,3 +148,27 @@ def test_whole_call_phases_take_turns_point_by_point() -> None:
 
     _round_robin([phase("a", 3), phase("b", 1), phase("c", 2)])
     assert order == ["a0", "b0", "c0", "a1", "c1", "a2"]
+
+
+def test_table_rows_take_turns_each_in_its_own_order_the_same_every_time() -> None:
+    rows = [[(b, h) for b in (1, 2, 4, 8, 16, 32)] for h in (16, 32, 64, 128, 256)]
+    order = list(interleaved(rows, "t1|inference|0"))
+    assert sorted(order) == sorted(cell for row in rows for cell in row)
+    for h in (16, 32, 64, 128, 256):
+        assert [b for b, hh in order if hh == h] == [1, 2, 4, 8, 16, 32]
+    assert order == list(interleaved(rows, "t1|inference|0"))
+    assert order != list(interleaved(rows, "t2|inference|0"))
+    # Not row after row: a slow spell of a few consecutive timings spans several hidden sizes.
+    switches = sum(a[1] != b[1] for a, b in zip(order, order[1:]))
+    assert switches > len(order) // 2
+
+
+def test_step_calls_are_timed_with_rows_taking_turns(tmp_path: Path, fake_calls: FakeCalls) -> None:
+    spec = load_job(TINY).model_copy(update={"modes": ["inference"]})
+    timer = UnitTimer(spec, MeasurementStore(tmp_path / "s.sqlite"), step_grid=([1, 2, 4, 8], [16, 32, 64]),
+                      two_passes=False)
+    plan = timer._step_calls(GROUP, "inference", "float32", "torch-gru", 1)
+    hiddens = [h for _, h, _ in plan]
+    assert hiddens != sorted(hiddens)
+    for h in (16, 32, 64):
+        assert [b for b, hh, _ in plan if hh == h] == [1, 2, 4, 8]

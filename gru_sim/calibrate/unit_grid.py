@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable
+import zlib
+from typing import Callable, Iterator, Sequence, TypeVar
+
+import numpy as np
 
 from ..config import DTYPE_BYTES, GATES
 from ..machine import cache_levels
@@ -25,6 +28,7 @@ from .jobs import JobSpec
 from .store import MeasurementStore
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 # A step unit's call lasts about this long: long enough that the call's fixed cost is a small share.
 STEP_TARGET_CALL_S = 0.0015
 MAX_STEPS = 256
@@ -39,6 +43,22 @@ SUSPECT_RATIO = 1.15
 GEMM_MAX_FLOPS = 1e9
 # The DRAM probe copies this many times the largest cache (and at least 64 MiB).
 DRAM_OVER_LLC = 4
+
+
+def interleaved(lines: Sequence[Sequence[T]], seed: str) -> Iterator[T]:
+    """Every item of ``lines``, each line in its own order, the lines taking turns at random (the next
+    item comes from a line drawn with odds by what it has left; the same ``seed``, the same order).
+
+    A shared machine slows down for seconds at a time. Timed line after line, a whole table row falls
+    into one slow spell and reads as a smooth, plausible row of the wrong height, which no later fit
+    can tell from the shape's own cost; taken in turns, a spell leaves scattered points that stand out
+    from their neighbours (and :func:`gru_sim.model.table_fill.monotone_fit` discounts them). Each
+    line keeps its order so that a point's cost can still be estimated from the one before it."""
+    rng = np.random.default_rng(zlib.crc32(seed.encode()))
+    left = [list(line) for line in lines]
+    while any(left):
+        sizes = np.array([len(line) for line in left], dtype=float)
+        yield left[int(rng.choice(len(left), p=sizes / sizes.sum()))].pop(0)
 
 
 def _fixed_cost_s(short_s: float, long_s: float) -> float:
@@ -150,17 +170,16 @@ class UnitTimer:
         known: dict[tuple[int, int], float] = {}
         plan: list[tuple[int, int, int]] = []
         factor = 3.0 if mode == "training" else 1.0
-        for h in hiddens:
-            self.progress(f"{table}: step units at hidden {h}")
-            for b in batches:
-                est = self._estimate(known, b, h, factor)
-                steps = min(max(math.ceil(STEP_TARGET_CALL_S / max(est, 1e-9)), MIN_STEPS[mode]), MAX_STEPS)
-                if MIN_STEPS[mode] * est > self.spec.unit_max_call_s:
-                    continue  # too costly: the table continues this row with the matmul's growth
-                total = timed(b, h, steps)
-                plan.append((b, h, steps))
-                if total is not None:
-                    known[(b, h)] = _per_step_s(total, fixed_s, steps)
+        self.progress(f"{table}: step units")
+        for b, h in interleaved([[(b, h) for b in batches] for h in hiddens], f"{table}|{self.spec.seed}"):
+            est = self._estimate(known, b, h, factor)
+            steps = min(max(math.ceil(STEP_TARGET_CALL_S / max(est, 1e-9)), MIN_STEPS[mode]), MAX_STEPS)
+            if MIN_STEPS[mode] * est > self.spec.unit_max_call_s:
+                continue  # too costly: the table continues this row with the matmul's growth
+            total = timed(b, h, steps)
+            plan.append((b, h, steps))
+            if total is not None:
+                known[(b, h)] = _per_step_s(total, fixed_s, steps)
         return plan
 
     def _step_units(self, group: str, mode: str, dtype: str, impl: str, threads: int,
@@ -232,12 +251,10 @@ class UnitTimer:
         from ..measure.units import recurrent_matmul_s
 
         batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
-        for h in hiddens:
-            for b in batches:
-                if 2.0 * b * h * GATES * h > GEMM_MAX_FLOPS:
-                    continue
-                self._timed(group, group, "matmul", {"batch": b, "hidden": h},
-                            lambda: (recurrent_matmul_s(b, h, dtype, self.spec.device, threads), False))
+        rows = [[(b, h) for b in batches if 2.0 * b * h * GATES * h <= GEMM_MAX_FLOPS] for h in hiddens]
+        for b, h in interleaved(rows, f"{group}|matmul|{self.spec.seed}"):
+            self._timed(group, group, "matmul", {"batch": b, "hidden": h},
+                        lambda: (recurrent_matmul_s(b, h, dtype, self.spec.device, threads), False))
 
     def _gemms(self, group: str, dtype: str, threads: int) -> None:
         from ..measure.units import projection_gemm_s
@@ -245,13 +262,10 @@ class UnitTimer:
         table = gemm_key(self.spec.device, dtype, threads)
         ms, ks, ns = self.gemm_grid or gemm_axes(self.spec)
         self.progress(f"{table}: projection GEMMs")
-        for k in ks:
-            for n in ns:
-                for m in ms:
-                    if m != ms[0] and 2.0 * m * k * n > GEMM_MAX_FLOPS:
-                        break
-                    self._timed(group, table, "gemm", {"m": m, "k": k, "n": n},
-                                lambda: projection_gemm_s(m, k, n, dtype, self.spec.device, threads))
+        columns = [[(m, k, n) for m in ms if m == ms[0] or 2.0 * m * k * n <= GEMM_MAX_FLOPS] for k in ks for n in ns]
+        for m, k, n in interleaved(columns, f"{table}|{self.spec.seed}"):
+            self._timed(group, table, "gemm", {"m": m, "k": k, "n": n},
+                        lambda: projection_gemm_s(m, k, n, dtype, self.spec.device, threads))
 
     def _levels(self, group: str, dtype: str, threads: int) -> None:
         from ..measure.units import copy_bandwidth_bytes_per_s

@@ -36,17 +36,28 @@ def _timer(device: str):  # type: ignore[no-untyped-def]
 
 
 _MODULES: dict[tuple, torch.nn.GRU] = {}
+# The modules kept at once hold at most this many parameter bytes (the largest step-table row, H = 2048,
+# holds 50 MB; a whole inference table about 100 MB).
+MODULE_CACHE_BYTES = 1 << 30
 
 
 def _module(config: GruConfig) -> torch.nn.GRU:
-    """The GRU module of ``config``'s weights, kept while a table row (the same hidden size, other
-    batch sizes and step counts) is timed: initialising a large one costs more than timing it."""
+    """The GRU module of ``config``'s weights, kept while a table is timed (its rows take turns, so the
+    same hidden sizes come back again and again): initialising a large one costs more than timing it.
+    The least recently used go first once the cache holds ``MODULE_CACHE_BYTES``."""
     key = (config.input_size, config.hidden_size, config.num_layers, config.bidirectional, config.dtype,
            config.device)
-    if key not in _MODULES:
-        _MODULES.clear()
-        _MODULES[key] = make_gru(config, 0)
-    return _MODULES[key]
+    if key in _MODULES:
+        _MODULES[key] = _MODULES.pop(key)  # most recently used last
+        return _MODULES[key]
+    module = make_gru(config, 0)
+    size = sum(p.numel() * p.element_size() for p in module.parameters())
+    held = sum(p.numel() * p.element_size() for m in _MODULES.values() for p in m.parameters())
+    while _MODULES and held + size > MODULE_CACHE_BYTES:
+        oldest = _MODULES.pop(next(iter(_MODULES)))
+        held -= sum(p.numel() * p.element_size() for p in oldest.parameters())
+    _MODULES[key] = module
+    return module
 
 
 def time_gru_call_s(config: GruConfig, policy: TimingPolicy = UNIT_POLICY) -> tuple[float, bool]:

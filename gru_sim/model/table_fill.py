@@ -129,12 +129,13 @@ def complete_step_rows(batch: np.ndarray, hidden: Sequence[int], rows: np.ndarra
 
 def monotone_fit(values: np.ndarray, robust_scale: float = ROBUST_LOG_SCALE, reweights: int = 4,
                  max_rounds: int = 200, tol: float = 1e-9) -> np.ndarray:
-    """The closest table, in log seconds, that never falls as the batch (columns) or the hidden size
-    (rows) grows: a bigger problem never costs less, so a point that says otherwise was disturbed —
-    and so, as likely, was its neighbour. Rows and columns are made non-decreasing in turn (weighted
-    isotonic regression of each) until neither moves; then points far off the fit (beyond
-    ``robust_scale`` in log) are down-weighted (Huber) and the fit redone, so that one reading slowed
-    fivefold is lowered without lifting its neighbours. NaN (not measured) stays NaN.
+    """The closest table, in log seconds, that never falls as any of its axes grows (a step table's
+    hidden size and batch): a bigger problem never costs less, so a point
+    that says otherwise was disturbed — and so, as likely, was its neighbour. Every line along every
+    axis is made non-decreasing in turn (weighted isotonic regression) until none moves; then points
+    far off the fit (beyond ``robust_scale`` in log) are down-weighted (Huber) and the fit redone, so
+    that one reading slowed fivefold is lowered without lifting its neighbours. NaN (not measured)
+    stays NaN.
 
     Lowering every point to the fastest point of any bigger problem instead (a lower envelope) lets
     one fast reading pull down every smaller problem's cell while cells with no such neighbour keep
@@ -155,10 +156,15 @@ def _alternating_isotonic(logs: np.ndarray, weights: np.ndarray, finite: np.ndar
     out = logs.copy()
     for _ in range(max_rounds):
         before = out.copy()
-        for lines, target, w, mask in ((out, logs, weights, finite), (out.T, logs.T, weights.T, finite.T)):
-            for line, _, wl, ok in zip(lines, target, w, mask):
+        for axis in range(out.ndim):
+            lines = np.moveaxis(out, axis, -1)  # a view: writing a line writes ``out``
+            w = np.moveaxis(weights, axis, -1)
+            ok_all = np.moveaxis(finite, axis, -1)
+            for index in np.ndindex(lines.shape[:-1]):
+                ok = ok_all[index]
                 if ok.sum() > 1:
-                    line[ok] = isotonic_regression(line[ok], weights=wl[ok]).x
+                    line = lines[index]
+                    line[ok] = isotonic_regression(line[ok], weights=w[index][ok]).x
         if np.nanmax(np.abs(out - before), initial=0.0) < tol:
             break
     return out
