@@ -7,7 +7,15 @@ calibration draws its own shapes) at every calibrated thread count, and ``gru-si
 README's accuracy table carries. Run it alone on a quiet machine:
 
     .venv/bin/python benchmarks/accuracy.py [--profile P | --save-profile P] [--sample 40] [--rounds 2] [--json OUT]
-                                            [--shapes CSV] [--threads 1 2]
+                                            [--shapes CSV] [--threads 1 2] [--record CSV]
+    .venv/bin/python benchmarks/accuracy.py --profile P --measured CSV
+
+One run measures the machine in one spell: a whole run moves by 10-20 % with the machine's load, and
+the same shape measured in two runs hours apart differs by up to 2x. ``--record CSV`` appends each
+shape's measurement of the run (its CPU, when, the median of its rounds) to ``CSV``; ``--measured CSV``
+measures nothing and judges a profile against the median of every run recorded there on this CPU kind
+(``benchmarks/data/typical_measured.csv``: the runs recorded on the machine the shipped profile was
+made on) — a figure that does not move with the spell it is taken in, and the same on any re-run.
 
 ``--shapes benchmarks/data/deepbench_shapes.csv`` judges the DeepBench GRU sizes (``../shared/data``) of at
 most 1e10 FLOPs a call (6·T·B·H² a phase; 13 of 73) instead: real speech workloads, most beyond the
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -39,6 +48,8 @@ from gru_sim.predict import Predictor
 ROOT = Path(__file__).resolve().parent.parent
 GRU_SIM = str(Path(sys.executable).parent / "gru-sim")
 SHAPES = ROOT / "benchmarks" / "data" / "typical_shapes.csv"
+RECORD_FIELDS = ("run_at", "cpu_model", "name", "batch", "seq_len", "input_size", "hidden_size", "num_layers",
+                 "bidirectional", "mode", "threads", "measured_s")
 POLICY = TimingPolicy(min_sample_s=0.002, budget_s=0.3, min_samples=9, max_samples=40)
 
 
@@ -120,6 +131,53 @@ def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0, shapes_p
     return out
 
 
+def record_run(path: Path, cpu: str, rows: list[dict[str, Any]]) -> None:
+    """Append one run's measurements (the median of each shape's rounds) to ``path``."""
+    at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=RECORD_FIELDS)
+        if new:
+            w.writeheader()
+        for r in rows:
+            c = r["config"]
+            w.writerow({"run_at": at, "cpu_model": cpu, "name": r["name"], "measured_s": f"{r['measured_s']:.6e}",
+                        **{k: (str(c[k]).lower() if isinstance(c[k], bool) else c[k]) for k in RECORD_FIELDS if k in c}})
+
+
+def judge_recorded(profile_path: Path, path: Path, cpu: str) -> dict[str, Any]:
+    """The profile's figures against the median, per shape and thread count, of every run in ``path``
+    taken on a CPU of this kind (``cpu``)."""
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    mine = [r for r in rows if r["cpu_model"] == cpu]
+    if not mine:
+        kinds = sorted({r["cpu_model"] for r in rows})
+        sys.exit(f"{path}: no run was recorded on a {cpu!r}, only on {kinds}: measure here with --record")
+    by_shape: dict[tuple[str, int], list[dict[str, str]]] = {}
+    for r in mine:
+        by_shape.setdefault((r["name"], int(r["threads"])), []).append(r)
+    predictor = Predictor(load_profile(profile_path))
+    out_rows = []
+    for (name, threads), runs in sorted(by_shape.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        c = GruConfig.from_mapping({k: runs[0][k] for k in RECORD_FIELDS[2:-1] if k != "name"})
+        seconds = [float(r["measured_s"]) for r in runs]
+        record = predictor.predict(c).to_dict()
+        out_rows.append({"name": name, "config": c.to_dict(), "measured_s": float(np.median(seconds)),
+                         "runs": len(seconds), "spread_x": max(seconds) / min(seconds),
+                         "predicted_s": record["latency_s"], "interval_s": record["latency_interval_s"]})
+    out: dict[str, Any] = {"rows": out_rows, "runs": max(r["runs"] for r in out_rows),
+                           "first_run": min(r["run_at"] for r in mine), "last_run": max(r["run_at"] for r in mine),
+                           "median_spread_x": float(np.median([r["spread_x"] for r in out_rows]))}
+    threads = sorted({r["config"]["threads"] for r in out_rows})
+    for label, sel in [("all", out_rows)] + [(f"t{t}", [r for r in out_rows if r["config"]["threads"] == t])
+                                             for t in threads] \
+            + [(mode, [r for r in out_rows if r["config"]["mode"] == mode]) for mode in ("inference", "training")]:
+        out[label] = figures([r["measured_s"] for r in sel], [r["predicted_s"] for r in sel],
+                             [tuple(r["interval_s"]) for r in sel])
+    return out
+
+
 def run_validate(profile_path: Path, sample: int, out_dir: Path) -> dict[str, Any]:
     proc = subprocess.run([GRU_SIM, "validate", "--profile", str(profile_path), "--sample", str(sample),
                            "--out", str(out_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -155,7 +213,22 @@ def main() -> None:
                     help="CSV of hold-out shapes (name, then shape flags; default: the typical shapes)")
     ap.add_argument("--threads", type=int, nargs="+", help="only these of the profile's thread counts")
     ap.add_argument("--json", type=Path, help="also write every figure and row here")
+    ap.add_argument("--record", type=Path, help="append this run's measurements of the shapes to this CSV")
+    ap.add_argument("--measured", type=Path,
+                    help="measure nothing: judge --profile against the median of the runs recorded in this CSV")
     args = ap.parse_args()
+    if args.measured is not None:
+        if args.profile is None:
+            sys.exit("--measured judges a given profile: add --profile PATH")
+        judged = judge_recorded(args.profile, args.measured, cpu_model())
+        print(f"CPU: {cpu_model()}; {judged['runs']} recorded runs from {judged['first_run']} to "
+              f"{judged['last_run']}; the same shape's fastest and slowest run differ by a median "
+              f"{judged['median_spread_x']:.2f}x")
+        for label in ("all", *[k for k in judged if k.startswith("t") and k[1:].isdigit()], "inference", "training"):
+            print(f"recorded shapes, {label:9s}: {fmt(judged[label])}")
+        if args.json:
+            args.json.write_text(json.dumps(judged, indent=1) + "\n")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         result: dict[str, Any] = {"cpu_model": cpu_model()}
         profile = args.profile
@@ -171,6 +244,8 @@ def main() -> None:
         print(f"hold-out shapes ({args.shapes}), fresh measurements:", file=sys.stderr)
         result["shapes"] = str(args.shapes)
         result["typical"] = measure_typical(profile, args.rounds, shapes_path=args.shapes, only_threads=args.threads)
+        if args.record is not None:
+            record_run(args.record, result["cpu_model"], result["typical"]["rows"])
         if args.sample:
             print(f"gru-sim validate --sample {args.sample} ...", file=sys.stderr, flush=True)
             result["validate"] = run_validate(profile, args.sample, Path(tmp) / "validate")

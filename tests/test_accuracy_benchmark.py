@@ -1,0 +1,66 @@
+"""benchmarks/accuracy.py's recorded runs: a run's measurements appended to a CSV, and a profile judged
+against the median of every run recorded on this CPU kind, other kinds left out."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gru_sim.config import GruConfig
+from gru_sim.model.profile import load_profile
+from gru_sim.predict import Predictor
+
+from model_fixtures import make_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _accuracy():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("accuracy_benchmark", ROOT / "benchmarks" / "accuracy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SHAPES = {"small": GruConfig(batch=2, seq_len=10, input_size=16, hidden_size=32, threads=1),
+          "train": GruConfig(batch=8, seq_len=20, input_size=64, hidden_size=128, mode="training", threads=2,
+                             bidirectional=True)}
+
+
+def _run_rows(scale: float) -> list[dict]:
+    return [{"name": n, "config": c.to_dict(), "measured_s": scale * (1e-3 if n == "small" else 5e-2)}
+            for n, c in SHAPES.items()]
+
+
+def test_recorded_runs_judge_a_profile_against_each_shapes_median_on_this_cpu_kind(tmp_path: Path) -> None:
+    acc = _accuracy()
+    profile = make_profile(tmp_path / "p.json")
+    data = tmp_path / "runs.csv"
+    for scale in (1.0, 2.0, 4.0):
+        acc.record_run(data, "Test CPU", _run_rows(scale))
+    acc.record_run(data, "Other CPU", _run_rows(100.0))
+    with data.open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and rows[0]["bidirectional"] == "false"  # one header, every run appended
+    judged = acc.judge_recorded(profile, data, "Test CPU")
+    assert judged["runs"] == 3
+    by_name = {r["name"]: r for r in judged["rows"]}
+    assert by_name["small"]["measured_s"] == pytest.approx(2e-3)  # the median of 1, 2, 4 ms: not 100x
+    assert by_name["train"]["runs"] == 3 and by_name["train"]["spread_x"] == pytest.approx(4.0)
+    predicted = Predictor(load_profile(profile)).predict(SHAPES["train"]).latency_s
+    assert by_name["train"]["predicted_s"] == pytest.approx(predicted)
+    expected = 100 * np.median([abs(r["predicted_s"] / r["measured_s"] - 1) for r in judged["rows"]])
+    assert judged["all"]["median_ape"] == pytest.approx(expected)
+
+
+def test_recorded_runs_of_another_cpu_kind_only_are_refused_naming_them(tmp_path: Path) -> None:
+    acc = _accuracy()
+    data = tmp_path / "runs.csv"
+    acc.record_run(data, "Other CPU", _run_rows(1.0))
+    with pytest.raises(SystemExit, match="Other CPU"):
+        acc.judge_recorded(make_profile(tmp_path / "p.json"), data, "Test CPU")
