@@ -172,3 +172,22 @@ def test_step_calls_are_timed_with_rows_taking_turns(tmp_path: Path, fake_calls:
     assert hiddens != sorted(hiddens)
     for h in (16, 32, 64):
         assert [b for b, hh, _ in plan if hh == h] == [1, 2, 4, 8]
+
+
+def test_a_table_whose_steps_are_stored_times_no_call_again_whatever_its_order(
+        tmp_path: Path, fake_calls: FakeCalls, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = load_job(TINY).model_copy(update={"modes": ["inference"]})
+    store = MeasurementStore(tmp_path / "s.sqlite")
+    grid = ([1, 2, 4, 8], [16, 32, 64, 128])
+    # A store timed row after row (as before the rows took turns): other step counts for some calls.
+    with monkeypatch.context() as m:
+        m.setattr(unit_grid, "interleaved", lambda lines, seed: (item for line in lines for item in line))
+        UnitTimer(spec, store, step_grid=grid, two_passes=False).run(GROUP, "float32", "torch-gru", 1)
+    row_order = {(b, h, s) for b, h, s, _ in fake_calls.timed}
+    timed = len(fake_calls.timed)
+    turns = UnitTimer(spec, MeasurementStore(tmp_path / "fresh.sqlite"), step_grid=grid, two_passes=False)
+    assert set(turns._step_calls(GROUP, "inference", "float32", "torch-gru", 1)) - row_order  # the plans differ
+    fake_calls.timed.clear()
+    UnitTimer(spec, store, step_grid=grid, two_passes=False).run(GROUP, "float32", "torch-gru", 1)
+    assert fake_calls.timed == []
+    assert timed > 0
