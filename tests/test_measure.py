@@ -325,3 +325,19 @@ def test_cuda_measures_small_shape(dtype: str, tol: float, quick_policy: TimingP
     assert record["max_rel_error"] < tol
     assert record["fingerprint"]["gpu_name"]
     assert record["fingerprint"]["device"] == "cuda"
+
+
+def test_unit_modules_stay_cached_across_hidden_sizes_until_the_byte_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gru_sim.measure import units
+
+    monkeypatch.setattr(units, "_MODULES", {})
+    small = [GruConfig(batch=1, seq_len=2, input_size=1, hidden_size=h) for h in (8, 16)]
+    first = [units._module(c) for c in small]
+    assert [units._module(c) for c in small] == first  # rows taking turns reuse each module
+    big = GruConfig(batch=1, seq_len=2, input_size=1, hidden_size=64)
+    units._module(small[0])  # the H = 8 module is now the most recently used
+    bound = units._parameter_bytes(first[0]) + units._parameter_bytes(units.make_gru(big, 0))
+    monkeypatch.setattr(units, "MODULE_CACHE_BYTES", bound)
+    units._module(big)
+    assert units._module(small[0]) is first[0]  # kept: most recently used, and it fits beside the new one
+    assert units._module(small[1]) is not first[1]  # the least recently used went

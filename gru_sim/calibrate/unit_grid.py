@@ -147,10 +147,9 @@ class UnitTimer:
         from ..measure.units import SECOND_PASS_POLICY, UNIT_POLICY, step_probe, time_gru_call_s
 
         table = step_key(group, mode)
-        if self.store.get_unit(table, "fixed", {}) is not None:
-            # The table's steps are derived and stored (the fixed cost is stored last). A store timed in
-            # another order (rows one after another, before they took turns) chose other step counts,
-            # so its calls would not be found and would be timed again for nothing.
+        if self._steps_derived(table):
+            # A store timed in another order (rows one after another, before they took turns) chose
+            # other step counts, so its calls would not be found and would be timed again for nothing.
             return []
         batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
         device = self.spec.device
@@ -194,8 +193,8 @@ class UnitTimer:
         from ..measure.units import step_probe, time_gru_call_s
 
         table = step_key(group, mode)
-        if self.store.get_unit(table, "fixed", {}) is not None:
-            return  # derived by an earlier run (the fixed cost is stored last): a retry now would change nothing stored
+        if self._steps_derived(table):
+            return  # a retry now would change nothing stored
         batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
         b0, h0 = batches[0], hiddens[0]
 
@@ -238,6 +237,10 @@ class UnitTimer:
                 self.store.add_unit(group, table, "step", {"batch": b, "hidden": h}, v, False, 0.0, at=at[(b, h)])
         if self.store.get_unit(table, "fixed", {}) is None:
             self.store.add_unit(group, table, "fixed", {}, fixed_s, False, 0.0, at=short[1])
+
+    def _steps_derived(self, table: str) -> bool:
+        """Whether an earlier run derived and stored ``table``'s step units (the fixed cost is stored last)."""
+        return self.store.get_unit(table, "fixed", {}) is not None
 
     @staticmethod
     def _estimate(known: dict[tuple[int, int], float], b: int, h: int, factor: float) -> float:

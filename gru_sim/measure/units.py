@@ -51,13 +51,15 @@ def _module(config: GruConfig) -> torch.nn.GRU:
         _MODULES[key] = _MODULES.pop(key)  # most recently used last
         return _MODULES[key]
     module = make_gru(config, 0)
-    size = sum(p.numel() * p.element_size() for p in module.parameters())
-    held = sum(p.numel() * p.element_size() for m in _MODULES.values() for p in m.parameters())
-    while _MODULES and held + size > MODULE_CACHE_BYTES:
-        oldest = _MODULES.pop(next(iter(_MODULES)))
-        held -= sum(p.numel() * p.element_size() for p in oldest.parameters())
+    held = sum(map(_parameter_bytes, _MODULES.values()))
+    while _MODULES and held + _parameter_bytes(module) > MODULE_CACHE_BYTES:
+        held -= _parameter_bytes(_MODULES.pop(next(iter(_MODULES))))
     _MODULES[key] = module
     return module
+
+
+def _parameter_bytes(module: torch.nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
 def time_gru_call_s(config: GruConfig, policy: TimingPolicy = UNIT_POLICY) -> tuple[float, bool]:

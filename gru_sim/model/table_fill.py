@@ -143,7 +143,6 @@ def monotone_fit(values: np.ndarray, robust_scale: float = ROBUST_LOG_SCALE, rew
     finite = np.isfinite(values) & (values > 0)
     logs = np.where(finite, np.log(np.where(finite, values, 1.0)), np.nan)
     weights = np.where(finite, 1.0, 0.0)
-    out = logs.copy()
     for _ in range(reweights + 1):
         out = _alternating_isotonic(logs, weights, finite, max_rounds, tol)
         off = np.abs(np.where(finite, logs - out, 0.0))
