@@ -148,6 +148,8 @@ def record_run(path: Path, cpu: str, rows: list[dict[str, Any]]) -> None:
 def judge_recorded(profile_path: Path, path: Path, cpu: str) -> dict[str, Any]:
     """The profile's figures against the median, per shape and thread count, of every run in ``path``
     taken on a CPU of this kind (``cpu``)."""
+    if not path.is_file():
+        sys.exit(f"{path}: no such file of recorded runs (write one with --record)")
     with path.open() as f:
         rows = list(csv.DictReader(f))
     mine = [r for r in rows if r["cpu_model"] == cpu]

@@ -64,3 +64,8 @@ def test_recorded_runs_of_another_cpu_kind_only_are_refused_naming_them(tmp_path
     acc.record_run(data, "Other CPU", _run_rows(1.0))
     with pytest.raises(SystemExit, match="Other CPU"):
         acc.judge_recorded(make_profile(tmp_path / "p.json"), data, "Test CPU")
+
+
+def test_a_missing_file_of_recorded_runs_is_one_line_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no such file of recorded runs"):
+        _accuracy().judge_recorded(make_profile(tmp_path / "p.json"), tmp_path / "nowhere.csv", "Test CPU")
