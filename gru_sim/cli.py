@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "in about a minute of measuring, instead of a full calibration")
     p.add_argument("--from", dest="source", metavar="PROFILE", help="with --quick: the profile to adapt "
                    "(default: the nearest to this machine among the known ones)")
+    p.add_argument("--pool", nargs="+", metavar="RUN", help="measure nothing: pool finished calibration runs of "
+                   "one job on one kind of machine (their profiles, .sqlite stores or .sqlite.gz) into the "
+                   "--out profile; each unit the median of the runs, the residual fitted on all their whole calls "
+                   "(runs taken at different times average out a shared machine's slow spells)")
     add_fleet_flags(p)
     p.set_defaults(func=cmd_calibrate)
 

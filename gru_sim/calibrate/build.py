@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any
+from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
 
 from ..errors import GruSimError
 from ..machine import simd_bytes
@@ -14,9 +17,10 @@ from ..model.costmodel import CACHE_LINE_BYTES, GruCostModel, gemm_key, step_key
 from ..model.memory_model import MemoryModel
 from ..model.metrics import error_summary
 from ..model.profile import Profile
+from ..model.units import GemmTable, StepTable
 from .drift import SpeedModel
 from .jobs import JobSpec
-from .store import MeasurementStore, StoredPoint
+from .store import MeasurementStore, StoredPoint, point_key
 from .unit_grid import gemm_table, step_table
 
 CANARIES = 4
@@ -40,31 +44,50 @@ def fit_model(spec: JobSpec, store: MeasurementStore, train: list[StoredPoint], 
     """The cost model from the store's unit tables and the whole-call points ``train``, every timing
     taken at the machine's typical speed of the run (:mod:`.drift`); the prediction interval is
     widened by that speed's spread."""
+    return fit_runs(spec, [(store, train)], seed, cv_folds)
+
+
+def fit_runs(spec: JobSpec, runs: Sequence[tuple[MeasurementStore, list[StoredPoint]]], seed: int,
+             cv_folds: int = 5) -> GruCostModel:
+    """:func:`fit_model` over several calibration runs of ``spec`` on one kind of machine, each a store
+    and its whole-call points: every unit is the geometric median of the runs that timed it (each
+    run's timings at its own typical speed), and the residual is fitted on the whole calls of all runs.
+    A shared machine's speed wanders from minute to minute, and one run carries the speed of its
+    minutes into every unit; the median of runs taken at different times does not."""
     groups = _groups(spec)
-    speed = SpeedModel.from_store(store, [key for key, *_ in groups])
+    keys = [key for key, *_ in groups]
+    speeds = [SpeedModel.from_store(store, keys) for store, _ in runs]
     steps, gemms, modes = {}, {}, {}
     for key, dtype, _impl, threads in groups:
-        correct = speed.corrector(key)
         for mode in spec.modes:
-            table = step_table(store, spec, key, mode, dtype, threads, correct)
-            if table is not None:
-                steps[step_key(key, mode)] = table
+            tables = [t for (store, _), speed in zip(runs, speeds)
+                      if (t := step_table(store, spec, key, mode, dtype, threads, speed.corrector(key))) is not None]
+            if tables:
+                steps[step_key(key, mode)] = StepTable.median_of(tables)
                 modes.setdefault(key, []).append(mode)
         gk = gemm_key(spec.device, dtype, threads)
-        if gk not in gemms and (g := gemm_table(store, spec.device, dtype, threads, correct)) is not None:
-            gemms[gk] = g
+        if gk not in gemms:
+            found = [g for (store, _), speed in zip(runs, speeds)
+                     if (g := gemm_table(store, spec.device, dtype, threads, speed.corrector(key))) is not None]
+            if found:
+                gemms[gk] = GemmTable.median_of(found)
     if not steps:
-        raise GruSimError(f"{store.path}: no step units were timed: raise --budget")
-    usable = [p for p in train if p.group in modes]
+        raise GruSimError(f"{runs[0][0].path}: no step units were timed: raise --budget")
+    configs, latencies_s = [], []
+    for (_, train), speed in zip(runs, speeds):
+        for p in train:
+            if p.group in modes:
+                configs.append(p.config)
+                latencies_s.append(speed.corrector(p.group)(p.latency_s, p.at))
     alignment = simd_bytes() if spec.device == "cpu" else CACHE_LINE_BYTES
     model = GruCostModel(cv_folds=cv_folds, seed=seed, alignment_bytes=alignment).fit(
-        [p.config for p in usable], [speed.corrector(p.group)(p.latency_s, p.at) for p in usable], steps, gemms,
-        fit_ranges(spec, modes))
+        configs, latencies_s, steps, gemms, fit_ranges(spec, modes))
     # The model's error (the out-of-fold residuals, of timings already corrected for the speed) and the
     # machine's speed when a fresh measurement is taken are independent: their log spreads add in
     # quadrature (added outright, the typical shapes' coverage was 100% with an interval 6x wide).
     for key in model.coef_:
-        lo, hi = speed.spread(key)
+        spreads = np.array([speed.spread(key) for speed in speeds])
+        lo, hi = np.median(spreads, axis=0)
         for mode, (q_lo, q_hi) in model.log_residual_quantiles_.get(key, {}).items():
             model.log_residual_quantiles_[key][mode] = (-math.hypot(q_lo, lo), math.hypot(q_hi, hi))
     return model
@@ -94,6 +117,43 @@ def _ceilings(spec: JobSpec, store: MeasurementStore) -> dict[str, Any]:
     return out
 
 
+def _pooled_ceilings(spec: JobSpec, stores: Sequence[MeasurementStore]) -> dict[str, Any]:
+    """The runs' ceilings as one: each figure the median of the runs that have it; the first run's
+    micro-benchmarks as they were measured."""
+    runs = [_ceilings(spec, store) for store in stores]
+    out: dict[str, Any] = {}
+    for key, first in runs[0].items():
+        out[key] = dict(first)
+        for name in ("peak_flops_per_s", "memory_bandwidth_bytes_per_s", "call_overhead_s", "step_overhead_s"):
+            values = [run[key][name] for run in runs if run[key][name] is not None]
+            out[key][name] = float(np.median(values)) if values else None
+    return out
+
+
+def _pooled_points(points: list[StoredPoint]) -> list[StoredPoint]:
+    """One point per (group, role, configuration) measured in several runs: the median of the runs'
+    latencies (and memory), noisy when most of its runs were."""
+    by_key: dict[tuple[str, str, str], list[StoredPoint]] = {}
+    for p in points:
+        by_key.setdefault((p.group, p.role, point_key(p.role, p.config)), []).append(p)
+    out = []
+    for same in by_key.values():
+        ok = [p for p in same if p.status == "ok"]
+        if not ok:
+            out.append(same[0])
+            continue
+
+        def median(name: str) -> Any:
+            values = [getattr(p, name) for p in ok if getattr(p, name) is not None]
+            return type(values[0])(np.median(values)) if values else None
+
+        out.append(replace(ok[0], latency_s=median("latency_s"), latency_iqr_s=median("latency_iqr_s"),
+                           first_call_s=median("first_call_s"), peak_memory_bytes=median("peak_memory_bytes"),
+                           noisy=2 * sum(p.noisy for p in ok) > len(ok), samples_s=(),
+                           wall_s=float(sum(p.wall_s for p in same))))
+    return out
+
+
 def _canaries(train: list[StoredPoint]) -> list[dict[str, Any]]:
     """A few quick, quiet training points re-measured by ``validate --quick`` to detect drift."""
     quiet = sorted((p for p in train if not p.noisy and p.latency_s and p.latency_s < 0.05),
@@ -104,40 +164,73 @@ def _canaries(train: list[StoredPoint]) -> list[dict[str, Any]]:
     return [{"config": p.config.to_dict(), "latency_s": p.latency_s} for p in picks]
 
 
-def build_profile(spec: JobSpec, store: MeasurementStore, fingerprint: dict[str, Any]) -> Profile:
-    """Fit on the training points; self-check on the held-out and beyond-range points."""
-    ok = [p for p in store.points() if p.status == "ok" and p.latency_s]
+def _speed_summary(speeds: list[SpeedModel]) -> dict[str, dict[str, float]]:
+    """Per group, over every run: readings, and the slowest and fastest moments against each run's typical."""
+    out: dict[str, dict[str, float]] = {}
+    for summary in (speed.summary() for speed in speeds):
+        for group, s in summary.items():
+            have = out.setdefault(group, {"readings": 0, "fastest_x": s["fastest_x"], "slowest_x": s["slowest_x"]})
+            have["readings"] += s["readings"]
+            have["fastest_x"] = min(have["fastest_x"], s["fastest_x"])
+            have["slowest_x"] = max(have["slowest_x"], s["slowest_x"])
+    return out
+
+
+def _run_summary(store: MeasurementStore) -> dict[str, Any]:
+    """One run of a pooled profile: its store, seconds of measuring, and when it measured."""
+    at = [p.at for p in store.points()] + [u.at for u in store.units()]
+    when = [dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds") for t in (min(at), max(at))] \
+        if at else [None, None]
+    return {"store": store.path.name, "measuring_s": store.spent_s(), "first_at": when[0], "last_at": when[1]}
+
+
+def build_profile(spec: JobSpec, stores: MeasurementStore | Sequence[MeasurementStore],
+                  fingerprint: dict[str, Any]) -> Profile:
+    """Fit on the training points; self-check on the held-out and beyond-range points. Several stores
+    (runs of ``spec`` on one kind of machine, see :mod:`.pool`) make one profile: units the median of
+    the runs, the residual fitted on all their whole calls, the self-check over all their held-out
+    calls, one measurement per configuration (the median of its runs)."""
+    runs = [stores] if isinstance(stores, MeasurementStore) else list(stores)
+    everything = [p for store in runs for p in store.points()]
+    ok = [p for p in everything if p.status == "ok" and p.latency_s]
     # Points still noisy after a second try are neither fitted nor mixed into the self-check figures:
     # they are reported apart (as validate does).
     pts = [p for p in ok if not p.noisy]
-    train = [p for p in pts if p.role == "train"]
-    model = fit_model(spec, store, train, spec.seed)
+    trains = [[p for p in store.points(role="train") if p.status == "ok" and p.latency_s and not p.noisy]
+              for store in runs]
+    model = fit_runs(spec, list(zip(runs, trains)), spec.seed)
     self_check: dict[str, Any] = {role: _check(model, [p for p in pts if p.role == role])
                                   for role in ("train", "holdout", "beyond")}
     self_check["noisy"] = _check(model, [p for p in ok if p.noisy and p.role in ("holdout", "beyond")])
     self_check["by_group"] = {
         key: {role: _check(model, [p for p in pts if p.role == role and p.group == key]) for role in ("holdout", "beyond")}
         for key in sorted(model.coef_)}
-    mem_pts = [p for p in store.points(role="memory") if p.status == "ok"]
+    mem_pts = [p for p in everything if p.role == "memory" and p.status == "ok"]
     memory = MemoryModel().fit([p.config for p in mem_pts], [p.peak_memory_bytes for p in mem_pts])
     self_check["memory_in_sample"] = error_summary([p.peak_memory_bytes for p in mem_pts],
                                                    [memory.predict_one(p.config) for p in mem_pts])
-    oom = sum(p.status == "oom" for p in store.points())
+    oom = sum(p.status == "oom" for p in everything)
+    keys = [key for key, *_ in _groups(spec)]
+    pooled = len(runs) > 1
+    listed = _pooled_points(everything) if pooled else everything
+    units = [u for store in runs for u in store.units()]
+    extra = {"runs": [_run_summary(store) for store in runs]} if pooled else {}
     return Profile(
         path=None,
-        fingerprint=store.get_meta("fingerprint") or fingerprint,
+        fingerprint=runs[0].get_meta("fingerprint") or fingerprint,
         job=spec.model_dump(mode="json"),
         ranges={key: model.fit_range_[key] for key in model.fit_range_},
-        ceilings=_ceilings(spec, store),
-        self_check={**self_check, "oom_points": oom, "measuring_s": store.spent_s(),
-                    "speed_drift": SpeedModel.from_store(store, [key for key, *_ in _groups(spec)]).summary(),
-                    "unit_counts": {k: len(store.units(k)) for k in sorted({u.table for u in store.units()})}},
+        ceilings=_pooled_ceilings(spec, runs) if pooled else _ceilings(spec, runs[0]),
+        self_check={**self_check, "oom_points": oom, "measuring_s": float(sum(store.spent_s() for store in runs)),
+                    "speed_drift": _speed_summary([SpeedModel.from_store(store, keys) for store in runs]),
+                    "unit_counts": {k: sum(u.table == k for u in units) for k in sorted({u.table for u in units})},
+                    **extra},
         cost_model=model,
         memory_model=memory,
-        canaries=_canaries(train),
+        canaries=_canaries([p for p in listed if p.role == "train" and p.status == "ok" and p.latency_s]),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         measurements=[{"group": p.group, "role": p.role, "config": p.config.to_dict(), "status": p.status,
                        "latency_s": p.latency_s, "latency_iqr_s": p.latency_iqr_s, "noisy": p.noisy,
                        "first_call_s": p.first_call_s, "peak_memory_bytes": p.peak_memory_bytes}
-                      for p in store.points()],
+                      for p in listed],
     )

@@ -58,6 +58,8 @@ def _check_fleet_flags(args: argparse.Namespace) -> bool:
         raise GruSimError("--out names one profile, --out-dir a fleet's folder of profiles: give one of them")
     if args.quick or args.source is not None:
         raise GruSimError("--quick and --from adapt a profile to this machine: not with --out-dir")
+    if getattr(args, "pool", None) is not None:
+        raise GruSimError("--pool builds one profile from finished runs: not with --out-dir")
     if args.workers is not None and args.scheduler is not None:
         raise GruSimError("give --workers or --scheduler, not both")
     return True
@@ -69,6 +71,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..calibrate.progress import BudgetProgress
     from ..calibrate.runner import calibrate, store_path_for
 
+    if args.pool is not None:
+        return _calibrate_pool(args)
     if args.quick:
         return _calibrate_quick(args)
     if args.source is not None:
@@ -117,6 +121,25 @@ def _calibrate_fleet(args: argparse.Namespace) -> int:
     if result.failed:
         raise GruSimError(f"{len(result.failed)} kind{'s' * (len(result.failed) != 1)} of machine failed: "
                           + "; ".join(f"{p.host} ({p.name}): {why}" for p, why in result.failed))
+    return 0
+
+
+def _calibrate_pool(args: argparse.Namespace) -> int:
+    from ..calibrate.pool import pool_profile
+
+    if args.quick or args.source is not None:
+        raise GruSimError("--pool builds a profile from finished runs: --quick and --from adapt one instead")
+    if args.job is not None or args.budget is not None:
+        raise GruSimError("--pool measures nothing: --job and --budget belong to a calibration run")
+    if args.out is None:
+        raise GruSimError("--pool needs --out PATH for the pooled profile")
+    profile = pool_profile(args.pool, args.out)
+    check = profile.self_check
+    runs = check.get("runs", [])
+    print(f"gru-sim calibrate --pool: {len(runs)} runs, {check['measuring_s']:.0f} s of measuring between "
+          f"{min(r['first_at'] or '' for r in runs)} and {max(r['last_at'] or '' for r in runs)}", file=sys.stderr)
+    print_self_check(check)
+    print(f"profile written to {args.out}")
     return 0
 
 

@@ -5,7 +5,7 @@ contributing nothing — with the out-of-fold residuals its interval is taken fr
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Hashable, Sequence
 
 import numpy as np
 from scipy.optimize import least_squares
@@ -90,17 +90,22 @@ def fit_residual(x: np.ndarray, y: np.ndarray, call_fixed_s: float | None = None
 
 
 def cv_log_residuals(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, cv_folds: int,
-                     call_fixed_s: float | None = None) -> np.ndarray:
-    """log(measured / predicted) for every point, predicted by a fit that did not see it."""
+                     call_fixed_s: float | None = None, same: Sequence[Hashable] | None = None) -> np.ndarray:
+    """log(measured / predicted) for every point, predicted by a fit that did not see it. ``same``
+    labels points of one configuration (measured in several runs): they share a fold, so that no
+    point is predicted by a fit that saw its configuration."""
     n = len(y)
-    folds = min(cv_folds, n)
+    labels = list(range(n)) if same is None else list(same)
+    first_seen: dict[Hashable, int] = {}
+    group = np.array([first_seen.setdefault(label, len(first_seen)) for label in labels])
+    folds = min(cv_folds, len(first_seen))
     if folds < 2:
         return np.zeros(0)
-    order = rng.permutation(n)
+    order = rng.permutation(len(first_seen))
     out = np.zeros(n)
     for f in range(folds):
-        test = order[f::folds]
-        train = np.setdiff1d(order, test)
+        test = np.flatnonzero(np.isin(group, order[f::folds]))
+        train = np.setdiff1d(np.arange(n), test)
         coef = fit_residual(x[train], y[train], call_fixed_s)
         out[test] = np.log(y[test] / np.maximum(x[test] @ coef, 1e-12))
     return out

@@ -72,6 +72,23 @@ def interp_log_grid(grids: Sequence[Sequence[float]], values: np.ndarray, point:
     return float(out)
 
 
+def _on_grid(axes: Sequence[Sequence[float]], own: Sequence[Sequence[float]], values: np.ndarray) -> np.ndarray:
+    """``values`` (indexed by the ``own`` axes) placed on the larger grid ``axes``, NaN elsewhere."""
+    out = np.full(tuple(len(a) for a in axes), np.nan)
+    out[np.ix_(*[[list(a).index(v) for v in o] for a, o in zip(axes, own)])] = values
+    return out
+
+
+def log_median(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """The cell-wise median of ``arrays`` in log space (a geometric median), ignoring NaN; NaN where
+    no array has the cell."""
+    logs = np.log(np.stack([np.asarray(a, dtype=float) for a in arrays]))
+    known = np.isfinite(logs).any(axis=0)
+    out = np.full(logs.shape[1:], np.nan)
+    out[known] = np.exp(np.nanmedian(logs[:, known], axis=0))
+    return out
+
+
 @dataclass
 class MemoryLevels:
     """Cache capacities (bytes, ascending; the last level is main memory, capacity None) and the copy
@@ -95,6 +112,15 @@ class MemoryLevels:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MemoryLevels":
         return cls(tuple(data["names"]), tuple(data["capacity_bytes"]), tuple(data["bandwidth_bytes_per_s"]))
+
+    @classmethod
+    def median_of(cls, levels: Sequence["MemoryLevels"]) -> "MemoryLevels":
+        """Several runs' levels as one: the median bandwidth of each level (the levels must be the same)."""
+        first = levels[0]
+        if any(lv.names != first.names or lv.capacity_bytes != first.capacity_bytes for lv in levels):
+            raise ValueError("memory levels of different machines cannot be pooled")
+        return cls(first.names, first.capacity_bytes,
+                   tuple(float(np.median([lv.bandwidth_bytes_per_s[k] for lv in levels])) for k in range(len(first.names))))
 
 
 @dataclass
@@ -237,6 +263,26 @@ class StepTable:
                    MemoryLevels.from_dict(data["levels"]) if data.get("levels") else None,
                    int(data.get("matmuls_per_step", 1)), data.get("call_fixed_s"))
 
+    @classmethod
+    def median_of(cls, tables: Sequence["StepTable"]) -> "StepTable":
+        """Several calibration runs' tables of one mode as one: every unit the geometric median of
+        the runs that timed it (on the union of their grids), so that a slow spell in one run moves
+        no point; the call's fixed cost likewise. One table is returned as it is."""
+        if len(tables) == 1:
+            return tables[0]
+        first = tables[0]
+        if any(t.matmuls_per_step != first.matmuls_per_step or t.element_bytes != first.element_bytes for t in tables):
+            raise ValueError("step tables of different modes or dtypes cannot be pooled")
+        hidden = tuple(sorted({h for t in tables for h in t.hidden}))
+        batch = tuple(sorted({b for t in tables for b in t.batch}))
+        step = log_median([_on_grid((hidden, batch), (t.hidden, t.batch), t.step_s) for t in tables])
+        matmul = log_median([_on_grid((hidden, batch), (t.hidden, t.batch), t.matmul_s) for t in tables])
+        fixed = [t.call_fixed_s for t in tables if t.call_fixed_s]
+        levels = [t.levels for t in tables if t.levels is not None]
+        return cls(batch, hidden, step, matmul, first.element_bytes,
+                   MemoryLevels.median_of(levels) if levels else None, first.matmuls_per_step,
+                   float(np.exp(np.median(np.log(fixed)))) if fixed else None)
+
 
 @dataclass
 class GemmTable:
@@ -297,6 +343,14 @@ class GemmTable:
         sec = np.array([[[np.nan if v is None else v for v in row] for row in plane] for plane in data["seconds"]],
                        dtype=float)
         return cls(tuple(data["m"]), tuple(data["k"]), tuple(data["n"]), sec)
+
+    @classmethod
+    def median_of(cls, tables: Sequence["GemmTable"]) -> "GemmTable":
+        """Several runs' GEMM tables as one: each GEMM the geometric median of the runs that timed it."""
+        if len(tables) == 1:
+            return tables[0]
+        m, k, n = (tuple(sorted({v for t in tables for v in getattr(t, a)})) for a in "mkn")
+        return cls(m, k, n, log_median([_on_grid((m, k, n), (t.m, t.k, t.n), t.seconds) for t in tables]))
 
 
 def log_grid(lo: float, hi: float, factor: float) -> list[int]:

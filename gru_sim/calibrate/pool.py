@@ -1,0 +1,93 @@
+"""Several calibration runs of one job on one kind of machine, pooled into one profile
+(``gru-sim calibrate --pool``). Measures nothing.
+
+A shared machine's speed wanders by the minute: one calibration carries the speed of its five
+minutes into every unit it times, and a burst of other tenants' work can leave a whole row of a
+unit table too slow. Runs taken at different times of the day disagree by that much; the geometric
+median of each unit over the runs, and a residual fitted on all their whole calls, describe the
+machine at its typical speed (:func:`.build.fit_runs`).
+
+A run is named by its profile (``x.json``: its store ``x.sqlite`` beside it), its store, or a
+gzip-compressed store (``x.sqlite.gz``, as the repository keeps the runs of its shipped profiles).
+All runs must come from the same job (the budget aside) and the same kind of machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from ..errors import GruSimError
+from ..model.library import describe, mismatch
+from ..model.profile import Profile, save_profile
+from .build import build_profile
+from .jobs import JobSpec
+from .store import MeasurementStore
+
+
+def store_of(path: str | Path) -> Path:
+    """The store a run is named by: a profile's ``.json`` → the ``.sqlite`` beside it; a store as it is."""
+    path = Path(path)
+    return path.with_suffix(".sqlite") if path.suffix == ".json" else path
+
+
+@contextlib.contextmanager
+def open_runs(paths: Sequence[str | Path]) -> Iterator[list[MeasurementStore]]:
+    """The stores of ``paths``, checked to be runs of one job on one kind of machine; compressed stores
+    are read from a temporary copy. Any problem is one GruSimError naming the run."""
+    if len(paths) < 2:
+        raise GruSimError("--pool needs at least two calibration runs (profiles or their stores)")
+    with tempfile.TemporaryDirectory(prefix="gru-sim-pool-") as tmp, contextlib.ExitStack() as stack:
+        stores = []
+        for k, given in enumerate(paths):
+            path = store_of(given)
+            if not path.is_file():
+                hint = " (a profile's measurements are in the .sqlite store beside it)" if Path(given).suffix == ".json" else ""
+                raise GruSimError(f"{path}: no such calibration store{hint}")
+            if path.name.endswith(".gz"):
+                plain = Path(tmp) / f"{k}-{path.name[:-3]}"
+                try:
+                    with gzip.open(path, "rb") as src, plain.open("wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                except (OSError, EOFError) as err:
+                    raise GruSimError(f"{path}: not a readable gzip-compressed store: {err}") from None
+                path = plain
+            store = stack.enter_context(MeasurementStore(path))
+            store.path = Path(given)  # name the run as the user did
+            if store.get_meta("job") is None or store.get_meta("fingerprint") is None:
+                raise GruSimError(f"{given}: not a full calibration's store (no job or machine recorded); "
+                                  "pool the stores of 'gru-sim calibrate' runs")
+            stores.append(store)
+        _check_same(stores)
+        yield stores
+
+
+def _check_same(stores: list[MeasurementStore]) -> None:
+    first = stores[0]
+    job = {**first.get_meta("job"), "budget_s": None}
+    for store in stores[1:]:
+        other = {**store.get_meta("job"), "budget_s": None}
+        if other != job:
+            differ = sorted(k for k in set(job) | set(other) if job.get(k) != other.get(k))
+            raise GruSimError(f"{store.path} ran another job than {first.path} (they differ in {', '.join(differ)}): "
+                              "pool runs of one job")
+        diff = mismatch(first.get_meta("fingerprint"), store.get_meta("fingerprint"))
+        if diff:
+            raise GruSimError(f"{store.path} was measured on {describe(store.get_meta('fingerprint'))}, {first.path} on "
+                              f"{describe(first.get_meta('fingerprint'))} ({', '.join(sorted(diff))} differ): "
+                              "pool runs of one kind of machine")
+
+
+def pool_profile(paths: Sequence[str | Path], out: str | Path) -> Profile:
+    """One profile from the calibration runs ``paths``, written to ``out``."""
+    if any(store_of(p).resolve() == store_of(out).resolve() for p in paths):
+        raise GruSimError(f"--out {out} would replace one of the pooled runs: write the pooled profile elsewhere")
+    with open_runs(paths) as stores:
+        spec = JobSpec.model_validate(stores[0].get_meta("job"))
+        profile = build_profile(spec, stores, stores[0].get_meta("fingerprint"))
+    save_profile(profile, out)
+    return profile

@@ -1,0 +1,181 @@
+"""Pooling calibration runs (``gru-sim calibrate --pool``): unit tables as the geometric median of
+the runs, one fold per configuration in the out-of-fold residuals, runs of another job or machine
+refused in one line, and two real tiny runs pooled end to end."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gru_sim.model import residual
+from gru_sim.model.units import GemmTable, StepTable
+
+from model_fixtures import LEVELS, gemm_table, step_table
+
+TINY = Path(__file__).parent / "data" / "tiny-job.yaml"
+GRU_SIM = str(Path(sys.executable).parent / "gru-sim")
+
+
+def _scaled(table: StepTable, factor: np.ndarray | float, drop_hidden: int | None = None) -> StepTable:
+    keep = [i for i, h in enumerate(table.hidden) if h != drop_hidden]
+    return StepTable(table.batch, tuple(table.hidden[i] for i in keep), (table.step_s * factor)[keep],
+                     (table.matmul_s * factor)[keep], table.element_bytes, table.levels, table.matmuls_per_step,
+                     table.call_fixed_s * float(np.mean(factor)) if table.call_fixed_s else None)
+
+
+def test_each_unit_is_the_geometric_median_of_the_runs_that_timed_it() -> None:
+    base = step_table("inference")
+    slow_row = np.ones_like(base.step_s)
+    slow_row[3] = 2.0  # one run timed a whole row during a slow spell
+    missing = base.hidden[5]
+    runs = [_scaled(base, 1.0), _scaled(base, slow_row), _scaled(base, 1.1, drop_hidden=missing)]
+    pooled = StepTable.median_of(runs)
+    assert pooled.hidden == base.hidden and pooled.batch == base.batch
+    # Three runs: the middle one; the slow spell moves nothing.
+    np.testing.assert_allclose(pooled.step_s[3], 1.1 * base.step_s[3])
+    np.testing.assert_allclose(pooled.step_s[0], 1.0 * base.step_s[0])
+    # A row only two runs timed: the geometric mean of the two.
+    np.testing.assert_allclose(pooled.step_s[5], base.step_s[5])
+    np.testing.assert_allclose(pooled.matmul_s[3], 1.1 * base.matmul_s[3])
+    assert pooled.levels == LEVELS
+
+
+def test_one_run_is_its_own_pool_and_gemm_tables_pool_alike() -> None:
+    base = step_table("training")
+    assert StepTable.median_of([base]) is base
+    g = gemm_table()
+    faster = GemmTable(g.m, g.k, g.n, g.seconds * 0.5)
+    pooled = GemmTable.median_of([g, faster])
+    np.testing.assert_allclose(pooled.seconds, g.seconds * np.sqrt(0.5))
+
+
+def test_tables_of_other_modes_are_not_pooled() -> None:
+    with pytest.raises(ValueError, match="cannot be pooled"):
+        StepTable.median_of([step_table("inference"), step_table("training")])
+
+
+def test_a_configuration_measured_in_several_runs_keeps_to_one_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 2.0, size=(30, len(residual.RESIDUAL_TERMS)))
+    y = x.sum(axis=1) * rng.uniform(0.9, 1.1, size=30)
+    labels = [k % 10 for k in range(30)]  # ten configurations, three runs each
+    seen: list[set[int]] = []
+    real_fit = residual.fit_residual
+
+    def spy(xt: np.ndarray, yt: np.ndarray, fixed: float | None = None) -> np.ndarray:
+        train = {labels[int(np.flatnonzero((x == row).all(axis=1))[0])] for row in xt}
+        seen.append(train)
+        return real_fit(xt, yt, fixed)
+
+    monkeypatch.setattr(residual, "fit_residual", spy)
+    out = residual.cv_log_residuals(x, y, np.random.default_rng(1), 5, None, labels)
+    assert out.shape == (30,) and np.isfinite(out).all()
+    assert len(seen) == 5
+    # Every fold leaves out whole configurations: each appears in exactly four of the five fits.
+    counts = {label: sum(label in train for train in seen) for label in set(labels)}
+    assert set(counts.values()) == {4}
+    # Without labels every point is its own configuration, as before.
+    monkeypatch.setattr(residual, "fit_residual", real_fit)
+    plain = residual.cv_log_residuals(x, y, np.random.default_rng(1), 5)
+    assert plain.shape == (30,)
+
+
+def _fake_run(path: Path, job: dict, fingerprint: dict) -> Path:
+    from gru_sim.calibrate.store import MeasurementStore
+
+    with MeasurementStore(path) as store:
+        store.set_meta("job", job)
+        store.set_meta("fingerprint", fingerprint)
+    return path
+
+
+@pytest.fixture
+def fake_runs(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    from gru_sim.calibrate.jobs import load_job
+
+    job = load_job(TINY).model_dump(mode="json")
+    fp = {"device": "cpu", "cpu_model": "AMD EPYC", "logical_cores": 2, "isa": ["avx2"], "torch": "2.13.0+cpu"}
+    a = _fake_run(tmp_path / "a.sqlite", job, fp)
+    b = _fake_run(tmp_path / "b.sqlite", {**job, "budget_s": 99}, fp)
+    other_job = _fake_run(tmp_path / "c.sqlite", {**job, "seed": 7}, fp)
+    other_cpu = _fake_run(tmp_path / "d.sqlite", job, {**fp, "cpu_model": "Intel Xeon", "isa": ["avx512f"]})
+    return a, b, other_job, other_cpu
+
+
+@pytest.mark.parametrize("which, says", [
+    ("job", "ran another job"),
+    ("cpu", "pool runs of one kind of machine"),
+    ("one", "at least two calibration runs"),
+    ("missing", "no such calibration store"),
+    ("out", "would replace one of the pooled runs"),
+    ("quick", "--quick and --from adapt one instead"),
+    ("budget", "--pool measures nothing"),
+])
+def test_runs_that_cannot_be_pooled_are_refused_in_one_line(fake_runs: tuple[Path, ...], which: str, says: str,
+                                                           tmp_path: Path) -> None:
+    a, b, other_job, other_cpu = fake_runs
+    out = ["--out", str(tmp_path / "pooled.json")]
+    args = {"job": [str(a), str(other_job), *out], "cpu": [str(a), str(other_cpu), *out], "one": [str(a), *out],
+            "missing": [str(a), str(tmp_path / "nope.json"), *out], "out": [str(a), str(b), "--out", str(tmp_path / "a.json")],
+            "quick": [str(a), str(b), *out, "--quick"], "budget": [str(a), str(b), *out, "--budget", "5"]}[which]
+    proc = subprocess.run([GRU_SIM, "calibrate", "--pool", *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "pooled.json").exists()
+
+
+@pytest.mark.slow
+def test_two_tiny_runs_pool_into_one_profile_that_predicts(tmp_path: Path) -> None:
+    from gru_sim.calibrate.jobs import load_job
+    from gru_sim.calibrate.store import MeasurementStore
+    from gru_sim.calibrate.unit_grid import step_table as stored_step_table
+    from gru_sim.model.profile import load_profile
+
+    for name in ("r1", "r2"):
+        done = subprocess.run([GRU_SIM, "calibrate", "--job", str(TINY), "--out", str(tmp_path / f"{name}.json")],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    with (tmp_path / "r2.sqlite").open("rb") as src, gzip.open(tmp_path / "r2.sqlite.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)  # a compressed store reads as the store
+    pooled = tmp_path / "pooled.json"
+    proc = subprocess.run([GRU_SIM, "calibrate", "--pool", str(tmp_path / "r1.json"), str(tmp_path / "r2.sqlite.gz"),
+                           "--out", str(pooled)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 runs" in proc.stderr and f"profile written to {pooled}" in proc.stdout
+
+    profile = load_profile(pooled)
+    runs = profile.self_check["runs"]
+    assert [r["store"] for r in runs] == ["r1.json", "r2.sqlite.gz"]
+    singles = [load_profile(tmp_path / f"{n}.json") for n in ("r1", "r2")]
+    assert profile.self_check["measuring_s"] == pytest.approx(sum(s.self_check["measuring_s"] for s in singles))
+    # Each step unit: the geometric mean of the two runs' (the pooled profile stores what it was fed).
+    spec = load_job(TINY)
+    key = "cpu/float32/torch-gru/t1"
+    tables = []
+    for n in ("r1", "r2"):
+        with MeasurementStore(tmp_path / f"{n}.sqlite") as store:
+            from gru_sim.calibrate.drift import SpeedModel
+            tables.append(stored_step_table(store, spec, key, "inference", "float32", 1,
+                                            SpeedModel.from_store(store, [key]).corrector(key)))
+    pooled_table = profile.cost_model.step_tables_[f"{key}|inference"]
+    both = np.isfinite(tables[0].step_s) & np.isfinite(tables[1].step_s)
+    assert both.any()
+    np.testing.assert_allclose(pooled_table.step_s[both], np.sqrt(tables[0].step_s * tables[1].step_s)[both])
+    # The residual is fitted on the whole calls of both runs; one measurement per configuration is kept.
+    fitted = sum(profile.cost_model.n_samples_[key].values())
+    assert fitted == sum(sum(s.cost_model.n_samples_[key].values()) for s in singles)
+    configs = [(m["role"], json.dumps(m["config"], sort_keys=True)) for m in profile.measurements]
+    assert len(configs) == len(set(configs))
+
+    predicted = subprocess.run([GRU_SIM, "predict", "--profile", str(pooled), "--batch", "4", "--seq-len", "8",
+                                "--input-size", "16", "--hidden-size", "16", "--json"],
+                               capture_output=True, text=True, timeout=120)
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(predicted.stdout)["latency_s"] > 0
