@@ -36,10 +36,11 @@ def store_of(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def open_runs(paths: Sequence[str | Path]) -> Iterator[list[MeasurementStore]]:
-    """The stores of ``paths``, checked to be runs of one job on one kind of machine; compressed stores
-    are read from a temporary copy. Any problem is one GruSimError naming the run."""
-    if len(paths) < 2:
+def open_runs(paths: Sequence[str | Path], minimum: int = 2) -> Iterator[list[MeasurementStore]]:
+    """The stores of ``paths`` (at least ``minimum``), checked to be runs of one job on one kind of
+    machine; compressed stores are read from a temporary copy. Any problem is one GruSimError naming
+    the run."""
+    if len(paths) < minimum:
         raise GruSimError("--pool needs at least two calibration runs (profiles or their stores)")
     with tempfile.TemporaryDirectory(prefix="gru-sim-pool-") as tmp, contextlib.ExitStack() as stack:
         stores = []
