@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import Counter
 from dataclasses import replace
 from typing import Any, Sequence
 
@@ -20,7 +21,7 @@ from ..model.profile import Profile
 from ..model.units import GemmTable, StepTable
 from .drift import SpeedModel
 from .jobs import JobSpec
-from .store import MeasurementStore, StoredPoint, point_key
+from .store import MeasurementStore, StoredPoint, StoredUnit, point_key
 from .unit_grid import gemm_table, step_table
 
 CANARIES = 4
@@ -176,9 +177,10 @@ def _speed_summary(speeds: list[SpeedModel]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _run_summary(store: MeasurementStore) -> dict[str, Any]:
-    """One run of a pooled profile: its store, seconds of measuring, and when it measured."""
-    at = [p.at for p in store.points()] + [u.at for u in store.units()]
+def _run_summary(store: MeasurementStore, points: list[StoredPoint], units: list[StoredUnit]) -> dict[str, Any]:
+    """One run of a pooled profile (its points and units as read): its store, seconds of measuring,
+    and when it measured."""
+    at = [p.at for p in points] + [u.at for u in units]
     when = [dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds") for t in (min(at), max(at))] \
         if at else [None, None]
     return {"store": store.path.name, "measuring_s": store.spent_s(), "first_at": when[0], "last_at": when[1]}
@@ -191,13 +193,15 @@ def build_profile(spec: JobSpec, stores: MeasurementStore | Sequence[Measurement
     the runs, the residual fitted on all their whole calls, the self-check over all their held-out
     calls, one measurement per configuration (the median of its runs)."""
     runs = [stores] if isinstance(stores, MeasurementStore) else list(stores)
-    everything = [p for store in runs for p in store.points()]
+    points = [store.points() for store in runs]
+    units = [store.units() for store in runs]
+    everything = [p for run in points for p in run]
     ok = [p for p in everything if p.status == "ok" and p.latency_s]
     # Points still noisy after a second try are neither fitted nor mixed into the self-check figures:
     # they are reported apart (as validate does).
     pts = [p for p in ok if not p.noisy]
-    trains = [[p for p in store.points(role="train") if p.status == "ok" and p.latency_s and not p.noisy]
-              for store in runs]
+    trains = [[p for p in run if p.role == "train" and p.status == "ok" and p.latency_s and not p.noisy]
+              for run in points]
     model = fit_runs(spec, list(zip(runs, trains)), spec.seed)
     self_check: dict[str, Any] = {role: _check(model, [p for p in pts if p.role == role])
                                   for role in ("train", "holdout", "beyond")}
@@ -213,8 +217,7 @@ def build_profile(spec: JobSpec, stores: MeasurementStore | Sequence[Measurement
     keys = [key for key, *_ in _groups(spec)]
     pooled = len(runs) > 1
     listed = _pooled_points(everything) if pooled else everything
-    units = [u for store in runs for u in store.units()]
-    extra = {"runs": [_run_summary(store) for store in runs]} if pooled else {}
+    extra = {"runs": [_run_summary(*run) for run in zip(runs, points, units)]} if pooled else {}
     return Profile(
         path=None,
         fingerprint=runs[0].get_meta("fingerprint") or fingerprint,
@@ -223,7 +226,7 @@ def build_profile(spec: JobSpec, stores: MeasurementStore | Sequence[Measurement
         ceilings=_pooled_ceilings(spec, runs) if pooled else _ceilings(spec, runs[0]),
         self_check={**self_check, "oom_points": oom, "measuring_s": float(sum(store.spent_s() for store in runs)),
                     "speed_drift": _speed_summary([SpeedModel.from_store(store, keys) for store in runs]),
-                    "unit_counts": {k: sum(u.table == k for u in units) for k in sorted({u.table for u in units})},
+                    "unit_counts": dict(sorted(Counter(u.table for run in units for u in run).items())),
                     **extra},
         cost_model=model,
         memory_model=memory,

@@ -133,8 +133,7 @@ class GruCostModel:
                 self.coef_[g][mode] = fit_residual(x, y, fixed_s)
                 self.n_samples_[g][mode] = len(idx)
                 # A configuration measured in several runs (a pooled profile) keeps to one fold.
-                same = [tuple(sorted(configs[k].to_dict().items())) for k in idx]
-                residuals[(g, mode)] = cv_log_residuals(x, y, rng, self.cv_folds, fixed_s, same)
+                residuals[(g, mode)] = cv_log_residuals(x, y, rng, self.cv_folds, fixed_s, [configs[k] for k in idx])
             given = (fit_ranges or {}).get(g)
             self.fit_range_[g] = given or self._default_range(g, [configs[k] for k in range(len(configs))
                                                                    if group_key(configs[k]) == g])
