@@ -17,7 +17,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from .build import _ceilings
 from .jobs import JobSpec
 from .runner import store_path_for
 from .store import MeasurementStore
-from .unit_grid import UnitTimer, gemm_table, memory_levels, step_table
+from .unit_grid import UnitTimer, gemm_axes, gemm_table, memory_levels, step_table
 
 Progress = Callable[[str], None]
 QUICK_BATCHES = (1, 4, 16, 64, 256)
@@ -62,8 +62,12 @@ def quick_step_grid(batch: tuple[int, ...], hidden: tuple[int, ...], element_byt
     return batches, sorted(hiddens)
 
 
-def _quick_gemm_grid(source_grid: tuple[tuple[int, ...], ...]) -> tuple[list[int], list[int], list[int]]:
-    m, k, n = source_grid  # every other point of the source's (round) grid, and its ends
+def _quick_gemm_grid(source_grid: tuple[tuple[int, ...], ...], regular_m: Sequence[int]
+                     ) -> tuple[list[int], list[int], list[int]]:
+    """Every other point of the source's (round) grid, and its ends; of M only the job's regular grid
+    (the source's columns were also timed at their own saturation M, see unit_grid.saturation_m)."""
+    m, k, n = source_grid
+    m = tuple(v for v in m if v in set(regular_m)) or m
     return [sorted({*g[::2], g[-1]}) for g in (m, k, n)]  # type: ignore[return-value]
 
 
@@ -98,7 +102,8 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
             src_gemm = model.gemm_tables_[gk]
             sub_spec = spec.model_copy(update={"modes": modes})
             timer = UnitTimer(sub_spec, store, progress, quick_step_grid(src.batch, src.hidden, src.element_bytes),
-                              _quick_gemm_grid((src_gemm.m, src_gemm.k, src_gemm.n)), two_passes=False)
+                              _quick_gemm_grid((src_gemm.m, src_gemm.k, src_gemm.n), gemm_axes(spec)[0]),
+                              two_passes=False)
             timer.run(g, dtype, impl, threads)
             if store.get_primitives(g) is None:
                 progress(f"{g}: roofline ceilings")

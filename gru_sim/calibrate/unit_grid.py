@@ -4,7 +4,8 @@ the store back as the tables the cost model composes calls from (:mod:`gru_sim.m
 Per hardware group (dtype × impl × threads) and mode: the recurrent step over a batch × hidden grid
 (every batch up to ``step_batch_dense_up_to``, then log-spaced; hidden sizes log-spaced plus either
 side of each cache size the OS reports), and the recurrent matmul alone on the same grid. Per dtype
-and thread count: the input-projection GEMM over a log grid of ``[T·B, I]×[I, 3H]``, and the copy
+and thread count: the input-projection GEMM over a log grid of ``[T·B, I]×[I, 3H]`` (each (I, 3H)
+column also at the largest round T·B under the cost cap, where it runs at its saturated rate), and the copy
 bandwidth of each memory level. Every unit goes to the store as soon as it is timed, so an
 interrupted job resumes without timing anything twice.
 """
@@ -41,6 +42,9 @@ CALL_PROBE_STEPS = (1, 64)
 SUSPECT_RATIO = 1.15
 # GEMMs with more FLOPs than this are not timed: they run at the saturated rate of the largest one timed.
 GEMM_MAX_FLOPS = 1e9
+# A projection column (K, N) whose M grid stops short of GEMM_MAX_FLOPS more than this factor below it
+# is also timed at the largest round M under the cap (see saturation_m).
+SATURATION_GAP = 1.5
 # The DRAM probe copies this many times the largest cache (and at least 64 MiB).
 DRAM_OVER_LLC = 4
 
@@ -71,6 +75,25 @@ def _per_step_s(call_s: float, fixed_s: float, steps: int) -> float:
     """One step's seconds from a call of ``steps`` steps less the call's fixed cost (at least a tenth
     of the call: a fixed cost measured during a disturbance must not leave nothing)."""
     return max(call_s - fixed_s, 0.1 * call_s) / steps
+
+
+def saturation_m(ms: Sequence[int], k: int, n: int, cap_flops: float | None = None) -> int | None:
+    """The M at which the projection column ``(k, n)`` is timed besides its grid: the largest round M
+    (a multiple of 64, or of 16 when that is small) whose GEMM stays under ``cap_flops`` (default
+    ``GEMM_MAX_FLOPS``). None where the column's grid is timed to its end, or its last point under the
+    cap is already near it.
+
+    The M grid is 8x apart; where it stops under the cap, every larger projection is priced at the rate
+    of the last point timed. That point may be far from the saturated rate (K = 1024, N = 1536: timed at
+    M = 64, 54 GFLOP/s on one AMD EPYC thread, where M = 256 and beyond run at 65-70): every larger
+    projection then read 1.25-2x too slow. The GEMM at the cap runs at the column's saturated rate."""
+    cap_flops = GEMM_MAX_FLOPS if cap_flops is None else cap_flops
+    timed = [m for m in ms if m == ms[0] or 2.0 * m * k * n <= cap_flops]
+    if len(timed) == len(ms):
+        return None
+    m_cap = int(cap_flops // (2.0 * k * n))
+    m_cap = m_cap // 64 * 64 if m_cap >= 128 else m_cap // 16 * 16
+    return m_cap if m_cap >= SATURATION_GAP * timed[-1] else None
 
 
 def levels_key(device: str, dtype: str, threads: int) -> str:
@@ -271,6 +294,9 @@ class UnitTimer:
         ms, ks, ns = self.gemm_grid or gemm_axes(self.spec)
         self.progress(f"{table}: projection GEMMs")
         columns = [[(m, k, n) for m in ms if m == ms[0] or 2.0 * m * k * n <= GEMM_MAX_FLOPS] for k in ks for n in ns]
+        if self.gemm_grid is None:  # the full job: each column also at its saturated rate
+            columns = [sorted([*line, (m_cap, k, n)]) if (m_cap := saturation_m(ms, k, n)) else line
+                       for line, (k, n) in zip(columns, ((k, n) for k in ks for n in ns))]
         for m, k, n in interleaved(columns, f"{table}|{self.spec.seed}"):
             self._timed(group, table, "gemm", {"m": m, "k": k, "n": n},
                         lambda: projection_gemm_s(m, k, n, dtype, self.spec.device, threads))

@@ -288,7 +288,8 @@ class StepTable:
 class GemmTable:
     """Seconds of ``[M,K]×[K,N]`` + bias (the input projection) on a log grid; NaN where a point was
     too costly to time (filled by scaling the largest measured M linearly: a GEMM that large runs at
-    its saturated rate)."""
+    its saturated rate) or not timed in its column (a column's own saturation M is on the grid of all:
+    filled between measured M in log space)."""
 
     m: tuple[int, ...]
     k: tuple[int, ...]

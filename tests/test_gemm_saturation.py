@@ -1,0 +1,90 @@
+"""A projection column whose M grid stops well short of the GEMM cost cap is also timed at its
+saturation M, and the GEMM table prices every larger projection from that point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gru_sim.calibrate import unit_grid
+from gru_sim.calibrate.adapt import _quick_gemm_grid
+from gru_sim.calibrate.jobs import load_job
+from gru_sim.calibrate.store import MeasurementStore
+from gru_sim.calibrate.unit_grid import GEMM_MAX_FLOPS, UnitTimer, gemm_table, saturation_m
+from gru_sim.model.units import GemmTable
+
+TINY = Path(__file__).parent / "data" / "tiny-job.yaml"
+GRID_M = [2, 8, 64, 512, 4096, 32768, 262144]
+PEAK_FLOPS = 60e9
+
+
+def rising_rate_s(m: int, k: int, n: int) -> float:
+    """A GEMM whose rate rises with M towards PEAK_FLOPS (half of it at M = 32) plus a 5 µs call."""
+    return 5e-6 + 2.0 * m * k * n / (PEAK_FLOPS * m / (m + 32.0))
+
+
+def test_saturation_m_is_the_largest_round_m_under_the_cap() -> None:
+    assert saturation_m(GRID_M, 1024, 1536) == 256  # the grid stops at 64; 325 is the cap
+    assert saturation_m(GRID_M, 4096, 6144) == 16  # small: a multiple of 16
+    assert saturation_m(GRID_M, 16, 48) is None  # the whole column is under the cap
+    for k in (16, 64, 256, 1024, 4096):
+        for n in (48, 96, 384, 1536, 6144):
+            m = saturation_m(GRID_M, k, n)
+            if m is not None:
+                assert 2.0 * m * k * n <= GEMM_MAX_FLOPS
+                assert m % 16 == 0
+                last = max(v for v in GRID_M if 2.0 * v * k * n <= GEMM_MAX_FLOPS or v == GRID_M[0])
+                assert m >= 1.5 * last
+
+
+def test_saturation_m_skips_a_column_whose_last_point_is_near_the_cap() -> None:
+    # K = 64, N = 48 at a 1e7 cap: the cap is M = 1627, the grid's 512 is more than 1.5x below it;
+    # at a 4e6 cap it is 651 -> 640, under 1.5 x 512.
+    assert saturation_m(GRID_M, 64, 48, cap_flops=1e7) == 1600
+    assert saturation_m(GRID_M, 64, 48, cap_flops=4e6) is None
+
+
+def _timed_gemms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gemm_grid: tuple | None) -> MeasurementStore:
+    from gru_sim.measure import units
+
+    monkeypatch.setattr(units, "projection_gemm_s", lambda m, k, n, *args: (rising_rate_s(m, k, n), False))
+    monkeypatch.setattr(unit_grid, "GEMM_MAX_FLOPS", 2e7)
+    spec = load_job(TINY)
+    store = MeasurementStore(tmp_path / "s.sqlite")
+    timer = UnitTimer(spec, store, gemm_grid=gemm_grid)
+    monkeypatch.setattr(unit_grid, "gemm_axes", lambda _spec: ([2, 16, 128, 1024, 8192], [16, 64], [48, 192]))
+    timer._gemms("cpu/float32/torch-gru/t1", "float32", 1)
+    return store
+
+
+def test_the_full_job_times_each_column_at_its_saturation_m(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _timed_gemms(tmp_path, monkeypatch, None)
+    timed = {(u.params["m"], u.params["k"], u.params["n"]) for u in store.units("cpu/float32/t1", "gemm")}
+    # K = 64, N = 192: the cap 2e7 is M = 813 -> 768; the grid stops at 128.
+    assert (768, 64, 192) in timed
+    assert not any(m > 768 for m, k, n in timed if (k, n) == (64, 192))
+    # The table prices a projection far past the cap at the saturated rate, not the rate at M = 128.
+    table = gemm_table(store, "cpu", "float32", 1)
+    truth = rising_rate_s(65536, 64, 192)
+    assert table.seconds_for(65536, 64, 192) == pytest.approx(truth, rel=0.06)
+    # Without the saturation point the same table read 20 % slow (the rate at M = 128 is 80 % of peak).
+    grid_only = {key: rising_rate_s(*key) for key in timed if key[0] in (2, 16, 128, 1024, 8192)}
+    ms, ks, ns = (sorted({key[a] for key in grid_only}) for a in range(3))
+    old = GemmTable(tuple(ms), tuple(ks), tuple(ns),
+                    [[[grid_only.get((m, k, n), np.nan) for n in ns] for k in ks] for m in ms])
+    assert old.seconds_for(65536, 64, 192) > 1.18 * truth
+
+
+def test_a_given_grid_is_timed_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _timed_gemms(tmp_path, monkeypatch, ([2, 128, 8192], [16, 64], [48, 192]))
+    timed = {u.params["m"] for u in store.units("cpu/float32/t1", "gemm")}
+    assert timed <= {2, 128, 8192}
+
+
+def test_the_quick_grid_keeps_to_the_regular_m_grid() -> None:
+    source = ((2, 8, 16, 64, 256, 512, 4096), (16, 64, 256), (48, 96, 192))
+    m, k, n = _quick_gemm_grid(source, [2, 8, 64, 512, 4096])
+    assert m == [2, 64, 4096]
+    assert k == [16, 256] and n == [48, 192]
