@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gru_sim.config import GATES, GruConfig
+from gru_sim.calibrate.design import round_size
 from gru_sim.model.costmodel import MATMULS_PER_TRAINING_STEP, RESIDUAL_TERMS, GruCostModel, gemm_key, step_key
 from gru_sim.model.memory_model import MemoryModel
 from gru_sim.model.profile import Profile, save_profile
@@ -72,15 +73,21 @@ def true_coefficients() -> np.ndarray:
 
 
 def design(seed: int = 0, n: int = 240, threads: int = 1) -> list[GruConfig]:
+    """Random configurations, every other one with the round input and hidden sizes most models use
+    (as the calibration design draws them: round and odd sizes run at different speeds)."""
     rng = np.random.default_rng(seed)
     out = []
-    for _ in range(n):
-        out.append(GruConfig(
+    for k in range(n):
+        config = GruConfig(
             batch=int(np.exp(rng.uniform(0, np.log(128)))), seq_len=int(np.exp(rng.uniform(np.log(2), np.log(256)))),
             input_size=int(np.exp(rng.uniform(np.log(16), np.log(1024)))),
             hidden_size=int(np.exp(rng.uniform(np.log(16), np.log(1024)))), num_layers=int(rng.integers(1, 4)),
             bidirectional=bool(rng.integers(0, 2)), mode=["inference", "training"][int(rng.integers(0, 2))],
-            threads=threads))
+            threads=threads)
+        if k % 2:
+            config = config.with_(input_size=round_size("input_size", config.input_size, 16, 1024),
+                                  hidden_size=round_size("hidden_size", config.hidden_size, 16, 1024))
+        out.append(config)
     return out
 
 

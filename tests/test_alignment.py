@@ -45,3 +45,18 @@ def test_the_width_travels_with_the_profile() -> None:
 def test_old_settings_dicts_still_load() -> None:
     model = GruCostModel(cv_folds=0, alignment_bytes=32)
     assert model.alignment_bytes == 32 and np.isclose(model.interval, 0.9)
+
+
+def test_the_hidden_size_decides_the_projection_too() -> None:
+    # The projection writes rows 3H wide (its weight gradient's rows too): an input size that is not
+    # whole vectors (I = 300) runs at the rate of its neighbours; H = 250 does not.
+    configs = design(n=120)
+    model = fitted_model(configs, synthetic_latencies(configs), cv_folds=0, alignment_bytes=32)
+    proj = RESIDUAL_TERMS.index("projection_unaligned")
+    for mode in ("inference", "training"):
+        odd_input = GruConfig(batch=32, seq_len=50, input_size=300, hidden_size=256, mode=mode)
+        odd_hidden = GruConfig(batch=32, seq_len=50, input_size=300, hidden_size=250, mode=mode)
+        assert model.compose(odd_input).terms[proj] == 0
+        assert model.compose(odd_input).terms[UNALIGNED] == 0
+        assert model.compose(odd_hidden).terms[proj] > 0
+        assert all(not unit.projection_unaligned for unit in model.compose(odd_input).layers)

@@ -205,13 +205,12 @@ class BatchPredictor:
         terms_bwd = d * bwd0 + rest * (d * bwd1)
         terms_ld = layers * d
         terms_bytes = layers * (d * t * (b * h * s))
-        # Layers whose rows are not whole vectors (GruCostModel.compose): layer 0 reads I, the
-        # layers above D·H, which is aligned whenever H is.
+        # Layers whose rows are not whole vectors (GruCostModel.compose): H decides for the step and
+        # the projection alike.
         line = max(model.alignment_bytes // s, 1)
         step_off = (hi_ % line) != 0
-        proj0_off = step_off | ((ii % line) != 0)
         terms_su = np.where(step_off, terms_steps, 0.0)
-        terms_pu = np.where(proj0_off, d * (proj0 + bwd0), 0.0) + np.where(step_off, rest * (d * (proj1 + bwd1)), 0.0)
+        terms_pu = np.where(step_off, d * (proj0 + bwd0) + rest * (d * (proj1 + bwd1)), 0.0)
         composed = ((terms_steps - terms_mm) * coef[0] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
                     + terms_ld * coef[4] + terms_bytes * coef[5] + terms_su * coef[6] + terms_pu * coef[7]
                     + terms_mm * coef[8])

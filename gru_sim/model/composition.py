@@ -27,7 +27,7 @@ class LayerUnits:
     projection_backward_s: float
     output_bytes: float      # per step
     step_unaligned: bool = False        # H is not a whole number of SIMD vectors
-    projection_unaligned: bool = False  # H or the layer's input size is not
+    projection_unaligned: bool = False  # its 3H-wide rows are not (as the step: H decides)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ physical quantities (``RESIDUAL_TERMS``):
 * ``output_bytes`` — bytes of the per-direction outputs written, stacked and concatenated (no longer
   fitted: the step units pay for their outputs; profiles fitted with it predict as they did);
 * ``steps_unaligned``, ``projection_unaligned`` — the step and projection seconds of layers whose
-  sizes are not a whole number of SIMD vectors (the tables are timed at round sizes, which run faster).
+  hidden size is not a whole number of SIMD vectors (the tables are timed at round sizes, which run
+  faster; the rows the step and the projection write are H and 3H wide, so the input size does not
+  decide).
 
 ``fit`` learns one non-negative coefficient per term and (group, mode) from whole-call measurements
 (:mod:`.residual`),
@@ -236,8 +238,12 @@ class GruCostModel:
                 float(GATES * h * i * e), weight_bytes)
             out_bytes = float(b * h * config.dtype_bytes)
             line = max(self.alignment_bytes // config.dtype_bytes, 1)
+            # The projection's output rows are 3H wide (its weight gradient's too): H decides. An input
+            # size that is not whole vectors costs the GEMM nothing measurable (I = 300 against 288 and
+            # 304: the same rate at 1 and 2 threads on AMD EPYC, while 3H = 750 or 780 against 768 ran
+            # 30-50 % slower).
             step_off = h % line != 0
-            proj_off = step_off or i % line != 0
+            proj_off = step_off
             layers.append(LayerUnits(layer, layer_step, mm_s, forward_share, proj, proj_bwd, out_bytes,
                                      step_off, proj_off))
             d = config.directions
