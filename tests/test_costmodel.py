@@ -3,6 +3,8 @@ data, outputs that agree with each other, and tables read sensibly between and b
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -101,6 +103,27 @@ def test_configs_outside_the_calibrated_range_are_flagged_and_get_wider_interval
     lo_in, hi_in = model.interval_s(inside)
     lo_out, hi_out = model.interval_s(beyond)
     assert hi_out / lo_out > hi_in / lo_in
+
+
+def test_an_input_size_outside_the_range_widens_the_interval_by_the_share_it_changes() -> None:
+    train = design(0)
+    model = fitted_model(train, synthetic_latencies(train, noise=0.05))
+    inside = GruConfig(batch=1, seq_len=200, input_size=16, hidden_size=128)
+    tiny_input = inside.with_(input_size=2)  # 8x below the range's 16
+    assert model.extrapolation(tiny_input) == {"input_size": 8.0}
+    share = model.input_share(tiny_input)
+    assert 0.0 < share < 0.1  # one small GEMM against 200 steps
+
+    def width(c: GruConfig) -> float:
+        lo, hi = model.interval_s(c)
+        return math.log(hi / lo)
+
+    assert width(tiny_input) == pytest.approx(width(inside) * (1.0 + 3.0 * share), rel=1e-9)
+    # Past the range in hidden size every part of the call changes: the full widening.
+    big_h = inside.with_(hidden_size=2048)
+    assert width(big_h) == pytest.approx(width(inside) * (1.0 + math.log2(2048 / 1024)), rel=1e-9)
+    # GRUCell computes the projection in every step: the input size changes all of it.
+    assert model.input_share(tiny_input.with_(impl="torch-gru-cell")) == 1.0
 
 
 def test_an_uncalibrated_thread_count_borrows_the_nearest_and_is_flagged() -> None:

@@ -252,11 +252,19 @@ class BatchPredictor:
         rng = model.fit_range_[key]
         factors: dict[str, np.ndarray] = {}
         widen = np.ones(len(part))
+        # An input size outside the range widens by the first layer's projection share of the call
+        # (GruCostModel.input_share); GRUCell's steps see the input too.
+        if impl == "torch-gru-cell":
+            input_share = np.ones(len(part))
+        else:
+            extra0 = np.where(step_off, coef[7], 0.0)
+            first = d * (proj0 * (coef[1] + extra0) + bwd0 * (coef[2] + extra0))
+            input_share = np.clip(np.divide(first, composed, out=np.ones(len(part)), where=composed > 0), 0.0, 1.0)
         for axis, v in zip(AXES, (b, t, i, h, layers)):
             lo, hi = rng[axis]
             f = np.where(v > hi, v / hi, np.where(v < lo, lo / v, 1.0))
             factors[axis] = f
-            widen = widen + np.log2(f)
+            widen = widen + np.log2(f) * (input_share if axis == "input_size" else 1.0)
         bidi_ok = np.isin(part.bidirectional, np.asarray(rng["bidirectional"], dtype=bool))
         factors["bidirectional"] = np.where(bidi_ok, 1.0, 2.0)
         widen = widen + np.where(bidi_ok, 0.0, 1.0)
