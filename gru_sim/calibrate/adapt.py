@@ -67,7 +67,8 @@ def _quick_gemm_grid(source_grid: tuple[tuple[int, ...], ...], regular_m: Sequen
     """Every other point of the source's (round) grid, and its ends; of M only the job's regular grid
     (the source's columns were also timed at their own saturation M, see unit_grid.saturation_m)."""
     m, k, n = source_grid
-    m = tuple(v for v in m if v in set(regular_m)) or m
+    regular = set(regular_m)
+    m = tuple(v for v in m if v in regular) or m
     return [sorted({*g[::2], g[-1]}) for g in (m, k, n)]  # type: ignore[return-value]
 
 

@@ -195,7 +195,7 @@ class Calibration:
                     or design.rough_estimate_s(c) > 4 * self.spec.max_call_s):
                 continue
             picked[c.mode] += 1
-            if not self.store.has("memory", c):
+            if not self.store.has("memory", c) and c not in todo:
                 todo.append(c)
         if not todo:
             return
