@@ -3,10 +3,16 @@ progress on stderr — for a measurement, a prediction, a calibration's self-che
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Sequence
 
 from .units import fmt_seconds
+
+# A validation of at least this many configurations whose common level (predicted / measured) is off
+# by more than this in log (about 10 %) says so in one line: the machine's speed, not the shapes.
+MIN_LEVEL_POINTS = 8
+LEVEL_NOTE = 0.095
 
 
 def console(stderr: bool = False) -> Any:
@@ -86,5 +92,13 @@ def print_validation(result: Any) -> None:
             text += f"  (95% CI of median {lo:.1f}–{hi:.1f}%)"
         if s.interval_coverage is not None:
             text += f"  90% interval coverage {s.interval_coverage:.0%}"
+        if name != "memory" and s.common_level is not None and s.median_ape_after_level is not None:
+            text += f"  predicted/measured {s.common_level:.2f}x, {s.median_ape_after_level:.1f}% after it"
         lines.append((name.replace("_", " "), text))
     print_table(lines)
+    level = result.summary.overall.common_level
+    if level is not None and result.summary.overall.n >= MIN_LEVEL_POINTS and abs(math.log(level)) > LEVEL_NOTE:
+        faster = "faster" if level > 1 else "slower"
+        print(f"the machine ran {max(level, 1 / level):.2f}x {faster} than the profile's typical speed: "
+              f"that shared level is most of the error; "
+              f"{result.summary.overall.median_ape_after_level:.1f}% is left once it is divided out")

@@ -17,13 +17,18 @@ from .model.metrics import ape, bootstrap_median_ci, error_summary
 
 # Figures of every summary, in validation.json's order.
 FIGURES = ("n", "median_ape", "mape", "p90_ape", "within_5pct", "within_10pct", "within_15pct", "rmsle",
-           "interval_coverage", "median_ape_ci95")
+           "interval_coverage", "median_ape_ci95", "common_level", "median_ape_after_level")
 
 
 @dataclass(frozen=True)
 class ErrorFigures:
     """How wrong a set of predictions is: APEs in percent, ``within_*`` and ``interval_coverage`` as
-    fractions, ``median_ape_ci95`` a bootstrap 95% interval of the median APE (None under 2 points)."""
+    fractions, ``median_ape_ci95`` a bootstrap 95% interval of the median APE (None under 2 points).
+
+    ``common_level`` is the median ratio predicted / measured (geometric): on a machine whose speed
+    moves, the part of the error that is the machine's current speed against the profile's typical one,
+    shared by every configuration; ``median_ape_after_level`` the median APE once it is divided out —
+    the error in how time depends on the shape."""
 
     n: int
     median_ape: float | None = None
@@ -35,13 +40,21 @@ class ErrorFigures:
     rmsle: float | None = None
     interval_coverage: float | None = None
     median_ape_ci95: tuple[float, float] | None = None
+    common_level: float | None = None
+    median_ape_after_level: float | None = None
 
     @classmethod
     def of(cls, measured: Sequence[float], predicted: Sequence[float],
            intervals: Sequence[Sequence[float]] | None = None) -> "ErrorFigures":
         s = error_summary(measured, predicted, intervals if len(measured) else None)
         errors = ape(measured, predicted) if len(measured) else np.empty(0)
-        return cls(**s, median_ape_ci95=bootstrap_median_ci(errors))  # type: ignore[arg-type]
+        level = after = None
+        if len(measured):
+            ratio = np.asarray(predicted, dtype=float) / np.asarray(measured, dtype=float)
+            level = float(np.exp(np.median(np.log(ratio))))
+            after = float(100.0 * np.median(np.abs(ratio / level - 1.0)))
+        return cls(**s, median_ape_ci95=bootstrap_median_ci(errors), common_level=level,  # type: ignore[arg-type]
+                   median_ape_after_level=after)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -64,6 +64,29 @@ def test_the_summary_reads_back_from_its_json_unchanged() -> None:
     assert ValidationSummary.from_dict(json.loads(json.dumps(s.to_dict()))) == s
 
 
+def test_the_summary_separates_the_machines_level_from_the_shape_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # Every prediction 1.25x its measurement but for a shape error of a few percent: the level is the
+    # machine's speed against the profile's; what is left after it is the shape error.
+    shape = [1.0, 1.02, 0.98, 1.04, 0.96, 1.0, 1.01, 0.99]
+    rows = [_row(1.0, 1.25 * e) for e in shape]
+    s = summarise(rows)
+    assert s.overall.median_ape == pytest.approx(25.0, abs=1.5)
+    assert s.overall.common_level == pytest.approx(1.25, rel=0.01)
+    assert s.overall.median_ape_after_level == pytest.approx(1.5, abs=0.6)
+    from gru_sim.console import print_validation
+    from gru_sim.validation import Validation
+
+    print_validation(Validation(profile={}, fingerprint={}, summary=s, rows=tuple(rows)))
+    out = capsys.readouterr().out
+    assert "predicted/measured 1.25x" in out
+    assert "the machine ran 1.25x faster than the profile's typical speed" in out
+    # A validation.json written before these figures reads back without them.
+    old = s.to_dict()
+    for part in ("overall", "inside_range", "extrapolated", "noisy", "memory"):
+        old[part].pop("common_level"), old[part].pop("median_ape_after_level")
+    assert ValidationSummary.from_dict(old).overall.common_level is None
+
+
 def _validate(profile_path: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     configs = tmp_path / "configs.csv"
     configs.write_text("batch,seq_len,input_size,hidden_size\n2,4,8,8\n1,3,4,6\n")

@@ -40,6 +40,10 @@ def validation_section(validation: Validation, anchor: str = "validation",
              ("p90 APE", ape_pct(overall.p90_ape), ""),
              ("within ±10%", pct(overall.within_10pct), ""),
              ("90% interval coverage", pct(overall.interval_coverage), ""),
+             ("predicted / measured (median)",
+              "-" if overall.common_level is None else f"{overall.common_level:.2f}×",
+              "" if overall.median_ape_after_level is None
+              else f"the machine's speed against the profile's; {overall.median_ape_after_level:.1f}% APE after it"),
              ("configurations", str(len(rows)),
               f"{sum(bool(r.get('extrapolated')) for r in rows)} beyond the range, "
               f"{sum(bool(r.get('noisy')) for r in rows)} noisy"
