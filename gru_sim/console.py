@@ -99,6 +99,6 @@ def print_validation(result: Any) -> None:
     level = result.summary.overall.common_level
     if level is not None and result.summary.overall.n >= MIN_LEVEL_POINTS and abs(math.log(level)) > LEVEL_NOTE:
         faster = "faster" if level > 1 else "slower"
-        print(f"the machine ran {max(level, 1 / level):.2f}x {faster} than the profile's typical speed: "
-              f"that shared level is most of the error; "
+        print(f"the machine ran {max(level, 1 / level):.2f}x {faster} than the profile's typical speed "
+              f"(a level every configuration shares); "
               f"{result.summary.overall.median_ape_after_level:.1f}% is left once it is divided out")

@@ -25,10 +25,10 @@ class ErrorFigures:
     """How wrong a set of predictions is: APEs in percent, ``within_*`` and ``interval_coverage`` as
     fractions, ``median_ape_ci95`` a bootstrap 95% interval of the median APE (None under 2 points).
 
-    ``common_level`` is the median ratio predicted / measured (geometric): on a machine whose speed
-    moves, the part of the error that is the machine's current speed against the profile's typical one,
-    shared by every configuration; ``median_ape_after_level`` the median APE once it is divided out —
-    the error in how time depends on the shape."""
+    ``common_level`` is the median ratio predicted / measured (geometric): for latencies on a machine
+    whose speed moves, the part of the error that is the machine's current speed against the profile's
+    typical one, shared by every configuration; ``median_ape_after_level`` the median APE once it is
+    divided out — the error in how time depends on the shape."""
 
     n: int
     median_ape: float | None = None

@@ -80,6 +80,7 @@ def test_the_summary_separates_the_machines_level_from_the_shape_error(capsys: p
     out = capsys.readouterr().out
     assert "predicted/measured 1.25x" in out
     assert "the machine ran 1.25x faster than the profile's typical speed" in out
+    assert "% is left once it is divided out" in out
     # A validation.json written before these figures reads back without them.
     old = s.to_dict()
     for part in ("overall", "inside_range", "extrapolated", "noisy", "memory"):
