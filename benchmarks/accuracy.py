@@ -42,6 +42,7 @@ from gru_sim.groups import GroupKey
 from gru_sim.machine import cpu_model
 from gru_sim.measure import measure_gru
 from gru_sim.measure.timing import TimingPolicy
+from gru_sim.model.metrics import common_level
 from gru_sim.model.profile import load_profile
 from gru_sim.predict import Predictor
 
@@ -62,10 +63,9 @@ def figures(measured: list[float], predicted: list[float], intervals: list[tuple
         return {"n": 0}
     signed = 100.0 * (p - m) / m
     iv = np.asarray(intervals)
-    ratio = p / m
-    level = float(np.exp(np.median(np.log(ratio))))  # the run's common level: predicted / measured
+    level, after = common_level(m, p)
     return {"n": int(m.size), "median_ape": float(np.median(np.abs(signed))),
-            "common_level": level, "median_ape_after_level": float(100.0 * np.median(np.abs(ratio / level - 1.0))),
+            "common_level": level, "median_ape_after_level": after,
             "median_signed_error": float(np.median(signed)), "p90_ape": float(np.percentile(np.abs(signed), 90)),
             "within_10pct": float(np.mean(np.abs(signed) <= 10.0)),
             "interval_coverage": float(np.mean((iv[:, 0] <= m) & (m <= iv[:, 1])))}

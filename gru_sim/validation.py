@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .model.costmodel import AXES
-from .model.metrics import ape, bootstrap_median_ci, error_summary
+from .model.metrics import ape, bootstrap_median_ci, common_level, error_summary
 
 # Figures of every summary, in validation.json's order.
 FIGURES = ("n", "median_ape", "mape", "p90_ape", "within_5pct", "within_10pct", "within_15pct", "rmsle",
@@ -48,11 +48,7 @@ class ErrorFigures:
            intervals: Sequence[Sequence[float]] | None = None) -> "ErrorFigures":
         s = error_summary(measured, predicted, intervals if len(measured) else None)
         errors = ape(measured, predicted) if len(measured) else np.empty(0)
-        level = after = None
-        if len(measured):
-            ratio = np.asarray(predicted, dtype=float) / np.asarray(measured, dtype=float)
-            level = float(np.exp(np.median(np.log(ratio))))
-            after = float(100.0 * np.median(np.abs(ratio / level - 1.0)))
+        level, after = common_level(measured, predicted) if len(measured) else (None, None)
         return cls(**s, median_ape_ci95=bootstrap_median_ci(errors), common_level=level,  # type: ignore[arg-type]
                    median_ape_after_level=after)
 

@@ -179,3 +179,20 @@ def test_two_tiny_runs_pool_into_one_profile_that_predicts(tmp_path: Path) -> No
                                capture_output=True, text=True, timeout=120)
     assert predicted.returncode == 0, predicted.stderr
     assert json.loads(predicted.stdout)["latency_s"] > 0
+
+
+def test_a_job_is_the_same_whatever_its_budget_for_a_resumed_run_and_for_a_pool(tmp_path: Path) -> None:
+    from gru_sim.calibrate.jobs import job_differences, load_job
+    from gru_sim.calibrate.runner import Calibration
+    from gru_sim.calibrate.store import MeasurementStore
+    from gru_sim.errors import GruSimError
+
+    spec = load_job(TINY)
+    job = spec.model_dump(mode="json")
+    assert job_differences(job, {**job, "budget_s": 999.0}) == []
+    assert job_differences(job, {**job, "seed": 3, "max_call_s": 1.0}) == ["max_call_s", "seed"]
+    store = MeasurementStore(tmp_path / "s.sqlite")
+    Calibration(spec, store)._check_store_matches()
+    Calibration(spec.model_copy(update={"budget_s": 99.0}), store)._check_store_matches()  # "raise --budget"
+    with pytest.raises(GruSimError, match="holds a different job"):
+        Calibration(spec.model_copy(update={"seed": 3}), store)._check_store_matches()

@@ -8,7 +8,7 @@ default spec of each device ships with gru-sim (inside the package, ``gru_sim/da
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -81,6 +81,13 @@ class JobSpec(BaseModel):
         if self.device == "cpu" and any(d not in ("float32", "float64") for d in self.dtypes):
             raise ValueError(f"dtypes(={self.dtypes}): cpu measures float32 and float64 only")
         return self
+
+
+def job_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The fields in which two stored jobs (``JobSpec.model_dump(mode="json")``) differ, the budget
+    aside: a run resumed with more time ("raise --budget"), or pooled with a run given another
+    budget, is the same job."""
+    return sorted(k for k in (set(a) | set(b)) - {"budget_s"} if a.get(k) != b.get(k))
 
 
 def default_job_path(device: str) -> Path:

@@ -25,7 +25,7 @@ from ..errors import GruSimError
 from ..model.library import describe, mismatch
 from ..model.profile import Profile, save_profile
 from .build import build_profile
-from .jobs import JobSpec
+from .jobs import JobSpec, job_differences
 from .store import MeasurementStore
 
 
@@ -41,7 +41,8 @@ def open_runs(paths: Sequence[str | Path], minimum: int = 2) -> Iterator[list[Me
     machine; compressed stores are read from a temporary copy. Any problem is one GruSimError naming
     the run."""
     if len(paths) < minimum:
-        raise GruSimError("--pool needs at least two calibration runs (profiles or their stores)")
+        runs = {1: "one calibration run", 2: "two calibration runs"}.get(minimum, f"{minimum} calibration runs")
+        raise GruSimError(f"--pool needs at least {runs} (profiles or their stores)")
     with tempfile.TemporaryDirectory(prefix="gru-sim-pool-") as tmp, contextlib.ExitStack() as stack:
         stores = []
         for k, given in enumerate(paths):
@@ -69,11 +70,8 @@ def open_runs(paths: Sequence[str | Path], minimum: int = 2) -> Iterator[list[Me
 
 def _check_same(stores: list[MeasurementStore]) -> None:
     first = stores[0]
-    job = {**first.get_meta("job"), "budget_s": None}
     for store in stores[1:]:
-        other = {**store.get_meta("job"), "budget_s": None}
-        if other != job:
-            differ = sorted(k for k in set(job) | set(other) if job.get(k) != other.get(k))
+        if differ := job_differences(first.get_meta("job"), store.get_meta("job")):
             raise GruSimError(f"{store.path} ran another job than {first.path} (they differ in {', '.join(differ)}): "
                               "pool runs of one job")
         diff = mismatch(first.get_meta("fingerprint"), store.get_meta("fingerprint"))

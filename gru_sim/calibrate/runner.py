@@ -36,7 +36,7 @@ from ..model.profile import Profile, save_profile
 from . import design
 from .build import build_profile, fit_model
 from .drift import DriftTracker
-from .jobs import JobSpec
+from .jobs import JobSpec, job_differences
 from .store import MeasurementStore
 from .unit_grid import UnitTimer
 
@@ -137,8 +137,7 @@ class Calibration:
     def _check_store_matches(self) -> None:
         old = self.store.get_meta("job")
         new = self.spec.model_dump(mode="json")
-        # The budget may change between runs ("raise --budget" resumes with more time); nothing else.
-        if old is not None and {**old, "budget_s": None} != {**new, "budget_s": None}:
+        if old is not None and job_differences(old, new):
             raise GruSimError(f"{self.store.path} holds a different job ({old.get('name')}); "
                               "use another --out or delete the store to start over")
         fp_old = self.store.get_meta("fingerprint")

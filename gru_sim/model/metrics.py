@@ -42,6 +42,17 @@ def error_summary(measured: Sequence[float] | np.ndarray, predicted: Sequence[fl
     return out
 
 
+def common_level(measured: Sequence[float] | np.ndarray, predicted: Sequence[float] | np.ndarray
+                 ) -> tuple[float, float]:
+    """The common level of a set of predictions — the median ratio predicted / measured (geometric):
+    on a machine whose speed moves, its speed then against the profile's typical one, shared by every
+    configuration — and the median APE (%) once it is divided out: the error in how time depends on
+    the shape."""
+    ratio = np.asarray(predicted, dtype=float) / np.asarray(measured, dtype=float)
+    level = float(np.exp(np.median(np.log(ratio))))
+    return level, float(100.0 * np.median(np.abs(ratio / level - 1.0)))
+
+
 def bootstrap_median_ci(values: Sequence[float] | np.ndarray, n_boot: int = 2000, level: float = 0.95,
                         seed: int = 0) -> tuple[float, float] | None:
     """A percentile-bootstrap confidence interval for the median of ``values`` (scipy.stats.bootstrap;
