@@ -130,3 +130,20 @@ def test_without_the_reference_readings_the_spell_would_stay_in(tmp_path: Path,
     monkeypatch.setattr(drift, "MIN_READINGS", 10**9)
     spelled, configs = build(tmp_path, monkeypatch, spell=True)
     assert np.max(np.abs(errors(spelled, configs))) > 0.1
+
+
+def test_a_pools_interval_is_its_out_of_fold_spread_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two runs pooled: their out-of-fold errors already hold the spread between runs (a configuration's
+    runs share a fold), so the speed's spread is not added again, as it is for one run."""
+    from gru_sim.calibrate.build import fit_runs
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    spelled, _ = build(tmp_path / "a", monkeypatch, spell=True)
+    again, _ = build(tmp_path / "b", monkeypatch, spell=True)
+    stores = [MeasurementStore(tmp_path / d / "s1.sqlite") for d in ("a", "b")]
+    pooled = fit_runs(spec(), [(s, s.points(role="train")) for s in stores], seed=0)
+    single_hi = spelled.log_residual_quantiles_[G]["inference"][1]  # type: ignore[attr-defined]
+    pooled_lo, pooled_hi = pooled.log_residual_quantiles_[G]["inference"]
+    assert single_hi >= math.log(SLOW) - 0.02  # one run: widened by the spell
+    assert pooled_hi < 0.5 * single_hi and -pooled_lo < 0.5 * single_hi  # the pool: its own errors only
