@@ -110,8 +110,11 @@ def test_resuming_with_another_job_in_the_same_store_is_refused(tmp_path: Path) 
 def test_ctrl_c_stops_the_job_saying_how_to_resume(tmp_path: Path) -> None:
     out = tmp_path / "p.json"
     store = tmp_path / "p.sqlite"
+    # Ctrl-C as a terminal delivers it: a test run started in the background of a non-interactive
+    # shell (nohup, CI wrappers) has SIGINT ignored, which a child would inherit and rightly obey.
     proc = subprocess.Popen([GRU_SIM, "calibrate", "--job", str(TINY), "--out", str(out), "--budget", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
