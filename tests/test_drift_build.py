@@ -139,8 +139,8 @@ def test_a_pools_interval_is_its_out_of_fold_spread_alone(tmp_path: Path, monkey
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    spelled, _ = build(tmp_path / "a", monkeypatch, spell=True)
-    again, _ = build(tmp_path / "b", monkeypatch, spell=True)
+    spelled, _ = build(tmp_path / "a", monkeypatch, spell=True)  # one run's model, for its widened interval
+    build(tmp_path / "b", monkeypatch, spell=True)  # a second run of the same machine, for its store
     stores = [MeasurementStore(tmp_path / d / "s1.sqlite") for d in ("a", "b")]
     pooled = fit_runs(spec(), [(s, s.points(role="train")) for s in stores], seed=0)
     single_hi = spelled.log_residual_quantiles_[G]["inference"][1]  # type: ignore[attr-defined]

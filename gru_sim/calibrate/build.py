@@ -91,11 +91,11 @@ def fit_runs(spec: JobSpec, runs: Sequence[tuple[MeasurementStore, list[StoredPo
     # the spread between its runs (a configuration's runs share a fold, so each is predicted by runs
     # taken at other times): widened again, its interval covered every recorded measurement (100% of
     # 760 typical, 2.9x wide; 98% and 2.4x without).
-    for key in model.coef_ if len(runs) == 1 else ():
-        spreads = np.array([speed.spread(key) for speed in speeds])
-        lo, hi = np.median(spreads, axis=0)
-        for mode, (q_lo, q_hi) in model.log_residual_quantiles_.get(key, {}).items():
-            model.log_residual_quantiles_[key][mode] = (-math.hypot(q_lo, lo), math.hypot(q_hi, hi))
+    if len(runs) == 1:
+        for key in model.coef_:
+            lo, hi = speeds[0].spread(key)
+            for mode, (q_lo, q_hi) in model.log_residual_quantiles_.get(key, {}).items():
+                model.log_residual_quantiles_[key][mode] = (-math.hypot(q_lo, lo), math.hypot(q_hi, hi))
     return model
 
 
