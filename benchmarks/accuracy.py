@@ -12,7 +12,8 @@ README's accuracy table carries. Run it alone on a quiet machine:
 
 One run measures the machine in one spell: a whole run moves by 10-20 % with the machine's load, and
 the same shape measured in two runs hours apart differs by up to 2x. ``--record CSV`` appends each
-shape's measurement of the run (its CPU, when, the median of its rounds) to ``CSV``; ``--measured CSV``
+shape's measurement of the run (its CPU and any kernel-choosing settings such as MKL_CBWR, when, the
+median of its rounds) to ``CSV``; ``--measured CSV``
 measures nothing and judges a profile against the median of every run recorded there on this CPU kind
 (``benchmarks/data/typical_measured.csv``: the runs recorded on the machine the shipped profile was
 made on) — a figure that does not move with the spell it is taken in, and the same on any re-run.
@@ -39,7 +40,7 @@ import numpy as np
 
 from gru_sim.config import GruConfig
 from gru_sim.groups import GroupKey
-from gru_sim.machine import cpu_model
+from gru_sim.machine import machine_label
 from gru_sim.measure import measure_gru
 from gru_sim.measure.timing import TimingPolicy
 from gru_sim.model.metrics import common_level
@@ -222,8 +223,8 @@ def main() -> None:
     if args.measured is not None:
         if args.profile is None:
             sys.exit("--measured judges a given profile: add --profile PATH")
-        judged = judge_recorded(args.profile, args.measured, cpu_model())
-        print(f"CPU: {cpu_model()}; {judged['runs']} recorded runs from {judged['first_run']} to "
+        judged = judge_recorded(args.profile, args.measured, machine_label())
+        print(f"CPU: {machine_label()}; {judged['runs']} recorded runs from {judged['first_run']} to "
               f"{judged['last_run']}; the same shape's fastest and slowest run differ by a median "
               f"{judged['median_spread_x']:.2f}x")
         for label in ("all", *[k for k in judged if k.startswith("t") and k[1:].isdigit()], "inference", "training"):
@@ -232,7 +233,7 @@ def main() -> None:
             args.json.write_text(json.dumps(judged, indent=1) + "\n")
         return
     with tempfile.TemporaryDirectory() as tmp:
-        result: dict[str, Any] = {"cpu_model": cpu_model()}
+        result: dict[str, Any] = {"cpu_model": machine_label()}
         profile = args.profile
         if profile is None:
             profile = args.save_profile or Path(tmp) / "profile.json"

@@ -25,7 +25,7 @@ import numpy as np
 
 from accuracy import ROOT, judge_recorded
 from gru_sim.calibrate.pool import pool_profile
-from gru_sim.machine import cpu_model
+from gru_sim.machine import machine_label
 
 DEFAULT_RUNS = "calibration/runs/cpu-amd-epyc-2c/*.sqlite.gz"
 DEFAULT_MEASURED = ["benchmarks/data/typical_measured.csv", "benchmarks/data/deepbench_measured.csv",
@@ -55,7 +55,7 @@ def main() -> None:
     runs = sorted(glob.glob(str(ROOT / args.runs) if not Path(args.runs).is_absolute() else args.runs))
     if len(runs) < 2:
         sys.exit(f"{args.runs}: fewer than two calibration runs to pool")
-    cpu = cpu_model()
+    cpu = machine_label()
     rng = random.Random(args.seed)
     print(f"CPU: {cpu}; {len(runs)} runs in {args.runs}")
     with tempfile.TemporaryDirectory() as tmp:

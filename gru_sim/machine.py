@@ -126,10 +126,29 @@ def cache_levels(cpu: int = 0) -> list[dict[str, Any]]:
     return sorted(out, key=lambda c: c["level"])
 
 
+# Environment settings that choose which kernels BLAS and ATen run, whatever the CPU offers: a
+# profile timed under one set describes other kernels than one timed under another (with MKL held to its
+# SSE2 path, MKL_CBWR=COMPATIBLE, a 512x256x768 GEMM ran 2.5x slower on the AMD EPYC of the README).
+KERNEL_ENV_VARS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE",
+                   "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+def kernel_env() -> dict[str, str]:
+    """The kernel-choosing settings of ``KERNEL_ENV_VARS`` set in this process's environment."""
+    return {name: os.environ[name] for name in KERNEL_ENV_VARS if os.environ.get(name)}
+
+
+def machine_label() -> str:
+    """This machine as figures name it: the CPU model, and any kernel-choosing settings in force."""
+    settings = " ".join(f"{k}={v}" for k, v in kernel_env().items())
+    return f"{cpu_model() or 'unknown CPU'}" + (f" [{settings}]" if settings else "")
+
+
 def host_facts() -> dict[str, Any]:
     """The torch-free part of a fingerprint."""
     return {
         "cpu_model": safe(cpu_model),
+        "kernel_env": kernel_env(),
         "physical_cores": safe(physical_cores),
         "logical_cores": safe(os.cpu_count),
         "memory_total_bytes": safe(memory_total_bytes),
@@ -142,7 +161,7 @@ def host_facts() -> dict[str, Any]:
 
 
 # Fields whose difference means a profile may not describe this machine.
-IDENTITY_FIELDS = ("device", "cpu_model", "physical_cores", "torch", "blas", "cpu_capability",
+IDENTITY_FIELDS = ("device", "cpu_model", "kernel_env", "physical_cores", "torch", "blas", "cpu_capability",
                    "gpu_name", "cuda", "cudnn", "driver")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gru_sim.errors import ProfileError
-from gru_sim.model.library import choose_profile, distance, mismatch
+from gru_sim.model.library import choose_profile, describe, distance, mismatch
 
 AMD = {"device": "cpu", "cpu_model": "AMD EPYC", "logical_cores": 2, "isa": ["avx2", "avx512f"],
        "caches": [{"level": 2, "size_bytes": 1 << 20}, {"level": 3, "size_bytes": 32 << 20}], "torch": "2.13.0+cpu"}
@@ -55,3 +55,29 @@ def test_an_explicit_profile_is_used_and_still_compared(tmp_path: Path) -> None:
     intel = _write(tmp_path, "cpu-intel.json", INTEL)
     choice = choose_profile("cpu", AMD, explicit=intel, dirs=[tmp_path])
     assert choice.path == intel and not choice.match and "cpu_vendor" in choice.mismatch
+
+
+def test_kernel_choosing_settings_make_another_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gru_sim.machine import kernel_env, machine_label
+
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    assert kernel_env() == {"ATEN_CPU_CAPABILITY": "default"}
+    assert machine_label().endswith("[ATEN_CPU_CAPABILITY=default]")
+    held = {**AMD, "kernel_env": {"MKL_CBWR": "COMPATIBLE"}}
+    assert mismatch(held, AMD) == {"kernel_env": [{"MKL_CBWR": "COMPATIBLE"}, {}]}
+    assert mismatch({**AMD, "kernel_env": {}}, AMD) == {}  # a fingerprint from before they were recorded: none
+    assert distance(held, AMD) > distance({**AMD, "logical_cores": 64}, AMD)
+    assert describe(held) == "AMD EPYC, 2 cores [MKL_CBWR=COMPATIBLE]"
+
+
+def test_a_full_calibration_keeps_another_machines_default(tmp_path: Path) -> None:
+    from gru_sim.model.library import calibration_out_path, here_fingerprint, own_profile_path
+
+    default = tmp_path / "cpu-default.json"
+    assert calibration_out_path("cpu", tmp_path) == default  # none yet
+    _write(tmp_path, "cpu-default.json", here_fingerprint("cpu"))
+    assert calibration_out_path("cpu", tmp_path) == default  # this machine's: replaced
+    _write(tmp_path, "cpu-default.json", {**INTEL, "cpu_model": "Not This CPU"})
+    own = calibration_out_path("cpu", tmp_path)
+    assert own == own_profile_path("cpu", tmp_path) != default and own.name.startswith("cpu-")

@@ -70,6 +70,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return _calibrate_fleet(args)
     from ..calibrate.progress import BudgetProgress
     from ..calibrate.runner import calibrate, store_path_for
+    from ..model.library import calibration_out_path
 
     if args.pool is not None:
         return _calibrate_pool(args)
@@ -78,7 +79,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.source is not None:
         raise GruSimError("--from names the profile a quick adaptation starts from: use it with --quick")
     spec = _load_spec(args)
-    out = args.out or profiles_write_dir() / f"{args.device}-default.json"
+    out = args.out or calibration_out_path(args.device, profiles_write_dir())
     print(f"gru-sim calibrate: job {spec.name}, budget {spec.budget_s:.0f} s, store {store_path_for(out)}",
           file=sys.stderr)
     try:

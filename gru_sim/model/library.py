@@ -1,5 +1,6 @@
 """Which profile describes this machine: the profiles gru-sim can find, matched against this
-machine's fingerprint (CPU model, ISA extensions, cores, caches, torch version; GPU name on CUDA).
+machine's fingerprint (CPU model, ISA extensions, the environment settings that choose kernels, cores,
+caches, torch version; GPU name on CUDA).
 
 A profile matches when every identity field known on both sides agrees. Without a match the nearest
 profile is taken — the one whose differences weigh least (another CPU vendor or ISA weighs most,
@@ -10,17 +11,18 @@ with it says so (``profile_match: false`` and what differs) and carries a wider 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ProfileError
 from ..locations import profile_search_dirs
-from ..machine import host_facts
+from ..machine import host_facts, machine_label
 
 # Identity fields compared, with the weight a difference adds to the distance between machines.
-MATCH_WEIGHTS = {"device": 100.0, "gpu_name": 50.0, "cpu_vendor": 20.0, "isa": 10.0, "cpu_model": 5.0,
-                 "caches": 3.0, "logical_cores": 2.0, "torch": 1.0}
+MATCH_WEIGHTS = {"device": 100.0, "gpu_name": 50.0, "cpu_vendor": 20.0, "isa": 10.0, "kernel_env": 10.0,
+                 "cpu_model": 5.0, "caches": 3.0, "logical_cores": 2.0, "torch": 1.0}
 # How much wider (as a factor on each side) the 90 % interval of a prediction from a profile of
 # another machine is: the cross-machine error of a profile used on another CPU kind (see README,
 # "Profiles for more than one machine").
@@ -50,6 +52,9 @@ def _identity(fp: dict[str, Any]) -> dict[str, Any]:
         "gpu_name": fp.get("gpu_name") if fp.get("device") == "cuda" else None,
         "cpu_vendor": _vendor(fp.get("cpu_model")),
         "isa": sorted(fp["isa"]) if fp.get("isa") is not None else None,
+        # Kernel-choosing settings (machine.KERNEL_ENV_VARS): a fingerprint from before they were
+        # recorded was taken without any.
+        "kernel_env": dict(sorted((fp.get("kernel_env") or {}).items())),
         "cpu_model": fp.get("cpu_model"),
         "caches": [[c["level"], c["size_bytes"]] for c in caches] if caches else None,
         "logical_cores": fp.get("logical_cores"),
@@ -117,7 +122,9 @@ def describe(fp: dict[str, Any]) -> str:
     if fp.get("device") == "cuda" and fp.get("gpu_name"):
         return str(fp["gpu_name"])
     cores = fp.get("logical_cores")
-    return f"{fp.get('cpu_model') or 'unknown CPU'}" + (f", {cores} cores" if cores else "")
+    settings = " ".join(f"{k}={v}" for k, v in sorted((fp.get("kernel_env") or {}).items()))
+    return (f"{fp.get('cpu_model') or 'unknown CPU'}" + (f", {cores} cores" if cores else "")
+            + (f" [{settings}]" if settings else ""))
 
 
 def choose_profile(device: str, here: dict[str, Any] | None = None, explicit: str | Path | None = None,
@@ -144,3 +151,23 @@ def choose_profile(device: str, here: dict[str, Any] | None = None, explicit: st
         return ProfileChoice(path, True, {}, f"matches this machine ({describe(here)})")
     return ProfileChoice(path, False, diff, f"the nearest to this machine ({describe(here)}): it was made on "
                                             f"{describe(fp)}; differs in {', '.join(diff)}")
+
+
+def own_profile_path(device: str, directory: Path) -> Path:
+    """This machine's own profile in ``directory``: ``<device>-<machine>-<cores>c.json``, the machine
+    named by its CPU model and any kernel-choosing settings in force (``machine.machine_label``)."""
+    slug = "".join(ch if ch.isalnum() else "-" for ch in machine_label().lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return directory / f"{device}-{slug}-{os.cpu_count() or 1}c.json"
+
+
+def calibration_out_path(device: str, directory: Path) -> Path:
+    """Where a full calibration goes without ``--out``: ``<device>-default.json``, unless that file
+    describes another machine (then it stays, and this machine gets its own, :func:`own_profile_path`),
+    so that a checkout's library keeps every machine kind calibrated in it."""
+    default = directory / f"{device}-default.json"
+    fp = _fingerprint_of(default) if default.is_file() else None
+    if fp is not None and mismatch(fp, here_fingerprint(device)):
+        return own_profile_path(device, directory)
+    return default
