@@ -2,7 +2,7 @@
 
 The source profile keeps what a full calibration learned about shapes — the fine structure of its
 unit tables and the residual on whole calls. This machine re-times what sets the level: a coarse
-sub-grid of step units (with points either side of *this* machine's cache sizes), a coarse grid of
+sub-grid of step units (each twice, seconds apart, the faster kept) (with points either side of *this* machine's cache sizes), a coarse grid of
 projection GEMMs, the bandwidth of each memory level and the roofline ceilings; the tables are scaled
 by the new / old ratios (:mod:`gru_sim.model.adapt`). A few whole calls the source held out are then
 measured here: their errors are the adapted profile's self-check, and widen its interval when they
@@ -102,9 +102,13 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
             gk = gemm_key(spec.device, dtype, threads)
             src_gemm = model.gemm_tables_[gk]
             sub_spec = spec.model_copy(update={"modes": modes})
+            # Each step unit timed twice, seconds apart, the faster kept: one short timing in a slow
+            # spell of a shared machine scales its whole region of the table (README, "Profiles for
+            # more than one machine": six alternating adaptations on one AMD EPYC VM, the typical shapes'
+            # error once the level is divided out 9.2-13.5% with two passes, 12.9-15.8% with one).
             timer = UnitTimer(sub_spec, store, progress, quick_step_grid(src.batch, src.hidden, src.element_bytes),
                               _quick_gemm_grid((src_gemm.m, src_gemm.k, src_gemm.n), gemm_axes(spec)[0]),
-                              two_passes=False)
+                              two_passes=True)
             timer.run(g, dtype, impl, threads)
             if store.get_primitives(g) is None:
                 progress(f"{g}: roofline ceilings")
@@ -202,10 +206,8 @@ def _widen(data: dict[str, Any], model: GruCostModel, checks: list[dict[str, Any
 
 
 def quick_profile_path(device: str, directory: Path) -> Path:
-    """Where a quick adaptation for this machine goes by default: ``<device>-<cpu model>-<cores>c.json``."""
-    from ..machine import cpu_model
+    """Where a quick adaptation for this machine goes by default: this machine's own profile,
+    ``<device>-<machine>-<cores>c.json`` (:func:`gru_sim.model.library.own_profile_path`)."""
+    from ..model.library import own_profile_path
 
-    slug = "".join(ch if ch.isalnum() else "-" for ch in (cpu_model() or "unknown").lower()).strip("-")
-    while "--" in slug:
-        slug = slug.replace("--", "-")
-    return directory / f"{device}-{slug}-{os.cpu_count() or 1}c.json"
+    return own_profile_path(device, directory)

@@ -124,7 +124,7 @@ class UnitTimer:
                  gemm_grid: tuple[list[int], list[int], list[int]] | None = None, two_passes: bool = True,
                  drift: DriftTracker | None = None) -> None:
         """``step_grid`` (batches, hiddens) and ``gemm_grid`` (M, K, N) replace the job's grids (a
-        quick adaptation times a sub-grid, in one pass: ``two_passes`` False)."""
+        quick adaptation times a sub-grid). ``two_passes``: each step unit timed twice, the faster kept."""
         self.spec = spec
         self.store = store
         self.progress = progress or (lambda what: None)
