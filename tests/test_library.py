@@ -58,15 +58,16 @@ def test_an_explicit_profile_is_used_and_still_compared(tmp_path: Path) -> None:
 
 
 def test_kernel_choosing_settings_make_another_machine(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gru_sim.machine import kernel_env, machine_label
+    from gru_sim.machine import KERNEL_ENV_VARS, kernel_env, machine_label
 
-    monkeypatch.delenv("MKL_CBWR", raising=False)
+    for name in KERNEL_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
     assert kernel_env() == {"ATEN_CPU_CAPABILITY": "default"}
     assert machine_label().endswith("[ATEN_CPU_CAPABILITY=default]")
     held = {**AMD, "kernel_env": {"MKL_CBWR": "COMPATIBLE"}}
     assert mismatch(held, AMD) == {"kernel_env": [{"MKL_CBWR": "COMPATIBLE"}, {}]}
-    assert mismatch({**AMD, "kernel_env": {}}, AMD) == {}  # a fingerprint from before they were recorded: none
+    assert mismatch({**AMD, "kernel_env": {}}, AMD) == {}  # none recorded, or an older fingerprint: the same
     assert distance(held, AMD) > distance({**AMD, "logical_cores": 64}, AMD)
     assert describe(held) == "AMD EPYC, 2 cores [MKL_CBWR=COMPATIBLE]"
 
