@@ -3,8 +3,9 @@
 The source profile keeps what a full calibration learned about shapes — the fine structure of its
 unit tables and the residual on whole calls. This machine re-times what sets the level: a coarse
 sub-grid of step units (with points either side of *this* machine's cache sizes; each timed twice,
-seconds apart, the faster kept), a coarse grid of projection GEMMs, the bandwidth of each memory level and the roofline ceilings; the tables are scaled
-by the new / old ratios (:mod:`gru_sim.model.adapt`). A few whole calls the source held out are then
+seconds apart, the faster kept), a coarse grid of projection GEMMs, the bandwidth of each memory
+level and the roofline ceilings; the tables are scaled by the new / old ratios
+(:mod:`gru_sim.model.adapt`). A few whole calls the source held out are then
 measured here: their errors are the adapted profile's self-check, and widen its interval when they
 are worse than the source's. Everything goes to a store beside the output, so an interrupted
 adaptation resumes.
