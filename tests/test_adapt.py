@@ -76,3 +76,18 @@ def test_quick_adaptation_flags_used_wrongly_are_one_line_and_exit_2(flags: list
     proc = subprocess.run([exe, "calibrate", *flags, "--out", str(tmp_path / "q.json")], capture_output=True, text=True)
     assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "q.sqlite").exists()
+
+
+def test_the_check_calls_spread_over_durations_and_modes() -> None:
+    from gru_sim.calibrate.adapt import CHECK_TARGETS_S, _spread_by_cost
+
+    calls = [(t, {"config": {"mode": mode}, "id": f"{mode}-{t}"})
+             for mode in ("inference", "training") for t in (1e-4, 2e-4, 3e-4, 0.0031, 0.014, 0.08)]
+    picks = _spread_by_cost(calls, 6)
+    assert len(picks) == 6 and len({id(p) for p in picks}) == 6
+    # per mode, the call nearest each target duration: none of the sub-millisecond ones
+    assert sorted(p["id"] for p in picks) == sorted(f"{m}-{t}" for m in ("inference", "training")
+                                                    for t in (0.0031, 0.014, 0.08))
+    assert len(CHECK_TARGETS_S) * 2 == 6
+    few = _spread_by_cost(calls[:2], 6)  # fewer held-out calls than wanted: all of them, once each
+    assert sorted(p["id"] for p in few) == ["inference-0.0001", "inference-0.0002"]

@@ -44,6 +44,10 @@ Progress = Callable[[str], None]
 QUICK_BATCHES = (1, 4, 16, 64, 256)
 CHECK_CALLS = 6            # whole calls per group measured to check the adapted profile
 CHECK_MAX_CALL_S = 0.1
+# The check calls of each group and mode: the held-out calls predicted nearest these durations. Picked
+# at random, half of them took under 3 ms, where a call is mostly fixed costs that a change of kernels
+# hardly moves (on the emulated machine of the README they said 5.6% where the typical shapes gave 16.7%).
+CHECK_TARGETS_S = (0.003, 0.015, 0.07)
 CHECK_POLICY = TimingPolicy(min_sample_s=0.002, budget_s=0.3, min_samples=7, max_samples=25)
 
 
@@ -167,19 +171,39 @@ def _measure_point(store: MeasurementStore, group: str, role: str, config: GruCo
 
 def _check_calls(source: Profile, model: GruCostModel, groups: list[str], store: MeasurementStore,
                  progress: Progress) -> list[dict[str, Any]]:
-    """Whole calls the source held out (quick ones), measured here."""
+    """Whole calls the source held out (predicted under ``CHECK_MAX_CALL_S``, spread over durations and
+    modes by :func:`_spread_by_cost`), measured here."""
     out = []
     for g in groups:
         held = [m for m in source.measurements if m.get("group") == g and m.get("role") in ("holdout", "beyond")
                 and m.get("status") == "ok" and m.get("latency_s")]
-        held = [m for m in held if model.predict_one(GruConfig(**m["config"])) <= CHECK_MAX_CALL_S]
-        picks = held[:: max(1, len(held) // CHECK_CALLS)][:CHECK_CALLS]
-        for m in picks:
+        predicted = [(model.predict_one(GruConfig(**m["config"])), m) for m in held]
+        predicted = [(t, m) for t, m in predicted if t <= CHECK_MAX_CALL_S]
+        for m in _spread_by_cost(predicted, CHECK_CALLS):
             c = GruConfig(**m["config"])
             progress(f"{g}: check call B{c.batch} T{c.seq_len} H{c.hidden_size}")
             out.append({"group": g, "role": "check", "config": c.to_dict(), "status": "ok",
                         "latency_s": _measure_point(store, g, "check", c)})
     return out
+
+
+def _spread_by_cost(predicted: list[tuple[float, dict[str, Any]]], n: int) -> list[dict[str, Any]]:
+    """Up to ``n`` of the ``(predicted seconds, held-out call)`` pairs: per mode, the calls nearest each
+    of ``CHECK_TARGETS_S`` (in log time), then others in the order given until ``n``."""
+    picks: list[dict[str, Any]] = []
+    modes = sorted({m["config"].get("mode", "inference") for _, m in predicted})
+    for target in CHECK_TARGETS_S:
+        for mode in modes:
+            left = [(t, m) for t, m in predicted if m["config"].get("mode", "inference") == mode
+                    and not any(m is p for p in picks)]
+            if left and len(picks) < n:
+                picks.append(min(left, key=lambda tm: abs(math.log(tm[0] / target)) if tm[0] > 0 else math.inf)[1])
+    for _, m in predicted:
+        if len(picks) >= n:
+            break
+        if not any(m is p for p in picks):
+            picks.append(m)
+    return picks
 
 
 def _canaries(source: Profile, store: MeasurementStore, groups: list[str]) -> list[dict[str, Any]]:
