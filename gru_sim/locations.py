@@ -77,3 +77,11 @@ def jobs_dir() -> Path:
     if root is not None and (root / "calibration" / "jobs").is_dir():
         return root / "calibration" / "jobs"
     return PACKAGE_JOBS_DIR
+
+
+def file_slug(text: str) -> str:
+    """``text`` as a piece of a file name: lower case, runs of other characters as one ``-``."""
+    slug = "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
+    while "--" in slug:
+        slug = slug.replace("--", "-")
+    return slug or "unknown"

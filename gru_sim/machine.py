@@ -138,10 +138,15 @@ def kernel_env() -> dict[str, str]:
     return {name: os.environ[name] for name in KERNEL_ENV_VARS if os.environ.get(name)}
 
 
+def kernel_env_text(settings: dict[str, str] | None) -> str:
+    """Kernel-choosing settings as they are named beside a CPU: `` [A=x B=y]`` (empty when none)."""
+    text = " ".join(f"{k}={v}" for k, v in sorted((settings or {}).items()))
+    return f" [{text}]" if text else ""
+
+
 def machine_label() -> str:
     """This machine as figures name it: the CPU model, and any kernel-choosing settings in force."""
-    settings = " ".join(f"{k}={v}" for k, v in kernel_env().items())
-    return f"{cpu_model() or 'unknown CPU'}" + (f" [{settings}]" if settings else "")
+    return f"{cpu_model() or 'unknown CPU'}{kernel_env_text(kernel_env())}"
 
 
 def host_facts() -> dict[str, Any]:

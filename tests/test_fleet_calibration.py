@@ -58,7 +58,10 @@ def test_one_worker_is_picked_per_kind_of_machine() -> None:
 
 def test_the_kind_ignores_what_does_not_identify_a_machine() -> None:
     assert kind_key(_fp()) == kind_key(_fp(torch="2.4.0", python="3.9", os="other", physical_cores=1))
+    # no kernel-choosing settings, recorded as none or not recorded: the same kind
+    assert kind_key(_fp(kernel_env={})) == kind_key(_fp())
     for other in (_fp(cores=4), _fp(cpu="AMD EPYC 9654"), _fp(torch="2.5.0"), _fp(isa=("avx2",)),
+                  _fp(kernel_env={"MKL_CBWR": "COMPATIBLE"}),
                   {**_fp(), "device": "cuda", "gpu_name": "NVIDIA H100"}):
         assert kind_key(other) != kind_key(_fp())
     assert profile_name(here_fingerprint("cpu")) == profile_name(here_fingerprint("cpu"))

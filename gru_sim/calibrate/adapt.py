@@ -229,10 +229,3 @@ def _widen(data: dict[str, Any], model: GruCostModel, checks: list[dict[str, Any
             q_lo, q_hi = mv["log_residual_quantiles"]
             mv["log_residual_quantiles"] = [min(q_lo, lo), max(q_hi, hi)]
 
-
-def quick_profile_path(device: str, directory: Path) -> Path:
-    """Where a quick adaptation for this machine goes by default: this machine's own profile,
-    ``<device>-<machine>-<cores>c.json`` (:func:`gru_sim.model.library.own_profile_path`)."""
-    from ..model.library import own_profile_path
-
-    return own_profile_path(device, directory)

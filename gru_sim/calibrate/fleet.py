@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import GruSimError
+from ..locations import file_slug
 from .jobs import JobSpec
 
 HASH_CHARS = 8
@@ -73,6 +74,9 @@ def kind_identity(fp: Mapping[str, Any]) -> dict[str, Any]:
         "caches": [[c["level"], c["size_bytes"]] for c in caches] if caches else None,
         "logical_cores": fp.get("logical_cores"),
         "torch": torch.split("+")[0] if isinstance(torch, str) else None,
+        # Kernel-choosing settings (machine.KERNEL_ENV_VARS) make another kind; left out when none are
+        # set, so that a kind's key is what it was before they were recorded.
+        **({"kernel_env": dict(sorted(env.items()))} if (env := fp.get("kernel_env")) else {}),
     }
 
 
@@ -82,19 +86,12 @@ def kind_key(fp: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
 
 
-def _slug(text: str) -> str:
-    slug = "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")
-    while "--" in slug:
-        slug = slug.replace("--", "-")
-    return slug or "unknown"
-
-
 def profile_name(fp: Mapping[str, Any]) -> str:
     """The file name (without suffix) of a kind's profile: ``<device>-<cpu or gpu model>-<cores>c-<hash>``."""
     device = str(fp.get("device") or "cpu")
     model = fp.get("gpu_name") if device == "cuda" and fp.get("gpu_name") else fp.get("cpu_model")
     cores = fp.get("logical_cores")
-    return f"{device}-{_slug(str(model or 'unknown'))}-{cores or 0}c-{kind_key(fp)}"
+    return f"{device}-{file_slug(str(model or 'unknown'))}-{cores or 0}c-{kind_key(fp)}"
 
 
 def describe_kind(fp: Mapping[str, Any]) -> str:

@@ -147,16 +147,16 @@ def _calibrate_pool(args: argparse.Namespace) -> int:
 def _calibrate_quick(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..calibrate.adapt import adapt_profile, quick_profile_path
+    from ..calibrate.adapt import adapt_profile
     from ..calibrate.runner import store_path_for
-    from ..model.library import choose_profile, describe
+    from ..model.library import choose_profile, describe, own_profile_path
     from ..model.profile import load_profile
 
     if args.job is not None or args.budget is not None:
         raise GruSimError("--quick adapts an existing profile: --job and --budget belong to a full calibration")
     choice = choose_profile(args.device, explicit=args.source)
     source = load_profile(choice.path)
-    out = Path(args.out) if args.out else quick_profile_path(args.device, profiles_write_dir())
+    out = Path(args.out) if args.out else own_profile_path(args.device, profiles_write_dir())
     print(f"gru-sim calibrate --quick: adapting {choice.path} (made on {describe(source.fingerprint)}) to this "
           f"machine; store {store_path_for(out)}", file=sys.stderr)
     try:

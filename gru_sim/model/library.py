@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ProfileError
-from ..locations import profile_search_dirs
-from ..machine import host_facts, machine_label
+from ..locations import file_slug, profile_search_dirs
+from ..machine import host_facts, kernel_env_text, machine_label
 
 # Identity fields compared, with the weight a difference adds to the distance between machines.
 MATCH_WEIGHTS = {"device": 100.0, "gpu_name": 50.0, "cpu_vendor": 20.0, "isa": 10.0, "kernel_env": 10.0,
@@ -122,9 +122,8 @@ def describe(fp: dict[str, Any]) -> str:
     if fp.get("device") == "cuda" and fp.get("gpu_name"):
         return str(fp["gpu_name"])
     cores = fp.get("logical_cores")
-    settings = " ".join(f"{k}={v}" for k, v in sorted((fp.get("kernel_env") or {}).items()))
     return (f"{fp.get('cpu_model') or 'unknown CPU'}" + (f", {cores} cores" if cores else "")
-            + (f" [{settings}]" if settings else ""))
+            + kernel_env_text(fp.get("kernel_env")))
 
 
 def choose_profile(device: str, here: dict[str, Any] | None = None, explicit: str | Path | None = None,
@@ -156,10 +155,7 @@ def choose_profile(device: str, here: dict[str, Any] | None = None, explicit: st
 def own_profile_path(device: str, directory: Path) -> Path:
     """This machine's own profile in ``directory``: ``<device>-<machine>-<cores>c.json``, the machine
     named by its CPU model and any kernel-choosing settings in force (``machine.machine_label``)."""
-    slug = "".join(ch if ch.isalnum() else "-" for ch in machine_label().lower()).strip("-")
-    while "--" in slug:
-        slug = slug.replace("--", "-")
-    return directory / f"{device}-{slug}-{os.cpu_count() or 1}c.json"
+    return directory / f"{device}-{file_slug(machine_label())}-{os.cpu_count() or 1}c.json"
 
 
 def calibration_out_path(device: str, directory: Path) -> Path:
