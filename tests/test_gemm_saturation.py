@@ -12,7 +12,8 @@ from gru_sim.calibrate import unit_grid
 from gru_sim.calibrate.adapt import _quick_gemm_grid
 from gru_sim.calibrate.jobs import load_job
 from gru_sim.calibrate.store import MeasurementStore
-from gru_sim.calibrate.unit_grid import GEMM_MAX_FLOPS, UnitTimer, gemm_table, saturation_m
+from gru_sim.calibrate.unit_grid import (GEMM_MAX_FLOPS, GEMM_MAX_OUTPUT_BYTES, UnitTimer, gemm_max_m, gemm_table,
+                                         saturation_m)
 from gru_sim.model.units import GemmTable
 
 TINY = Path(__file__).parent / "data" / "tiny-job.yaml"
@@ -28,15 +29,28 @@ def rising_rate_s(m: int, k: int, n: int) -> float:
 def test_saturation_m_is_the_largest_round_m_under_the_cap() -> None:
     assert saturation_m(GRID_M, 1024, 1536) == 256  # the grid stops at 64; 325 is the cap
     assert saturation_m(GRID_M, 4096, 6144) == 16  # small: a multiple of 16
-    assert saturation_m(GRID_M, 16, 48) is None  # the whole column is under the cap
-    for k in (16, 64, 256, 1024, 4096):
+    assert saturation_m(GRID_M[:5], 16, 48) is None  # the whole column is under the caps
+    for k in (1, 4, 16, 64, 256, 1024, 4096):
         for n in (48, 96, 384, 1536, 6144):
             m = saturation_m(GRID_M, k, n)
             if m is not None:
                 assert 2.0 * m * k * n <= GEMM_MAX_FLOPS
+                assert m * n * 4 <= GEMM_MAX_OUTPUT_BYTES
                 assert m % 16 == 0
-                last = max(v for v in GRID_M if 2.0 * v * k * n <= GEMM_MAX_FLOPS or v == GRID_M[0])
+                last = max(v for v in GRID_M if v <= gemm_max_m(k, n) or v == GRID_M[0])
                 assert m >= 1.5 * last
+
+
+def test_a_gemm_of_few_inputs_is_capped_by_the_bytes_it_writes() -> None:
+    # K = 4, N = 6144: the FLOP cap allows M = 20345 (500 MB of output); the byte cap 1365.
+    assert 2.0 * 20345 * 4 * 6144 <= GEMM_MAX_FLOPS
+    assert gemm_max_m(4, 6144) == pytest.approx(GEMM_MAX_OUTPUT_BYTES / (6144 * 4))
+    assert saturation_m(GRID_M, 4, 6144) == 1344  # a multiple of 64 under the byte cap
+    # float64 writes twice the bytes per element: half the M.
+    assert gemm_max_m(4, 6144, element_bytes=8) == pytest.approx(gemm_max_m(4, 6144) / 2)
+    # From K = 64 up the FLOP cap binds first.
+    for n in (48, 384, 6144):
+        assert gemm_max_m(64, n) == pytest.approx(GEMM_MAX_FLOPS / (2.0 * 64 * n))
 
 
 def test_saturation_m_skips_a_column_whose_last_point_is_near_the_cap() -> None:

@@ -17,7 +17,7 @@ import pytest
 from gru_sim.model import residual
 from gru_sim.model.units import GemmTable, StepTable
 
-from model_fixtures import LEVELS, gemm_table, step_table
+from model_fixtures import LEVELS, gemm_table, step_table, true_gemm_s
 
 TINY = Path(__file__).parent / "data" / "tiny-job.yaml"
 GRU_SIM = str(Path(sys.executable).parent / "gru-sim")
@@ -54,6 +54,23 @@ def test_one_run_is_its_own_pool_and_gemm_tables_pool_alike() -> None:
     faster = GemmTable(g.m, g.k, g.n, g.seconds * 0.5)
     pooled = GemmTable.median_of([g, faster])
     np.testing.assert_allclose(pooled.seconds, g.seconds * np.sqrt(0.5))
+
+
+def test_a_unit_only_a_minority_of_runs_timed_is_put_on_the_pools_level() -> None:
+    # Three runs; the newest (a fast spell: every unit 0.8x) also timed a row of one-row GEMMs the
+    # older grid lacked. The pool's common units are the older runs' (the median); the new row,
+    # timed by that run alone, is divided by its 0.8 rather than kept at the fast spell's speed.
+    g = gemm_table()
+    ones = np.array([[[true_gemm_s(1, k, n) for n in g.n] for k in g.k]])
+    newer = GemmTable((1, *g.m), g.k, g.n, np.concatenate([ones, g.seconds]) * 0.8)
+    pooled = GemmTable.median_of([g, GemmTable(g.m, g.k, g.n, g.seconds * 1.1), newer])
+    assert pooled.m == (1, *g.m)
+    np.testing.assert_allclose(pooled.seconds[1:], g.seconds)
+    np.testing.assert_allclose(pooled.seconds[0], ones[0])
+    # A unit most runs timed is their plain median, whatever the others' level.
+    row = _scaled(step_table("inference"), 1.0)
+    runs = [row, _scaled(row, 1.3), _scaled(row, 0.7, drop_hidden=row.hidden[2])]
+    np.testing.assert_allclose(StepTable.median_of(runs).step_s[2], np.sqrt(1.3) * row.step_s[2])
 
 
 def test_tables_of_other_modes_are_not_pooled() -> None:

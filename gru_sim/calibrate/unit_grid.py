@@ -40,13 +40,26 @@ MIN_STEPS = {"inference": 2, "training": 4}
 CALL_PROBE_STEPS = (1, 64)
 # A step unit this much slower than a bigger neighbour is timed again.
 SUSPECT_RATIO = 1.15
-# GEMMs with more FLOPs than this are not timed: they run at the saturated rate of the largest one timed.
+# GEMMs with more FLOPs than this, or writing an output larger than this, are not timed: they run at
+# the saturated rate of the largest one timed (each column is also timed at its largest M under both
+# caps, see saturation_m). The byte cap binds where K is small, where a GEMM mostly writes its output
+# and its time grows linearly with M: [20288, 4]×[4, 6144] does 1e9 FLOPs but writes 500 MB of
+# float32 (on one AMD EPYC thread the K = 1 and 4 planes took 9.8 s to time with a 128 MiB cap, 2.2 s
+# with 32 MiB); from K = 64 up the FLOP cap binds first.
 GEMM_MAX_FLOPS = 1e9
+GEMM_MAX_OUTPUT_BYTES = 32 * 2**20
+
 # A projection column (K, N) whose M grid stops short of GEMM_MAX_FLOPS more than this factor below it
 # is also timed at the largest round M under the cap (see saturation_m).
 SATURATION_GAP = 1.5
 # The DRAM probe copies this many times the largest cache (and at least 64 MiB).
 DRAM_OVER_LLC = 4
+
+
+def gemm_max_m(k: int, n: int, element_bytes: int = 4, cap_flops: float | None = None) -> float:
+    """The largest M whose ``[M,k]×[k,n]`` GEMM is timed (see ``GEMM_MAX_FLOPS``)."""
+    cap_flops = GEMM_MAX_FLOPS if cap_flops is None else cap_flops
+    return min(cap_flops / (2.0 * k * n), GEMM_MAX_OUTPUT_BYTES / (float(n) * element_bytes))
 
 
 def interleaved(lines: Sequence[Sequence[T]], seed: str) -> Iterator[T]:
@@ -77,21 +90,22 @@ def _per_step_s(call_s: float, fixed_s: float, steps: int) -> float:
     return max(call_s - fixed_s, 0.1 * call_s) / steps
 
 
-def saturation_m(ms: Sequence[int], k: int, n: int, cap_flops: float | None = None) -> int | None:
+def saturation_m(ms: Sequence[int], k: int, n: int, cap_flops: float | None = None, element_bytes: int = 4
+                 ) -> int | None:
     """The M at which the projection column ``(k, n)`` is timed besides its grid: the largest round M
     (a multiple of 64, or of 16 when that is small) whose GEMM stays under ``cap_flops`` (default
-    ``GEMM_MAX_FLOPS``). None where the column's grid is timed to its end, or its last point under the
-    cap is already near it.
+    ``GEMM_MAX_FLOPS``) and ``GEMM_MAX_OUTPUT_BYTES``. None where the column's grid is timed to its
+    end, or its last point under the cap is already near it.
 
     The M grid is 8x apart; where it stops under the cap, every larger projection is priced at the rate
     of the last point timed. That point may be far from the saturated rate (K = 1024, N = 1536: timed at
     M = 64, 54 GFLOP/s on one AMD EPYC thread, where M = 256 and beyond run at 65-70): every larger
     projection then read 1.25-2x too slow. The GEMM at the cap runs at the column's saturated rate."""
-    cap_flops = GEMM_MAX_FLOPS if cap_flops is None else cap_flops
-    timed = [m for m in ms if m == ms[0] or 2.0 * m * k * n <= cap_flops]
+    top = gemm_max_m(k, n, element_bytes, cap_flops)
+    timed = [m for m in ms if m == ms[0] or m <= top]
     if len(timed) == len(ms):
         return None
-    m_cap = int(cap_flops // (2.0 * k * n))
+    m_cap = int(top)
     m_cap = m_cap // 64 * 64 if m_cap >= 128 else m_cap // 16 * 16
     return m_cap if m_cap >= SATURATION_GAP * timed[-1] else None
 
@@ -293,9 +307,10 @@ class UnitTimer:
         table = gemm_key(self.spec.device, dtype, threads)
         ms, ks, ns = self.gemm_grid or gemm_axes(self.spec)
         self.progress(f"{table}: projection GEMMs")
-        columns = [[(m, k, n) for m in ms if m == ms[0] or 2.0 * m * k * n <= GEMM_MAX_FLOPS] for k in ks for n in ns]
+        e = DTYPE_BYTES[dtype]
+        columns = [[(m, k, n) for m in ms if m == ms[0] or m <= gemm_max_m(k, n, e)] for k in ks for n in ns]
         if self.gemm_grid is None:  # the full job: each column also at its saturated rate
-            columns = [sorted([*line, (m_cap, k, n)]) if (m_cap := saturation_m(ms, k, n)) else line
+            columns = [sorted([*line, (m_cap, k, n)]) if (m_cap := saturation_m(ms, k, n, element_bytes=e)) else line
                        for line, (k, n) in zip(columns, ((k, n) for k in ks for n in ns))]
         for m, k, n in interleaved(columns, f"{table}|{self.spec.seed}"):
             self._timed(group, table, "gemm", {"m": m, "k": k, "n": n},

@@ -81,11 +81,24 @@ def _on_grid(axes: Sequence[Sequence[float]], own: Sequence[Sequence[float]], va
 
 def log_median(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """The cell-wise median of ``arrays`` in log space (a geometric median), ignoring NaN; NaN where
-    no array has the cell."""
+    no array has the cell.
+
+    A cell that fewer than half the arrays have (a unit a later grid added, timed by the newer runs
+    alone) is first put on the level of the whole: each of those arrays divided by how much slower or
+    faster it runs than the median over the cells every array has. Else a point timed only by runs
+    of a fast spell would sit below its neighbours by that spell's speed; a cell most arrays have is
+    already at the median's level."""
     logs = np.log(np.stack([np.asarray(a, dtype=float) for a in arrays]))
-    known = np.isfinite(logs).any(axis=0)
+    finite = np.isfinite(logs)
+    known = finite.any(axis=0)
     out = np.full(logs.shape[1:], np.nan)
     out[known] = np.exp(np.nanmedian(logs[:, known], axis=0))
+    common = finite.all(axis=0)
+    partial = known & (finite.sum(axis=0) * 2 < len(logs))
+    if partial.any() and common.any():
+        offsets = np.median(logs[:, common] - np.log(out[common]), axis=1)
+        levelled = logs[:, partial] - offsets[:, None]
+        out[partial] = np.exp(np.nanmedian(levelled, axis=0))
     return out
 
 
@@ -410,10 +423,21 @@ def hidden_grid(lo: int, hi: int, cache_bytes: Sequence[float], element_bytes: i
     return out
 
 
+# A projection of one row (one step of batch 1: streaming and greedy decoding) runs BLAS's
+# matrix-vector path, about half the time of two rows ([1,256]×[256,1536]: 44 µs against 81 µs on one
+# AMD EPYC thread); inputs of a few features (sensors, time series) run a GEMM that mostly writes its
+# output, far cheaper than at K = 16 ([16000,1]×[1,96]: 234 µs against 646 µs). The grid times both
+# whatever the job's smallest sequence, batch and input sizes: read off the grid's end they were
+# priced as the larger neighbour (a decoding step 40 % too slow).
+SMALLEST_GEMM_M = (1,)
+SMALLEST_GEMM_K = (1, 4)
+
+
 def gemm_grid(m: tuple[int, int], k: tuple[int, int], n: tuple[int, int]) -> tuple[list[int], list[int], list[int]]:
     """The input-projection GEMM grid on round sizes: M (= T·B) powers of two 8× apart, K powers of
     two 4× apart, N = 3H for H a power of two (2× apart: the projection's width is where alignment
-    costs most)."""
+    costs most); M and K also at ``SMALLEST_GEMM_M`` and ``SMALLEST_GEMM_K``, whatever the smallest
+    sizes asked for."""
     def powers(lo: int, hi: int, step: int, scale: int = 1) -> list[int]:
         out = {lo, hi}
         v = scale
@@ -423,7 +447,9 @@ def gemm_grid(m: tuple[int, int], k: tuple[int, int], n: tuple[int, int]) -> tup
             v *= step
         return sorted(out)
 
-    return powers(*m, 8), powers(*k, 4), powers(*n, 2, scale=3)
+    return (sorted(set(powers(*m, 8)) | {v for v in SMALLEST_GEMM_M if v <= m[1]}),
+            sorted(set(powers(*k, 4)) | {v for v in SMALLEST_GEMM_K if v <= k[1]}),
+            powers(*n, 2, scale=3))
 
 
 def native_cpu_kernels(config: "GruConfig") -> dict[str, int]:
