@@ -56,6 +56,12 @@ def test_recorded_runs_judge_a_profile_against_each_shapes_median_on_this_cpu_ki
     assert by_name["train"]["predicted_s"] == pytest.approx(predicted)
     expected = 100 * np.median([abs(r["predicted_s"] / r["measured_s"] - 1) for r in judged["rows"]])
     assert judged["all"]["median_ape"] == pytest.approx(expected)
+    # The interval is also judged against each run's own measurement: 3 runs x 2 shapes of this CPU.
+    single = judged["single_measurements"]
+    assert single["n"] == 6
+    inside = [lo <= float(r["measured_s"]) <= hi for r in rows if r["cpu_model"] == "Test CPU"
+              for lo, hi in [tuple(by_name[r["name"]]["interval_s"])]]
+    assert single["interval_coverage"] == pytest.approx(np.mean(inside))
 
 
 def test_recorded_runs_of_another_cpu_kind_only_are_refused_naming_them(tmp_path: Path) -> None:
