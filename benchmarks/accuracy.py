@@ -23,9 +23,11 @@ wake word, speech commands, session recommendation, music, video captioning, tra
 handwriting, text-to-speech and translation decoding steps, dialogue, traffic, word language models),
 chosen after the model's structure was settled and recorded in ``benchmarks/data/apps_measured.csv``.
 Its first run (before any change) is the honest figure on unseen shapes; it then pointed at the
-GEMM grid's missing one-row and few-input points (README, accuracy section). ``--shapes benchmarks/data/deepbench_shapes.csv`` judges the DeepBench GRU sizes (``../shared/data``) of at
-most 1e10 FLOPs a call (6·T·B·H² a phase; 13 of 73) instead: real speech workloads, most beyond the
-calibrated input and hidden sizes.
+GEMM grid's missing one-row and few-input points (README, accuracy section).
+
+``--shapes benchmarks/data/deepbench_shapes.csv`` judges the DeepBench GRU sizes (``../shared/data``)
+of at most 1e10 FLOPs a call (6·T·B·H² a phase; 13 of 73) instead: real speech workloads, most beyond
+the calibrated input and hidden sizes.
 """
 
 from __future__ import annotations
