@@ -169,19 +169,19 @@ def judge_recorded(profile_path: Path, path: Path, cpu: str) -> dict[str, Any]:
         by_shape.setdefault((r["name"], int(r["threads"])), []).append(r)
     predictor = Predictor(load_profile(profile_path))
     out_rows = []
+    # The interval against every run's own measurement (what one fresh measurement meets), not the medians.
+    single: list[tuple[float, tuple[float, float]]] = []
     for (name, threads), runs in sorted(by_shape.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         c = GruConfig.from_mapping({k: runs[0][k] for k in RECORD_FIELDS[2:-1] if k != "name"})
         seconds = [float(r["measured_s"]) for r in runs]
         record = predictor.predict(c).to_dict()
+        single.extend((s, tuple(record["latency_interval_s"])) for s in seconds)
         out_rows.append({"name": name, "config": c.to_dict(), "measured_s": float(np.median(seconds)),
                          "runs": len(seconds), "spread_x": max(seconds) / min(seconds),
                          "predicted_s": record["latency_s"], "interval_s": record["latency_interval_s"]})
     out: dict[str, Any] = {"rows": out_rows, "runs": max(r["runs"] for r in out_rows),
                            "first_run": min(r["run_at"] for r in mine), "last_run": max(r["run_at"] for r in mine),
                            "median_spread_x": float(np.median([r["spread_x"] for r in out_rows]))}
-    # The interval against every run's own measurement (what one fresh measurement meets), not the medians.
-    single = [(float(r["measured_s"]), row["interval_s"]) for row in out_rows
-              for r in by_shape[(row["name"], row["config"]["threads"])]]
     out["single_measurements"] = {
         "n": len(single),
         "interval_coverage": float(np.mean([lo <= m <= hi for m, (lo, hi) in single])),

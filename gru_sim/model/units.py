@@ -91,15 +91,14 @@ def log_median(arrays: Sequence[np.ndarray]) -> np.ndarray:
     logs = np.log(np.stack([np.asarray(a, dtype=float) for a in arrays]))
     finite = np.isfinite(logs)
     known = finite.any(axis=0)
-    out = np.full(logs.shape[1:], np.nan)
-    out[known] = np.exp(np.nanmedian(logs[:, known], axis=0))
+    median = np.full(logs.shape[1:], np.nan)
+    median[known] = np.nanmedian(logs[:, known], axis=0)
     common = finite.all(axis=0)
     partial = known & (finite.sum(axis=0) * 2 < len(logs))
     if partial.any() and common.any():
-        offsets = np.median(logs[:, common] - np.log(out[common]), axis=1)
-        levelled = logs[:, partial] - offsets[:, None]
-        out[partial] = np.exp(np.nanmedian(levelled, axis=0))
-    return out
+        offsets = np.median(logs[:, common] - median[common], axis=1)
+        median[partial] = np.nanmedian(logs[:, partial] - offsets[:, None], axis=0)
+    return np.exp(median)
 
 
 @dataclass
