@@ -102,3 +102,30 @@ def test_the_quick_grid_keeps_to_the_regular_m_grid() -> None:
     m, k, n = _quick_gemm_grid(source, [2, 8, 64, 512, 4096])
     assert m == [2, 64, 4096]
     assert k == [16, 256] and n == [48, 192]
+
+
+def test_the_full_job_times_each_gemms_unaligned_twin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The made-up machine runs columns that are not a multiple of 8 at half the rate once M reaches
+    # 1024 (a GEMM that mostly writes its output), at the full rate below.
+    from gru_sim.measure import units
+
+    def machine_s(m: int, k: int, n: int, *args: object) -> tuple[float, bool]:
+        return rising_rate_s(m, k, n) * (2.0 if n % 8 and m >= 1024 else 1.0), False
+
+    monkeypatch.setattr(units, "projection_gemm_s", machine_s)
+    monkeypatch.setattr(unit_grid, "gemm_axes", lambda _spec: ([2, 16, 128, 1024, 8192], [16, 64], [48, 192]))
+    store = MeasurementStore(tmp_path / "s.sqlite")
+    UnitTimer(load_job(TINY), store)._gemms("cpu/float32/torch-gru/t1", "float32", 1)
+    timed = {(u.params["m"], u.params["k"], u.params["n"]) for u in store.units("cpu/float32/t1", "gemm")}
+    twins = {(u.params["m"], u.params["k"], u.params["n"]) for u in store.units("cpu/float32/t1", "gemm_unaligned")}
+    assert twins == timed
+    table = gemm_table(store, "cpu", "float32", 1)
+    assert table.has_unaligned
+    # 3H = 300 (H = 100): the slowdown at the call's M, not one factor for all.
+    for m, slowdown in ((16, 1.0), (8192, 2.0)):
+        assert table.seconds_for(m, 64, 150, unaligned=True) / table.seconds_for(m, 64, 150) == pytest.approx(
+            slowdown, rel=0.02)
+    # A quick adaptation's sub-grid times no twins (it keeps its source's slowdowns).
+    sub = MeasurementStore(tmp_path / "q.sqlite")
+    UnitTimer(load_job(TINY), sub, gemm_grid=([2, 1024], [16], [48]))._gemms("cpu/float32/torch-gru/t1", "float32", 1)
+    assert not sub.units("cpu/float32/t1", "gemm_unaligned")

@@ -22,7 +22,8 @@ import numpy as np
 from ..config import DTYPE_BYTES, GATES
 from ..machine import cache_levels
 from ..model.costmodel import MATMULS_PER_TRAINING_STEP, gemm_key, step_key
-from ..model.units import GemmTable, MemoryLevels, StepTable, batch_grid, gemm_grid, hidden_grid
+from ..model.units import (UNALIGNED_EXTRA_COLUMNS, GemmTable, MemoryLevels, StepTable, batch_grid, gemm_grid,
+                           hidden_grid)
 from ..groups import GroupKey
 from .drift import DriftTracker
 from .jobs import JobSpec
@@ -315,6 +316,10 @@ class UnitTimer:
         for m, k, n in interleaved(columns, f"{table}|{self.spec.seed}"):
             self._timed(group, table, "gemm", {"m": m, "k": k, "n": n},
                         lambda: projection_gemm_s(m, k, n, dtype, self.spec.device, threads))
+            if self.gemm_grid is None:  # the full job: and its unaligned twin, right after it
+                self._timed(group, table, "gemm_unaligned", {"m": m, "k": k, "n": n},
+                            lambda: projection_gemm_s(m, k, n + UNALIGNED_EXTRA_COLUMNS, dtype, self.spec.device,
+                                                      threads))
 
     def _levels(self, group: str, dtype: str, threads: int) -> None:
         from ..measure.units import copy_bandwidth_bytes_per_s
@@ -383,5 +388,14 @@ def gemm_table(store: MeasurementStore, device: str, dtype: str, threads: int,
         return None
     ms, ks, ns = (sorted({key[a] for key in gemms}) for a in range(3))
     nan = float("nan")
+    # The unaligned slowdown per column, from the twin and its aligned GEMM as timed (seconds apart:
+    # the machine's speed is the same for both); never below 1 — a twin at the same rate or faster (a
+    # small GEMM's call cost does not grow with its columns) is no slowdown.
+    raw = {(u.params["m"], u.params["k"], u.params["n"]): u.value
+           for u in store.units(gemm_key(device, dtype, threads), "gemm") if u.value is not None}
+    ratios = {key: max((u.value / raw[key]) * key[2] / (key[2] + UNALIGNED_EXTRA_COLUMNS), 1.0)
+              for u in store.units(gemm_key(device, dtype, threads), "gemm_unaligned")
+              if u.value is not None and (key := (u.params["m"], u.params["k"], u.params["n"])) in raw}
     return GemmTable(tuple(ms), tuple(ks), tuple(ns),
-                     [[[gemms.get((m, k, n), nan) for n in ns] for k in ks] for m in ms])
+                     [[[gemms.get((m, k, n), nan) for n in ns] for k in ks] for m in ms],
+                     [[[ratios.get((m, k, n), nan) for n in ns] for k in ks] for m in ms] if ratios else None)

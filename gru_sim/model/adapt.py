@@ -65,7 +65,8 @@ def adapt_step_table(source: StepTable, batches: Sequence[int], hiddens: Sequenc
 def adapt_gemm_table(source: GemmTable, ms: Sequence[int], ks: Sequence[int], ns: Sequence[int],
                      seconds: np.ndarray) -> GemmTable:
     """``source`` scaled by the ratio of the sub-grid's new GEMM times (``[m][k][n]``, NaN where not
-    timed) to the source's, interpolated in log space."""
+    timed) to the source's, interpolated in log space; the source's unaligned slowdowns kept (a
+    shape dependence, like the rest of the table)."""
     sec = np.asarray(seconds, dtype=float)
     ratio = np.full(sec.shape, np.nan)
     for a, m in enumerate(ms):
@@ -78,4 +79,4 @@ def adapt_gemm_table(source: GemmTable, ms: Sequence[int], ks: Sequence[int], ns
     new = np.array([[[v * math.exp(interp_log_grid(grids, ratio, (m, k, n))) if np.isfinite(v) else np.nan
                       for n, v in zip(source.n, row)] for k, row in zip(source.k, plane)]
                     for m, plane in zip(source.m, source.seconds)])
-    return GemmTable(source.m, source.k, source.n, new)
+    return GemmTable(source.m, source.k, source.n, new, source.unaligned_ratio)

@@ -172,26 +172,39 @@ class BatchPredictor:
         s = DTYPE_BYTES[dtype]
 
         # The composition (GruCostModel.compose): layer 0 reads the input, layers above read D·H.
+        # Layers whose rows are not whole vectors: H decides for the step and the projection alike; the
+        # projection's slowdown is measured where the GEMM table has it, else a fitted extra share.
+        line = max(model.alignment_bytes // s, 1)
+        step_off = (hi_ % line) != 0
+        measured_off = step_off if gemm.log_ratio is not None else None
+        fitted_off = step_off & (gemm.log_ratio is None)
         step_s, mm_s = table.step_parts(b, h)
         step_s = step_s * mode_factor
         mm_s = mm_s * (MATMULS_PER_TRAINING_STEP if training else 1.0)
-        proj0 = gemm.seconds(t * b, i, GATES * h)
+        proj0 = gemm.seconds(t * b, i, GATES * h, measured_off)
         upper = layers > 1
         proj1 = np.zeros_like(proj0)
         if upper.any():
-            proj1[upper] = gemm.seconds((t * b)[upper], (d * h)[upper], GATES * h[upper])
+            proj1[upper] = gemm.seconds((t * b)[upper], (d * h)[upper], GATES * h[upper],
+                                        None if measured_off is None else measured_off[upper])
         step0 = step1 = step_s
         if impl == "torch-gru-cell":
             # GRUCell computes its input projection inside every step, as a [B,I]×[I,3H] GEMM.
             per = MATMULS_PER_TRAINING_STEP if training else 1.0
-            step0 = step_s + gemm.seconds(b, i, GATES * h) * per
+            step0 = step_s + gemm.seconds(b, i, GATES * h, measured_off) * per
             step1 = step_s.copy()
             if upper.any():
-                step1[upper] = step_s[upper] + gemm.seconds(b[upper], (d * h)[upper], GATES * h[upper]) * per
+                step1[upper] = step_s[upper] + gemm.seconds(b[upper], (d * h)[upper], GATES * h[upper],
+                                                            None if measured_off is None else measured_off[upper]) * per
             proj0, proj1 = np.zeros_like(proj0), np.zeros_like(proj1)
         rest = layers - 1.0
-        bwd0 = proj0 if training else np.zeros_like(proj0)
-        bwd1 = proj1 * 2.0 if training else np.zeros_like(proj1)
+        # The backward GEMMs write rows K wide and reduce over 3H: priced at the aligned rate.
+        bwd0, bwd1 = np.zeros_like(proj0), np.zeros_like(proj1)
+        if training and impl != "torch-gru-cell":
+            bwd0 = proj0 if measured_off is None else gemm.seconds(t * b, i, GATES * h)
+            bwd1 = proj1 * 2.0
+            if measured_off is not None and upper.any():
+                bwd1[upper] = 2.0 * gemm.seconds((t * b)[upper], (d * h)[upper], GATES * h[upper])
         # The first read of each layer's weights from the level that holds the call's whole weight set
         # (GruCostModel.compose), priced with the projection.
         raw = model.step_tables_[step_name]
@@ -205,12 +218,8 @@ class BatchPredictor:
         terms_bwd = d * bwd0 + rest * (d * bwd1)
         terms_ld = layers * d
         terms_bytes = layers * (d * t * (b * h * s))
-        # Layers whose rows are not whole vectors (GruCostModel.compose): H decides for the step and
-        # the projection alike.
-        line = max(model.alignment_bytes // s, 1)
-        step_off = (hi_ % line) != 0
         terms_su = np.where(step_off, terms_steps, 0.0)
-        terms_pu = np.where(step_off, d * (proj0 + bwd0) + rest * (d * (proj1 + bwd1)), 0.0)
+        terms_pu = np.where(fitted_off, d * (proj0 + bwd0) + rest * (d * (proj1 + bwd1)), 0.0)
         composed = ((terms_steps - terms_mm) * coef[0] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
                     + terms_ld * coef[4] + terms_bytes * coef[5] + terms_su * coef[6] + terms_pu * coef[7]
                     + terms_mm * coef[8])
@@ -257,7 +266,7 @@ class BatchPredictor:
         if impl == "torch-gru-cell":
             input_share = np.ones(len(part))
         else:
-            extra0 = np.where(step_off, coef[7], 0.0)
+            extra0 = np.where(fitted_off, coef[7], 0.0)
             first = d * (proj0 * (coef[1] + extra0) + bwd0 * (coef[2] + extra0))
             input_share = np.clip(np.divide(first, composed, out=np.ones(len(part)), where=composed > 0), 0.0, 1.0)
         for axis, v in zip(AXES, (b, t, i, h, layers)):

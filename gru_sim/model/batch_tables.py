@@ -115,8 +115,12 @@ class GemmLookup:
         self.grids = [np.asarray(g, dtype=float) for g in (table.m, table.k, table.n)]
         self.log_grids = [np.log(g) for g in self.grids]
         self.log_t = table._t
+        self.log_ratio = table._log_ratio
 
-    def seconds(self, m: np.ndarray, k: np.ndarray, n: np.ndarray) -> np.ndarray:
+    def seconds(self, m: np.ndarray, k: np.ndarray, n: np.ndarray, unaligned: np.ndarray | None = None
+                ) -> np.ndarray:
+        """``unaligned`` (bool per row): N is not whole SIMD vectors — times the measured slowdown,
+        where the table has it."""
         scale = np.ones(m.shape[0])
         brackets = []
         for value, grid, log_grid in zip((m, k, n), self.grids, self.log_grids):
@@ -129,9 +133,16 @@ class GemmLookup:
             else:
                 kk, f = _log_bracket(grid, log_grid, value)
                 brackets.append((kk, f, False))
-        out = np.zeros(m.shape[0])
+        out = self._interp(self.log_t, brackets, m.shape[0])
+        if unaligned is not None and self.log_ratio is not None and np.any(unaligned):
+            out = out + np.where(unaligned, self._interp(self.log_ratio, brackets, m.shape[0]), 0.0)
+        return np.exp(out) * scale
+
+    @staticmethod
+    def _interp(log_values: np.ndarray, brackets: list, rows: int) -> np.ndarray:
+        out = np.zeros(rows)
         for corner in range(8):
-            w = np.ones(m.shape[0])
+            w = np.ones(rows)
             pos = []
             skip = False
             for axis, (kk, f, single) in enumerate(brackets):
@@ -145,8 +156,8 @@ class GemmLookup:
                 pos.append(kk + upper)
             if skip:
                 continue
-            out += w * self.log_t[pos[0], pos[1], pos[2]]
-        return np.exp(out) * scale
+            out += w * log_values[pos[0], pos[1], pos[2]]
+        return out
 
 
 __all__ = ["GemmLookup", "StepLookup"]

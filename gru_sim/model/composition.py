@@ -27,7 +27,8 @@ class LayerUnits:
     projection_backward_s: float
     output_bytes: float      # per step
     step_unaligned: bool = False        # H is not a whole number of SIMD vectors
-    projection_unaligned: bool = False  # its 3H-wide rows are not (as the step: H decides)
+    projection_unaligned: bool = False  # its 3H-wide rows are not, and the GEMM table has no measured
+                                        # slowdown for that (a fitted extra share prices it)
 
 
 @dataclass(frozen=True)

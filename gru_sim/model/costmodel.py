@@ -21,7 +21,8 @@ physical quantities (``RESIDUAL_TERMS``):
 * ``steps_unaligned``, ``projection_unaligned`` — the step and projection seconds of layers whose
   hidden size is not a whole number of SIMD vectors (the tables are timed at round sizes, which run
   faster; the rows the step and the projection write are H and 3H wide, so the input size does not
-  decide).
+  decide). A GEMM table that measured the projection's slowdown at such sizes
+  (:class:`.units.GemmTable` ``unaligned_ratio``) prices it instead, and the projection's term is 0.
 
 ``fit`` learns one non-negative coefficient per term and (group, mode) from whole-call measurements
 (:mod:`.residual`),
@@ -223,27 +224,33 @@ class GruCostModel:
         e = config.dtype_bytes
         weight_bytes = float(sum(config.directions * GATES * h * (config.layer_input_size(k) + h) * e
                                  for k in range(config.num_layers)))
+        line = max(self.alignment_bytes // config.dtype_bytes, 1)
+        # The projection's output rows are 3H wide (its weight gradient's too): H decides. An input
+        # size that is not whole vectors costs the GEMM nothing measurable (I = 300 against 288 and
+        # 304: the same rate at 1 and 2 threads on AMD EPYC, while 3H = 750 or 780 against 768 ran
+        # 30-50 % slower). Where the GEMM table measured that slowdown it prices the projection;
+        # else a fitted extra share does.
+        step_off = h % line != 0
+        proj_measured = step_off and gemm.has_unaligned
+        proj_off = step_off and not gemm.has_unaligned
         for layer in range(config.num_layers):
             i = config.layer_input_size(layer)
-            proj = gemm.seconds_for(t * b, i, GATES * h)
+            proj = gemm.seconds_for(t * b, i, GATES * h, unaligned=proj_measured)
             layer_step = step_s
             if config.impl == "torch-gru-cell":
                 # GRUCell computes its input projection inside every step, as a [B,I]×[I,3H] GEMM.
-                per_step = gemm.seconds_for(b, i, GATES * h) * (MATMULS_PER_TRAINING_STEP if training else 1.0)
+                per_step = gemm.seconds_for(b, i, GATES * h, unaligned=proj_measured) * (
+                    MATMULS_PER_TRAINING_STEP if training else 1.0)
                 layer_step, proj = step_s + per_step, 0.0
-            proj_bwd = proj * (2.0 if layer > 0 else 1.0) if training else 0.0
+            # The backward GEMMs (weight and data gradients) write rows K wide and reduce over 3H:
+            # priced at the aligned rate, with the fitted extra share where the slowdown is not measured.
+            aligned = gemm.seconds_for(t * b, i, GATES * h) if proj_measured and proj else proj
+            proj_bwd = aligned * (2.0 if layer > 0 else 1.0) if training else 0.0
             # The first read of the layer's W_hh and W_ih in the call, from the level that holds the
             # whole call's weights (the units timed each matrix alone): priced with the projection.
             proj += table.cold_read_s(float(GATES * h * h * e), weight_bytes) + table.cold_read_s(
                 float(GATES * h * i * e), weight_bytes)
             out_bytes = float(b * h * config.dtype_bytes)
-            line = max(self.alignment_bytes // config.dtype_bytes, 1)
-            # The projection's output rows are 3H wide (its weight gradient's too): H decides. An input
-            # size that is not whole vectors costs the GEMM nothing measurable (I = 300 against 288 and
-            # 304: the same rate at 1 and 2 threads on AMD EPYC, while 3H = 750 or 780 against 768 ran
-            # 30-50 % slower).
-            step_off = h % line != 0
-            proj_off = step_off
             layers.append(LayerUnits(layer, layer_step, mm_s, forward_share, proj, proj_bwd, out_bytes,
                                      step_off, proj_off))
             d = config.directions

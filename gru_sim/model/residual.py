@@ -33,8 +33,13 @@ _CORRECTION_TERMS = (_LD,)
 # they did. Output bytes: the step units already pay for their outputs' allocation and first touch (a
 # unit is a real call writing its whole output), so a per-byte term only soaked up noise — fitted on a
 # dozen calls it reached 5 ns a byte, ten times the cost of faulting fresh memory in on the machine it
-# was fitted on, and doubled a 2-layer batch-128 call's prediction.
-UNFITTED_TERMS = (_BYTES,)
+# was fitted on, and doubled a 2-layer batch-128 call's prediction. The step's unaligned extra: a step
+# at a hidden size that is not whole vectors runs at its neighbours' rate (training calls at 1 thread,
+# H = 100, 101, 250, 251, 260, 500 against 96, 104, 256, 504, 512 at three batch and input sizes, on
+# AMD EPYC: no step slower than its neighbours beyond the spread of the aligned ones). Fitted, it
+# soaked up the odd design points' other odd sizes (batch, input) and reached 0.25 of every unaligned
+# training step once the projection's slowdown was measured.
+UNFITTED_TERMS = (_BYTES, _STEPS_UNALIGNED)
 # Relative error at which the fit's loss turns from squared to linear (soft-L1).
 ROBUST_SCALE = 0.1
 

@@ -12,7 +12,8 @@ state to be predicted from FLOPs: it is measured, as one unit, inside a real cal
   either side of each cache size read from the OS), with the matmul alone timed on the same grid so
   that a step can be split into matmul, gates and overhead; completed past the batch sizes timed by
   :mod:`.table_fill` (the step's matmuls plus a per-sequence slope of the rest).
-* :class:`GemmTable` — seconds of the input-projection GEMM ``[M,K]×[K,N]`` over a log grid.
+* :class:`GemmTable` — seconds of the input-projection GEMM ``[M,K]×[K,N]`` over a log grid, and
+  how much slower each runs when N is not a whole number of SIMD vectors (timed beside it).
 * :class:`MemoryLevels` — the cache sizes and the copy bandwidth measured in each level: beyond the
   largest measured hidden size the step's weight read is re-priced at the bandwidth of the level
   the larger matrix falls into, never held flat.
@@ -296,21 +297,58 @@ class StepTable:
                    float(np.exp(np.median(np.log(fixed)))) if fixed else None)
 
 
+def _nested(values: np.ndarray) -> list:
+    """A 3-D array as nested lists for JSON, NaN as None."""
+    return [[[None if not np.isfinite(v) else float(v) for v in row] for row in plane] for plane in values]
+
+
+def _from_nested(data: list) -> np.ndarray:
+    return np.array([[[np.nan if v is None else v for v in row] for row in plane] for plane in data], dtype=float)
+
+
+def _filled_log_ratio(log_ratio: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Log slowdowns (``[m][k][n]``, NaN where not timed) completed: each (K, N) column held at its
+    last timed M beyond it, interpolated in log M between timed ones, held at its first below it; a
+    column never timed takes the median of all timed cells."""
+    out = log_ratio.copy()
+    fallback = float(np.nanmedian(log_ratio))
+    for a in range(out.shape[1]):
+        for c in range(out.shape[2]):
+            col = out[:, a, c]
+            ok = np.flatnonzero(np.isfinite(col))
+            if ok.size == 0:
+                col[:] = fallback
+            else:
+                col[:] = np.interp(np.log(m), np.log(m[ok]), col[ok])
+    return out
+
+
 @dataclass
 class GemmTable:
     """Seconds of ``[M,K]×[K,N]`` + bias (the input projection) on a log grid; NaN where a point was
     too costly to time (filled by scaling the largest measured M linearly: a GEMM that large runs at
     its saturated rate) or not timed in its column (a column's own saturation M is on the grid of all:
-    filled between measured M in log space)."""
+    filled between measured M in log space).
+
+    The grid's N are whole SIMD vectors. ``unaligned_ratio`` (same grid, NaN where not timed; None in
+    tables timed before it was) is the measured slowdown of the same GEMM when N is not: the time of
+    ``N + UNALIGNED_EXTRA_COLUMNS`` columns over the time of N (scaled by the columns, at least 1), each
+    pair timed back to back. Output rows that start mid-vector cost a GEMM that mostly writes its
+    output 3.5x per column (``[8192,40]×[40,300]`` against 288 columns on one AMD EPYC thread) and a
+    compute-bound one a few per cent, so the slowdown is a table, not one factor. Beyond the timed M it is held at the last
+    timed M; a column never timed takes the median of the others."""
 
     m: tuple[int, ...]
     k: tuple[int, ...]
     n: tuple[int, ...]
     seconds: np.ndarray
+    unaligned_ratio: np.ndarray | None = None
     _t: np.ndarray = field(init=False, repr=False)
+    _log_ratio: np.ndarray | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.seconds = np.asarray(self.seconds, dtype=float).reshape(len(self.m), len(self.k), len(self.n))
+        shape = (len(self.m), len(self.k), len(self.n))
+        self.seconds = np.asarray(self.seconds, dtype=float).reshape(shape)
         t = self.seconds.copy()
         m = np.asarray(self.m, dtype=float)
         for a in range(len(self.k)):
@@ -329,10 +367,24 @@ class GemmTable:
         if not np.isfinite(t).all():
             raise ValueError("a GEMM table needs a measurement in every (K, N) column")
         self._t = np.log(t)
+        self._log_ratio = None
+        if self.unaligned_ratio is not None:
+            self.unaligned_ratio = np.asarray(self.unaligned_ratio, dtype=float).reshape(shape)
+            if np.isfinite(self.unaligned_ratio).any():
+                self._log_ratio = _filled_log_ratio(np.log(self.unaligned_ratio), m)
+            else:
+                self.unaligned_ratio = None
 
-    def seconds_for(self, m: float, k: float, n: float) -> float:
+    @property
+    def has_unaligned(self) -> bool:
+        """Whether the slowdown of rows that are not whole vectors was measured."""
+        return self._log_ratio is not None
+
+    def seconds_for(self, m: float, k: float, n: float, unaligned: bool = False) -> float:
         """Seconds of one ``[m,k]×[k,n]`` GEMM: trilinear in log space inside the grid; below it the
-        smallest measured shape (a floor of dispatch and call cost); past it, linear in each size."""
+        smallest measured shape (a floor of dispatch and call cost); past it, linear in each size.
+        ``unaligned``: N is not a whole number of SIMD vectors — times the measured slowdown, where
+        the table has it."""
         scale = 1.0
         point = []
         for value, grid in ((m, self.m), (k, self.k), (n, self.n)):
@@ -340,30 +392,45 @@ class GemmTable:
                 scale *= value / grid[-1]
                 value = grid[-1]
             point.append(value)
-        return float(math.exp(interp_log_grid((self.m, self.k, self.n), self._t, point)) * scale)
+        grids = (self.m, self.k, self.n)
+        log_s = interp_log_grid(grids, self._t, point)
+        if unaligned and self._log_ratio is not None:
+            log_s += interp_log_grid(grids, self._log_ratio, point)
+        return float(math.exp(log_s) * scale)
 
     @property
     def ranges(self) -> dict[str, tuple[int, int]]:
         return {"m": (self.m[0], self.m[-1]), "k": (self.k[0], self.k[-1]), "n": (self.n[0], self.n[-1])}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"m": list(self.m), "k": list(self.k), "n": list(self.n),
-                "seconds": [[[None if not np.isfinite(v) else float(v) for v in row] for row in plane]
-                            for plane in self.seconds]}
+        out = {"m": list(self.m), "k": list(self.k), "n": list(self.n), "seconds": _nested(self.seconds)}
+        if self.unaligned_ratio is not None:
+            out["unaligned_ratio"] = _nested(self.unaligned_ratio)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "GemmTable":
-        sec = np.array([[[np.nan if v is None else v for v in row] for row in plane] for plane in data["seconds"]],
-                       dtype=float)
-        return cls(tuple(data["m"]), tuple(data["k"]), tuple(data["n"]), sec)
+        ratio = data.get("unaligned_ratio")
+        return cls(tuple(data["m"]), tuple(data["k"]), tuple(data["n"]), _from_nested(data["seconds"]),
+                   None if ratio is None else _from_nested(ratio))
 
     @classmethod
     def median_of(cls, tables: Sequence["GemmTable"]) -> "GemmTable":
-        """Several runs' GEMM tables as one: each GEMM the geometric median of the runs that timed it."""
+        """Several runs' GEMM tables as one: each GEMM the geometric median of the runs that timed it,
+        each unaligned slowdown the geometric median of the runs that measured it (a ratio of two
+        timings taken together: no run's level to even out)."""
         if len(tables) == 1:
             return tables[0]
         m, k, n = (tuple(sorted({v for t in tables for v in getattr(t, a)})) for a in "mkn")
-        return cls(m, k, n, log_median([_on_grid((m, k, n), (t.m, t.k, t.n), t.seconds) for t in tables]))
+        grid = (m, k, n)
+        ratios = [_on_grid(grid, (t.m, t.k, t.n), t.unaligned_ratio) for t in tables if t.unaligned_ratio is not None]
+        ratio = None
+        if ratios:
+            logs = np.log(np.stack(ratios))
+            ratio = np.full(logs.shape[1:], np.nan)
+            known = np.isfinite(logs).any(axis=0)
+            ratio[known] = np.exp(np.nanmedian(logs[:, known], axis=0))
+        return cls(m, k, n, log_median([_on_grid(grid, (t.m, t.k, t.n), t.seconds) for t in tables]), ratio)
 
 
 def log_grid(lo: float, hi: float, factor: float) -> list[int]:
@@ -430,6 +497,11 @@ def hidden_grid(lo: int, hi: int, cache_bytes: Sequence[float], element_bytes: i
 # priced as the larger neighbour (a decoding step 40 % too slow).
 SMALLEST_GEMM_M = (1,)
 SMALLEST_GEMM_K = (1, 4)
+# The unaligned twin of a grid GEMM (:class:`GemmTable`): 3H columns for a hidden size 4 above the
+# grid's, half a 32-byte vector (and a quarter of a 64-byte one) past a whole number of them, the
+# commonest misalignment of the hidden sizes people use (100, 300, 500, 700 ...; others, such as 50 or
+# 650, ran within the same band in a probe on AMD EPYC).
+UNALIGNED_EXTRA_COLUMNS = GATES * 4
 
 
 def gemm_grid(m: tuple[int, int], k: tuple[int, int], n: tuple[int, int]) -> tuple[list[int], list[int], list[int]]:
