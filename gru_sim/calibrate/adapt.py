@@ -191,18 +191,24 @@ def _spread_by_cost(predicted: list[tuple[float, dict[str, Any]]], n: int) -> li
     """Up to ``n`` of the ``(predicted seconds, held-out call)`` pairs: per mode, the calls nearest each
     of ``CHECK_TARGETS_S`` (in log time), then others in the order given until ``n``."""
     picks: list[dict[str, Any]] = []
+    picked: set[int] = set()  # ids of the picks: two held-out calls may be equal dicts
+
+    def pick(m: dict[str, Any]) -> None:
+        picks.append(m)
+        picked.add(id(m))
+
     modes = sorted({m["config"].get("mode", "inference") for _, m in predicted})
     for target in CHECK_TARGETS_S:
         for mode in modes:
             left = [(t, m) for t, m in predicted if m["config"].get("mode", "inference") == mode
-                    and not any(m is p for p in picks)]
+                    and id(m) not in picked]
             if left and len(picks) < n:
-                picks.append(min(left, key=lambda tm: abs(math.log(tm[0] / target)) if tm[0] > 0 else math.inf)[1])
+                pick(min(left, key=lambda tm: abs(math.log(tm[0] / target)) if tm[0] > 0 else math.inf)[1])
     for _, m in predicted:
         if len(picks) >= n:
             break
-        if not any(m is p for p in picks):
-            picks.append(m)
+        if id(m) not in picked:
+            pick(m)
     return picks
 
 

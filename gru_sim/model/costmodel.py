@@ -225,11 +225,10 @@ class GruCostModel:
         weight_bytes = float(sum(config.directions * GATES * h * (config.layer_input_size(k) + h) * e
                                  for k in range(config.num_layers)))
         line = max(self.alignment_bytes // config.dtype_bytes, 1)
-        # The projection's output rows are 3H wide (its weight gradient's too): H decides. An input
-        # size that is not whole vectors costs the GEMM nothing measurable (I = 300 against 288 and
-        # 304: the same rate at 1 and 2 threads on AMD EPYC, while 3H = 750 or 780 against 768 ran
-        # 30-50 % slower). Where the GEMM table measured that slowdown it prices the projection;
-        # else a fitted extra share does.
+        # The projection's output rows are 3H wide: H decides. An input size that is not whole vectors
+        # costs the GEMM nothing measurable (I = 300 against 288 and 304: the same rate at 1 and 2
+        # threads on AMD EPYC, while 3H = 750 or 780 against 768 ran 30-50 % slower). Where the GEMM
+        # table measured that slowdown it prices the projection; else a fitted extra share does.
         step_off = h % line != 0
         proj_measured = step_off and gemm.has_unaligned
         proj_off = step_off and not gemm.has_unaligned

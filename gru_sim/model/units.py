@@ -335,8 +335,8 @@ class GemmTable:
     ``N + UNALIGNED_EXTRA_COLUMNS`` columns over the time of N (scaled by the columns, at least 1), each
     pair timed back to back. Output rows that start mid-vector cost a GEMM that mostly writes its
     output 3.5x per column (``[8192,40]×[40,300]`` against 288 columns on one AMD EPYC thread) and a
-    compute-bound one a few per cent, so the slowdown is a table, not one factor. Beyond the timed M it is held at the last
-    timed M; a column never timed takes the median of the others."""
+    compute-bound one a few per cent, so the slowdown is a table, not one factor. Beyond the timed M
+    it is held at the last timed M; a column never timed takes the median of the others."""
 
     m: tuple[int, ...]
     k: tuple[int, ...]
@@ -498,7 +498,7 @@ def hidden_grid(lo: int, hi: int, cache_bytes: Sequence[float], element_bytes: i
 SMALLEST_GEMM_M = (1,)
 SMALLEST_GEMM_K = (1, 4)
 # The unaligned twin of a grid GEMM (:class:`GemmTable`): 3H columns for a hidden size 4 above the
-# grid's, half a 32-byte vector (and a quarter of a 64-byte one) past a whole number of them, the
+# grid's, half a 32-byte vector (three quarters of a 64-byte one) past a whole number of them, the
 # commonest misalignment of the hidden sizes people use (100, 300, 500, 700 ...; others, such as 50 or
 # 650, ran within the same band in a probe on AMD EPYC).
 UNALIGNED_EXTRA_COLUMNS = GATES * 4
