@@ -382,20 +382,20 @@ def step_table(store: MeasurementStore, spec: JobSpec, group: str, mode: str, dt
 def gemm_table(store: MeasurementStore, device: str, dtype: str, threads: int,
                correct: Callable[[float, float], float] = _as_timed) -> GemmTable | None:
     """The input-projection GEMM table from the store; None when no GEMM was timed."""
-    gemms = {(u.params["m"], u.params["k"], u.params["n"]): correct(u.value, u.at)
-             for u in store.units(gemm_key(device, dtype, threads), "gemm") if u.value is not None}
-    if not gemms:
+    table = gemm_key(device, dtype, threads)
+    timed = {(u.params["m"], u.params["k"], u.params["n"]): u
+             for u in store.units(table, "gemm") if u.value is not None}
+    if not timed:
         return None
+    gemms = {key: correct(u.value, u.at) for key, u in timed.items()}
     ms, ks, ns = (sorted({key[a] for key in gemms}) for a in range(3))
     nan = float("nan")
     # The unaligned slowdown per column, from the twin and its aligned GEMM as timed (seconds apart:
     # the machine's speed is the same for both); never below 1 — a twin at the same rate or faster (a
     # small GEMM's call cost does not grow with its columns) is no slowdown.
-    raw = {(u.params["m"], u.params["k"], u.params["n"]): u.value
-           for u in store.units(gemm_key(device, dtype, threads), "gemm") if u.value is not None}
-    ratios = {key: max((u.value / raw[key]) * key[2] / (key[2] + UNALIGNED_EXTRA_COLUMNS), 1.0)
-              for u in store.units(gemm_key(device, dtype, threads), "gemm_unaligned")
-              if u.value is not None and (key := (u.params["m"], u.params["k"], u.params["n"])) in raw}
+    ratios = {key: max((u.value / timed[key].value) * key[2] / (key[2] + UNALIGNED_EXTRA_COLUMNS), 1.0)
+              for u in store.units(table, "gemm_unaligned")
+              if u.value is not None and (key := (u.params["m"], u.params["k"], u.params["n"])) in timed}
     return GemmTable(tuple(ms), tuple(ks), tuple(ns),
                      [[[gemms.get((m, k, n), nan) for n in ns] for k in ks] for m in ms],
                      [[[ratios.get((m, k, n), nan) for n in ns] for k in ks] for m in ms] if ratios else None)

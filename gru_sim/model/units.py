@@ -80,15 +80,16 @@ def _on_grid(axes: Sequence[Sequence[float]], own: Sequence[Sequence[float]], va
     return out
 
 
-def log_median(arrays: Sequence[np.ndarray]) -> np.ndarray:
+def log_median(arrays: Sequence[np.ndarray], level: bool = True) -> np.ndarray:
     """The cell-wise median of ``arrays`` in log space (a geometric median), ignoring NaN; NaN where
     no array has the cell.
 
-    A cell that fewer than half the arrays have (a unit a later grid added, timed by the newer runs
-    alone) is first put on the level of the whole: each of those arrays divided by how much slower or
-    faster it runs than the median over the cells every array has. Else a point timed only by runs
-    of a fast spell would sit below its neighbours by that spell's speed; a cell most arrays have is
-    already at the median's level."""
+    With ``level`` (timings of runs at their own speeds), a cell that fewer than half the arrays have
+    (a unit a later grid added, timed by the newer runs alone) is first put on the level of the whole:
+    each of those arrays divided by how much slower or faster it runs than the median over the cells
+    every array has. Else a point timed only by runs of a fast spell would sit below its neighbours by
+    that spell's speed; a cell most arrays have is already at the median's level. Ratios of timings
+    taken together carry no run's speed: they are pooled without it."""
     logs = np.log(np.stack([np.asarray(a, dtype=float) for a in arrays]))
     finite = np.isfinite(logs)
     known = finite.any(axis=0)
@@ -96,7 +97,7 @@ def log_median(arrays: Sequence[np.ndarray]) -> np.ndarray:
     median[known] = np.nanmedian(logs[:, known], axis=0)
     common = finite.all(axis=0)
     partial = known & (finite.sum(axis=0) * 2 < len(logs))
-    if partial.any() and common.any():
+    if level and partial.any() and common.any():
         offsets = np.median(logs[:, common] - median[common], axis=1)
         median[partial] = np.nanmedian(logs[:, partial] - offsets[:, None], axis=0)
     return np.exp(median)
@@ -424,13 +425,8 @@ class GemmTable:
         m, k, n = (tuple(sorted({v for t in tables for v in getattr(t, a)})) for a in "mkn")
         grid = (m, k, n)
         ratios = [_on_grid(grid, (t.m, t.k, t.n), t.unaligned_ratio) for t in tables if t.unaligned_ratio is not None]
-        ratio = None
-        if ratios:
-            logs = np.log(np.stack(ratios))
-            ratio = np.full(logs.shape[1:], np.nan)
-            known = np.isfinite(logs).any(axis=0)
-            ratio[known] = np.exp(np.nanmedian(logs[:, known], axis=0))
-        return cls(m, k, n, log_median([_on_grid(grid, (t.m, t.k, t.n), t.seconds) for t in tables]), ratio)
+        return cls(m, k, n, log_median([_on_grid(grid, (t.m, t.k, t.n), t.seconds) for t in tables]),
+                   log_median(ratios, level=False) if ratios else None)
 
 
 def log_grid(lo: float, hi: float, factor: float) -> list[int]:
