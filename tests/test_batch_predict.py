@@ -131,3 +131,27 @@ def test_batch_prediction_imports_no_torch_simpy_or_plotly() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
+
+
+def test_batch_matches_scalar_with_measured_unaligned_slowdowns(tmp_path) -> None:
+    # GEMM tables with a measured slowdown (growing with M) for sizes that are not whole vectors, and a
+    # torch-gru-cell group: both paths price the unaligned projection (and GRUCell's per-step GEMM) from
+    # it, and the training backward at the aligned rate.
+    from gru_sim.model.units import GemmTable
+
+    profile = load_profile(make_profile(tmp_path / "p.json"))
+    model = profile.cost_model
+    for key, g in list(model.gemm_tables_.items()):
+        ratio = np.array([[[(m / 2.0) ** 0.1 for _ in g.n] for _ in g.k] for m in g.m])
+        model.gemm_tables_[key] = GemmTable(g.m, g.k, g.n, g.seconds, ratio)
+    for t in (1, 2):
+        src, dst = f"cpu/float32/torch-gru/t{t}", f"cpu/float32/torch-gru-cell/t{t}"
+        model.coef_[dst] = model.coef_[src]
+        model.fit_range_[dst] = model.fit_range_[src]
+        model.log_residual_quantiles_[dst] = model.log_residual_quantiles_[src]
+        for mode in ("inference", "training"):
+            model.step_tables_[f"{dst}|{mode}"] = model.step_tables_[f"{src}|{mode}"]
+        profile.ceilings[dst] = profile.ceilings[src]
+    configs = random_configs(3, 300, impls=("torch-gru", "torch-gru-cell"))
+    assert any(c.hidden_size % 16 and c.mode == "training" and c.num_layers > 1 for c in configs)
+    assert_same(Predictor(profile, here=HERE), BatchPredictor(profile, here=HERE), configs)
