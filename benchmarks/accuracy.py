@@ -196,6 +196,36 @@ def judge_recorded(profile_path: Path, path: Path, cpu: str) -> dict[str, Any]:
     return out
 
 
+def recorded_runs(path: Path, cpu: str) -> dict[str, dict[tuple[str, int], float]]:
+    """Every run recorded in ``path`` on a CPU of kind ``cpu``: run_at → {(name, threads): seconds}."""
+    with path.open() as f:
+        rows = [r for r in csv.DictReader(f) if r["cpu_model"] == cpu]
+    runs: dict[str, dict[tuple[str, int], float]] = {}
+    for r in rows:
+        runs.setdefault(r["run_at"], {})[(r["name"], int(r["threads"]))] = float(r["measured_s"])
+    return runs
+
+
+def run_to_run(path: Path, cpu: str) -> dict[str, Any]:
+    """The machine's own spread between runs, the floor a profile from one spell meets: every recorded
+    run (of every shape the others have) against the median of the other runs, as a prediction would
+    be — the median APE of each run, and after each run's common level; their mean over the runs."""
+    runs = recorded_runs(path, cpu)
+    if len(runs) < 3:
+        return {"runs": len(runs)}
+    apes, afters = [], []
+    for at, mine in runs.items():
+        others = [r for a, r in runs.items() if a != at]
+        shapes = [k for k in mine if sum(k in r for r in others) >= 2]
+        if not shapes:
+            continue
+        median = [float(np.exp(np.median([np.log(r[k]) for r in others if k in r]))) for k in shapes]
+        seconds = [mine[k] for k in shapes]
+        apes.append(float(100.0 * np.median(np.abs(np.asarray(seconds) / np.asarray(median) - 1.0))))
+        afters.append(common_level(median, seconds)[1])
+    return {"runs": len(apes), "mean_median_ape": float(np.mean(apes)), "mean_after_level": float(np.mean(afters))}
+
+
 def run_validate(profile_path: Path, sample: int, out_dir: Path) -> dict[str, Any]:
     proc = subprocess.run([GRU_SIM, "validate", "--profile", str(profile_path), "--sample", str(sample),
                            "--out", str(out_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -248,6 +278,11 @@ def main() -> None:
         print(f"every recorded measurement (each run's own, n={single['n']}): 90% interval coverage "
               f"{100 * single['interval_coverage']:.1f}%, the interval {single['median_interval_width_x']:.2f}x wide "
               "(median upper over lower end)")
+        judged["run_to_run"] = spread = run_to_run(args.measured, machine_label())
+        if spread["runs"]:
+            print(f"one recorded run against the median of the others (the machine's own spread between runs: "
+                  f"the floor for a profile made in one spell): median APE {spread['mean_median_ape']:.1f}%, "
+                  f"after the run's level {spread['mean_after_level']:.1f}% (means over {spread['runs']} runs)")
         if args.json:
             args.json.write_text(json.dumps(judged, indent=1) + "\n")
         return

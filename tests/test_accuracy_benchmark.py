@@ -75,3 +75,25 @@ def test_recorded_runs_of_another_cpu_kind_only_are_refused_naming_them(tmp_path
 def test_a_missing_file_of_recorded_runs_is_one_line_naming_it(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="no such file of recorded runs"):
         _accuracy().judge_recorded(make_profile(tmp_path / "p.json"), tmp_path / "nowhere.csv", "Test CPU")
+
+
+def test_run_to_run_is_each_run_against_the_median_of_the_others_a_uniformly_slow_run_only_in_its_level(
+        tmp_path: Path) -> None:
+    acc = _accuracy()
+    data = tmp_path / "runs.csv"
+    with data.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=acc.RECORD_FIELDS)
+        w.writeheader()
+        for k, (cpu, scale) in enumerate([("Test CPU", 1.0)] * 3 + [("Test CPU", 2.0), ("Other CPU", 9.0)]):
+            for r in _run_rows(scale):
+                c = r["config"]
+                w.writerow({"run_at": f"2026-01-01T00:0{k}:00+00:00", "cpu_model": cpu, "name": r["name"],
+                            "measured_s": r["measured_s"],
+                            **{key: c[key] for key in acc.RECORD_FIELDS if key in c}})
+    spread = acc.run_to_run(data, "Test CPU")
+    # Three runs meet the median of the others exactly; the one twice as slow is 100 % off, all of it
+    # its level; the other CPU's run is no part of it.
+    assert spread["runs"] == 4
+    assert spread["mean_median_ape"] == pytest.approx(25.0)
+    assert spread["mean_after_level"] == pytest.approx(0.0, abs=1e-9)
+    assert acc.run_to_run(data, "Other CPU") == {"runs": 1}

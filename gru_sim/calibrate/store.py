@@ -154,6 +154,13 @@ class MeasurementStore:
         return float(sum(self._db.execute(f"SELECT COALESCE(SUM(wall_s), 0) FROM {table}{where}", args).fetchone()[0]
                          for table in ("points", "primitives", "units")))
 
+    def measured_span(self) -> tuple[float, float] | None:
+        """When the first and the last point or unit was recorded (``time.time()``); None when empty."""
+        first, last = self._db.execute(
+            "SELECT MIN(at), MAX(at) FROM (SELECT created_at AS at FROM points UNION ALL "
+            "SELECT created_at FROM units)").fetchone()
+        return None if first is None else (float(first), float(last))
+
     # units ------------------------------------------------------------------------------------
     def get_unit(self, table: str, kind: str, params: dict[str, Any]) -> StoredUnit | None:
         row = self._db.execute("SELECT value, noisy, created_at FROM units WHERE key = ?",

@@ -1,0 +1,133 @@
+"""How accurate one fresh calibration is, over every recorded calibration run instead of the one
+``accuracy.py`` makes: each run in a folder of runs built into a profile of its own (measures
+nothing) and judged on the typical shapes (never fitted) two ways —
+
+* against **the typical-shape run recorded right after it** (``benchmarks/data/typical_measured.csv``:
+  the first run recorded within ``--within`` minutes of the calibration's last measurement, with no
+  other calibration in between) — what ``accuracy.py`` reports for a fresh calibration, the machine
+  in one spell for both;
+* against **the median of all recorded runs** — the machine at its typical speed.
+
+Beside them the floor no profile made in one spell can beat: one recorded run of the shapes against
+the median of the others.
+
+    .venv/bin/python benchmarks/fresh_runs.py [--runs 'calibration/runs/cpu-amd-epyc-2c/*.sqlite.gz']
+                                              [--measured benchmarks/data/typical_measured.csv] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import glob
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accuracy import ROOT, judge_recorded, recorded_runs, run_to_run
+from pool_gain import DEFAULT_RUNS, _single
+from gru_sim.calibrate.pool import open_runs
+from gru_sim.machine import machine_label
+
+DEFAULT_MEASURED = "benchmarks/data/typical_measured.csv"
+FIGURES = ("median_ape", "median_signed_error", "median_ape_after_level", "interval_coverage")
+
+
+def measured_span(path: str) -> tuple[float, float]:
+    """When a calibration run measured its first and last point or unit."""
+    with open_runs([path], minimum=1) as stores:
+        span = stores[0].measured_span()
+    if span is None:
+        sys.exit(f"{path}: an empty calibration store")
+    return span
+
+
+def right_after(ends: dict[str, float], runs: list[str], within_min: float) -> dict[str, str]:
+    """Calibration run → the recorded typical run taken right after it: the first that ended within
+    ``within_min`` minutes of the calibration's end with no other calibration ending in between."""
+    pairs: dict[str, str] = {}
+    for at in sorted(runs):
+        t = dt.datetime.fromisoformat(at).timestamp()
+        before = [(end, run) for run, end in ends.items() if end < t]
+        if not before:
+            continue
+        end, run = max(before)
+        if t - end <= 60.0 * within_min and run not in pairs:
+            pairs[run] = at
+    return pairs
+
+
+def short(f: dict[str, Any]) -> str:
+    return (f"APE {f['median_ape']:5.1f}%  signed {f['median_signed_error']:+5.1f}%  after the level "
+            f"{f['median_ape_after_level']:5.1f}%  coverage {100 * f['interval_coverage']:3.0f}%")
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    a = np.array([[r[k] for k in FIGURES] for r in rows])
+    return (f"median APE {np.median(a[:, 0]):5.1f}% (mean {a[:, 0].mean():5.1f}%)  signed {np.median(a[:, 1]):+5.1f}% "
+            f"(mean {a[:, 1].mean():+5.1f}%)  after the level {np.median(a[:, 2]):5.1f}% (mean {a[:, 2].mean():5.1f}%)  "
+            f"coverage {100 * a[:, 3].mean():3.0f}%  (n = {len(rows)} runs)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", default=DEFAULT_RUNS, help=f"glob of calibration runs (default {DEFAULT_RUNS})")
+    ap.add_argument("--measured", default=DEFAULT_MEASURED, help=f"recorded typical runs (default {DEFAULT_MEASURED})")
+    ap.add_argument("--within", type=float, default=15.0,
+                    help="minutes after a calibration within which a recorded run counts as right after it (15)")
+    ap.add_argument("--json", type=Path, help="also write every run's figures here")
+    args = ap.parse_args()
+    runs = sorted(glob.glob(str(ROOT / args.runs) if not Path(args.runs).is_absolute() else args.runs))
+    if not runs:
+        sys.exit(f"{args.runs}: no calibration runs")
+    measured = ROOT / args.measured if not Path(args.measured).is_absolute() else Path(args.measured)
+    cpu = machine_label()
+    recorded = recorded_runs(measured, cpu)
+    if not recorded:
+        sys.exit(f"{measured}: no run recorded on a {cpu!r}")
+    spans = {run: measured_span(run) for run in runs}
+    pairs = right_after({run: end for run, (_, end) in spans.items()}, list(recorded), args.within)
+    print(f"CPU: {cpu}; {len(runs)} calibration runs in {args.runs}; {len(recorded)} recorded typical runs, "
+          f"{len(pairs)} of them right after a calibration")
+    out: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in runs:
+            profile = Path(tmp) / "profile.json"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _single(run, profile)
+            start, end = spans[run]
+            row: dict[str, Any] = {"run": Path(run).name, "measured_from": start, "measured_to": end}
+            row["record"] = {k: judge_recorded(profile, measured, cpu)["all"][k] for k in FIGURES}
+            if run in pairs:
+                one = Path(tmp) / "after.csv"
+                with measured.open() as f, one.open("w", newline="") as g:
+                    reader = csv.DictReader(f)
+                    writer = csv.DictWriter(g, fieldnames=reader.fieldnames or [])
+                    writer.writeheader()
+                    writer.writerows(r for r in reader if r["run_at"] == pairs[run] and r["cpu_model"] == cpu)
+                row["after"] = {"run_at": pairs[run], **{k: judge_recorded(profile, one, cpu)["all"][k] for k in FIGURES}}
+            out.append(row)
+            when = dt.datetime.fromtimestamp(start, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+            after = (f"  | right after ({row['after']['run_at'][11:16]}): {short(row['after'])}" if "after" in row else "")
+            print(f"{when} ({(end - start) / 60:4.1f} min)  record: {short(row['record'])}{after}", flush=True)
+    paired = [r["after"] for r in out if "after" in r]
+    if paired:
+        print(f"one fresh calibration vs the typical shapes measured right after it: {summary(paired)}")
+    print(f"one fresh calibration vs the median of the recorded runs:             {summary([r['record'] for r in out])}")
+    floor = run_to_run(measured, cpu)
+    if floor["runs"]:
+        print(f"the floor: one recorded run vs the median of the others: median APE {floor['mean_median_ape']:.1f}%, "
+              f"after its level {floor['mean_after_level']:.1f}% (means over {floor['runs']} runs)")
+    if args.json:
+        args.json.write_text(json.dumps({"cpu_model": cpu, "runs": out, "floor": floor}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""benchmarks/fresh_runs.py: which recorded typical-shape run was taken right after which calibration,
+and the calibration store's span of measuring that pairing reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from gru_sim.calibrate.store import MeasurementStore
+from gru_sim.config import GruConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fresh_runs():  # type: ignore[no-untyped-def]
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        return importlib.import_module("fresh_runs")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+
+
+def _at(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def test_a_recorded_run_pairs_with_the_calibration_that_ended_last_before_it_and_only_within_the_window() -> None:
+    fr = _fresh_runs()
+    t0 = 1_800_000_000.0
+    ends = {"a": t0, "b": t0 + 600.0}
+    runs = [_at(t0 + 300.0),    # after a, before b ended: a's
+            _at(t0 + 700.0),    # right after b
+            _at(t0 + 800.0),    # b already has its run
+            _at(t0 + 5000.0)]   # long after every calibration
+    assert fr.right_after(ends, runs, within_min=15.0) == {"a": runs[0], "b": runs[1]}
+    assert fr.right_after(ends, runs, within_min=1.0) == {}
+
+
+def test_the_store_knows_when_it_measured_its_first_and_last_point_or_unit(tmp_path: Path) -> None:
+    with MeasurementStore(tmp_path / "s.sqlite") as store:
+        assert store.measured_span() is None
+        before = time.time()
+        store.add("g", "train", GruConfig(batch=1, seq_len=2, input_size=3, hidden_size=4), "ok", 0.1, latency_s=1e-3)
+        store.add_unit("g", "t", "step", {"batch": 1}, 1e-5, False, 0.01)
+        first, last = store.measured_span()
+        assert before <= first <= last <= time.time()
