@@ -1,8 +1,9 @@
 """Where a profile errs along the axes of a GRU call: the profile's prediction of every whole call its
 calibration runs measured (fitted, held-out and beyond-range points of each stored run), each run's own
 level divided out (per thread count: the run's speed against the profile's), grouped by mode, thread
-count, alignment of the hidden and input sizes, batch, hidden size, sequence length, input size,
-layers and direction. Measures nothing.
+count, alignment of the hidden and input sizes, batch (and whether it lies on the step tables' batch
+grid or between its points), hidden size, sequence length, input size, layers and direction. Measures
+nothing.
 
 A model error tied to one of these axes shows as a group's median signed error away from 0; what is
 left in every group alike is the spread of single measurements on this machine. The fitted points are
@@ -71,7 +72,13 @@ def main() -> None:
     if not runs:
         sys.exit(f"{args.runs}: no calibration runs")
     profile = ROOT / args.profile if not Path(args.profile).is_absolute() else Path(args.profile)
-    predictor = Predictor(load_profile(profile))
+    loaded = load_profile(profile)
+    predictor = Predictor(loaded)
+    # The batch sizes the step tables were timed at: a call's batch on that grid, or between its points.
+    grid = {b for table in loaded.cost_model.step_tables_.values() for b in table.batch}
+    dense = max((b for b in range(1, max(grid, default=0) + 1) if all(x in grid for x in range(1, b + 1))), default=0)
+    axes = {**AXES, "batch on step grid": lambda c: ("within the dense start" if c.batch <= dense else
+                                                     "on a grid point" if c.batch in grid else "between grid points")}
     points: list[tuple[str, str, GruConfig, float]] = []  # run, role, config, log(predicted / measured)
     for run in runs:
         with warnings.catch_warnings(), open_runs([run], minimum=1) as stores:
@@ -98,7 +105,7 @@ def main() -> None:
           f"signed {100 * np.expm1(np.median(every)):+.1f}%")
     by_role: dict[object, list[float]] = {r: [e for role, _, e in after if role == r] for r in ROLES}
     print(f"{'role':20s} {line({k: v for k, v in by_role.items() if v})}")
-    for name, key in AXES.items():
+    for name, key in axes.items():
         groups: dict[object, list[float]] = defaultdict(list)
         for _, c, e in after:
             groups[key(c)].append(e)
