@@ -226,7 +226,9 @@ def run_to_run(path: Path, cpu: str) -> dict[str, Any]:
     return {"runs": len(apes), "mean_median_ape": float(np.mean(apes)), "mean_after_level": float(np.mean(afters))}
 
 
-def run_validate(profile_path: Path, sample: int, out_dir: Path) -> dict[str, Any]:
+def run_validate(profile_path: Path, sample: int, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``gru-sim validate --sample``'s figures inside and beyond the range, and how far apart its two
+    rounds of each configuration lay (the machine's own spread)."""
     proc = subprocess.run([GRU_SIM, "validate", "--profile", str(profile_path), "--sample", str(sample),
                            "--out", str(out_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode not in (0, 1):
@@ -238,7 +240,7 @@ def run_validate(profile_path: Path, sample: int, out_dir: Path) -> dict[str, An
                        ("beyond", [r for r in rows if r.get("extrapolated")])):
         out[label] = figures([r["measured_latency_s"] for r in sel], [r["predicted_latency_s"] for r in sel],
                              [tuple(r["latency_interval_s"]) for r in sel])
-    return out
+    return out, doc["summary"].get("machine_spread") or {"n": 0}
 
 
 def fmt(f: dict[str, Any]) -> str:
@@ -305,7 +307,8 @@ def main() -> None:
             record_run(args.record, result["cpu_model"], result["typical"]["rows"])
         if args.sample:
             print(f"gru-sim validate --sample {args.sample} ...", file=sys.stderr, flush=True)
-            result["validate"] = run_validate(profile, args.sample, Path(tmp) / "validate")
+            result["validate"], result["validate_machine_spread"] = run_validate(profile, args.sample,
+                                                                                 Path(tmp) / "validate")
     print(f"CPU: {result['cpu_model']}")
     if "calibration_wall_s" in result:
         print(f"calibration: {result['calibration_wall_s']:.0f} s wall")
@@ -321,6 +324,10 @@ def main() -> None:
         print(f"{what} still noisy after a re-measurement (left out): {typ['noisy']}")
     for label, f in result.get("validate", {}).items():
         print(f"validate --sample {args.sample}, {label:6s}: {fmt(f)}")
+    if result.get("validate_machine_spread", {}).get("n"):
+        spread = result["validate_machine_spread"]
+        print(f"validate --sample {args.sample}, the same configuration between its two rounds: median "
+              f"{spread['median_pct']:.1f}%, p90 {spread['p90_pct']:.1f}% apart (the machine's own spread)")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
 

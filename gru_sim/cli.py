@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-median-ape", type=float, help="exit 1 when the median APE exceeds this percentage")
     p.add_argument("--quick", action="store_true", help="re-measure the profile's canaries: is it still valid here?")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sample (default 0)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="measure every configuration this many times, each round in its own order (default 2; "
+                        "how far apart the rounds lie is reported as the machine's own spread; 1 halves the time)")
     p.add_argument("--out", help="output folder (default reports/validation-<profile name>/)")
     p.set_defaults(func=cmd_validate)
 

@@ -95,6 +95,11 @@ def print_validation(result: Any) -> None:
         if name != "memory" and s.common_level is not None and s.median_ape_after_level is not None:
             text += f"  predicted/measured {s.common_level:.2f}x, {s.median_ape_after_level:.1f}% after it"
         lines.append((name.replace("_", " "), text))
+    spread = result.summary.machine_spread
+    if spread.n:
+        lines.append(("machine", f"the same configuration in separate rounds: a median {spread.median_pct:.1f}% apart "
+                                 f"(p90 {spread.p90_pct:.1f}%, n={spread.n}): this machine's own spread, under "
+                                 "which no model's error can go"))
     print_table(lines)
     level = result.summary.overall.common_level
     if level is not None and result.summary.overall.n >= MIN_LEVEL_POINTS and abs(math.log(level)) > LEVEL_NOTE:

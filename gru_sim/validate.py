@@ -2,8 +2,10 @@
 
 ``choose_configs`` picks configurations the profile was never fitted on — a random sample inside the
 calibrated ranges and slices beyond them along each axis — and ``validate`` measures them with the
-real kernels and compares. A measurement flagged noisy is taken again; one still noisy is reported
-apart rather than mixed in. ``quick_check`` re-measures the profile's canary configurations to tell
+real kernels and compares. Each configuration is measured once per round (two by default, the second
+in a shuffled order): its figure is the median of its rounds, and how far apart they lie is reported
+as the machine's own spread. A measurement flagged noisy is taken again; one still noisy in every round
+is reported apart rather than mixed in. ``quick_check`` re-measures the profile's canary configurations to tell
 whether the profile still describes this machine (after a driver or torch upgrade, say).
 """
 
@@ -91,36 +93,63 @@ def choose_configs(profile: Profile, sample: int, seed: int = 0, max_call_s: flo
 
 @dataclass(frozen=True)
 class ValidationPolicy:
-    """How to measure: the harness policy, how many peak-memory probes, re-measuring noisy points."""
+    """How to measure: the harness policy, how many peak-memory probes, re-measuring noisy points, and
+    in how many rounds (each configuration once per round, the later rounds in a shuffled order: on a
+    machine whose speed moves, a configuration's median over rounds minutes apart, and how far apart
+    they lie, the floor no model's error can go below)."""
 
     timing: TimingPolicy = TimingPolicy(min_sample_s=0.002, budget_s=0.5, min_samples=9, max_samples=40)
     memory_probes: int = 4
     remeasure_noisy: bool = True
+    rounds: int = 2
+
+
+def _measure(config: GruConfig, policy: ValidationPolicy) -> Any:
+    m = measure_gru(config, policy=policy.timing, probe_memory=False, check_error=False)
+    if m.noisy and policy.remeasure_noisy:
+        m = measure_gru(config, policy=policy.timing, probe_memory=False, check_error=False)
+    return m
 
 
 def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolicy = ValidationPolicy(),
-             progress: Progress | None = None) -> Validation:
-    """Measure ``configs`` and compare with ``profile``'s predictions."""
+             progress: Progress | None = None, seed: int = 0) -> Validation:
+    """Measure ``configs`` in ``policy.rounds`` rounds and compare with ``profile``'s predictions."""
+    if policy.rounds < 1:
+        raise GruSimError(f"rounds(={policy.rounds}) must be at least 1")
     progress = progress or (lambda done, total, what: None)
     predictor = Predictor(profile)
+    predictions = [predictor.predict(c) for c in configs]
+    taken: list[list[Any]] = [[] for _ in configs]
+    failed: dict[int, str] = {}
+    rng = np.random.default_rng(seed + 7919)
+    total, done = policy.rounds * len(configs), 0
+    for r in range(policy.rounds):
+        for k in (range(len(configs)) if r == 0 else rng.permutation(len(configs))):
+            progress(done, total, str(configs[k].to_dict()))
+            done += 1
+            if k in failed:
+                continue
+            try:
+                taken[k].append(_measure(configs[k], policy))
+            except OutOfMemoryError as err:
+                failed[int(k)] = str(err)
     rows: list[dict[str, Any]] = []
     probes_left = policy.memory_probes
-    for n, config in enumerate(configs):
-        progress(n, len(configs), str(config.to_dict()))
-        pred = predictor.predict(config)
-        try:
-            m = measure_gru(config, policy=policy.timing, probe_memory=False, check_error=False)
-            if m.noisy and policy.remeasure_noisy:
-                m = measure_gru(config, policy=policy.timing, probe_memory=False, check_error=False)
-        except OutOfMemoryError as err:
-            rows.append({"config": config.to_dict(), "status": "oom", "message": str(err)})
+    for k, (config, pred) in enumerate(zip(configs, predictions)):
+        if not taken[k]:
+            rows.append({"config": config.to_dict(), "status": "oom", "message": failed[k]})
             continue
         measured_mem = None
         if probes_left > 0 and config.device == "cpu" and pred.peak_memory_bytes >= 8 * 2**20:
             measured_mem = peak_memory_cpu(config)
             probes_left -= 1
-        rows.append(measured_row(pred, m.latency_s, m.latency_iqr_s, m.noisy, measured_mem))
-    progress(len(configs), len(configs), "done")
+        ms = taken[k]
+        rounds_s = [m.latency_s for m in ms] if len(ms) > 1 else []
+        # Noisy: every round's measurement stayed too spread to trust, even when re-measured.
+        rows.append(measured_row(pred, float(np.median([m.latency_s for m in ms])),
+                                 float(np.median([m.latency_iqr_s for m in ms])), all(m.noisy for m in ms),
+                                 measured_mem, rounds_s))
+    progress(total, total, "done")
     return Validation(profile=profile.summary(), fingerprint=fingerprint(configs[0].device if configs else "cpu"),
                       summary=summarise(rows), rows=tuple(rows))
 

@@ -1,6 +1,7 @@
 """What a validation found: for configurations the profile was never fitted on, the measured and the
 predicted latency of each, and the error figures over them — overall, inside and beyond the
-calibrated range, per axis, noisy measurements apart — as frozen records and as validation.json.
+calibrated range, per axis, noisy measurements apart, and how far apart the machine put the same
+configuration's rounds — as frozen records and as validation.json.
 
 No torch here (measuring is :mod:`gru_sim.validate`'s job), so the report can read these.
 """
@@ -67,12 +68,40 @@ class ErrorFigures:
 
 
 @dataclass(frozen=True)
+class RoundSpread:
+    """How far apart the same configuration measured in separate rounds lies: per configuration the
+    slowest round over the fastest, less 1, in percent — the machine's own spread, a floor under any
+    model's error on this machine (``n`` configurations measured in at least two rounds)."""
+
+    n: int
+    median_pct: float | None = None
+    p90_pct: float | None = None
+
+    @classmethod
+    def of(cls, rounds_s: Sequence[Sequence[float]]) -> "RoundSpread":
+        spreads = [100.0 * (max(r) / min(r) - 1.0) for r in rounds_s if len(r) >= 2 and min(r) > 0]
+        if not spreads:
+            return cls(0)
+        return cls(len(spreads), float(np.median(spreads)), float(np.percentile(spreads, 90)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "RoundSpread":
+        """A validation.json written before rounds were taken has none: n = 0."""
+        if not data:
+            return cls(0)
+        return cls(int(data.get("n") or 0), data.get("median_pct"), data.get("p90_pct"))
+
+
+@dataclass(frozen=True)
 class ValidationSummary:
     """The error figures of a validation. Points flagged noisy even when re-measured are kept apart
     (``noisy``) and out of the others; ``per_axis`` splits the inside points into thirds (low, mid,
     high) of each size axis, or by value for the others, and the beyond points by the axis they leave
     the range along; ``memory`` compares the peak memory probed; ``oom`` counts configurations that did
-    not fit."""
+    not fit; ``machine_spread`` how far apart each configuration's rounds were (:class:`RoundSpread`)."""
 
     overall: ErrorFigures
     inside_range: ErrorFigures
@@ -81,12 +110,14 @@ class ValidationSummary:
     noisy: ErrorFigures
     memory: ErrorFigures
     oom: int
+    machine_spread: RoundSpread = RoundSpread(0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"overall": self.overall.to_dict(), "inside_range": self.inside_range.to_dict(),
                 "extrapolated": self.extrapolated.to_dict(),
                 "per_axis": {axis: {k: f.to_dict() for k, f in parts.items()} for axis, parts in self.per_axis.items()},
-                "noisy": self.noisy.to_dict(), "memory": self.memory.to_dict(), "oom": self.oom}
+                "noisy": self.noisy.to_dict(), "memory": self.memory.to_dict(), "oom": self.oom,
+                "machine_spread": self.machine_spread.to_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ValidationSummary":
@@ -94,7 +125,8 @@ class ValidationSummary:
         return cls(overall=f(data["overall"]), inside_range=f(data["inside_range"]),
                    extrapolated=f(data["extrapolated"]),
                    per_axis={axis: {k: f(v) for k, v in parts.items()} for axis, parts in data["per_axis"].items()},
-                   noisy=f(data["noisy"]), memory=f(data["memory"]), oom=int(data["oom"]))
+                   noisy=f(data["noisy"]), memory=f(data["memory"]), oom=int(data["oom"]),
+                   machine_spread=RoundSpread.from_dict(data.get("machine_spread")))
 
 
 @dataclass(frozen=True)
@@ -121,13 +153,15 @@ class Validation:
 
 
 def measured_row(prediction: Any, measured_latency_s: float, measured_iqr_s: float, noisy: bool,
-                 measured_peak_memory_bytes: int | None = None) -> dict[str, Any]:
+                 measured_peak_memory_bytes: int | None = None, rounds_s: Sequence[float] = ()) -> dict[str, Any]:
     """The validation.json row of a configuration measured and predicted (``prediction``: a
-    :class:`gru_sim.predict.Prediction`)."""
+    :class:`gru_sim.predict.Prediction`); ``rounds_s``: its median latency in each round, when it was
+    measured in several (``measured_latency_s`` is then their median)."""
     return {
         "config": prediction.config.to_dict(),
         "status": "ok",
         "measured_latency_s": measured_latency_s,
+        **({"measured_rounds_s": [float(x) for x in rounds_s]} if rounds_s else {}),
         "measured_iqr_s": measured_iqr_s,
         "predicted_latency_s": prediction.latency_s,
         "latency_interval_s": list(prediction.latency_interval_s),
@@ -174,4 +208,5 @@ def summarise(rows: Sequence[dict[str, Any]]) -> ValidationSummary:
         noisy=_figures([r for r in ok if r["noisy"]]),
         memory=ErrorFigures.of([r["measured_peak_memory_bytes"] for r in mem],
                                [r["predicted_peak_memory_bytes"] for r in mem]),
-        oom=sum(r["status"] == "oom" for r in rows))
+        oom=sum(r["status"] == "oom" for r in rows),
+        machine_spread=RoundSpread.of([r.get("measured_rounds_s") or () for r in quiet]))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gru_sim.model.profile import load_profile
@@ -88,6 +89,34 @@ def test_the_summary_separates_the_machines_level_from_the_shape_error(capsys: p
     assert ValidationSummary.from_dict(old).overall.common_level is None
 
 
+def test_rounds_give_the_machines_own_spread_beside_the_models_error(capsys: pytest.CaptureFixture[str]) -> None:
+    p = prediction(GruConfig(batch=4, seq_len=10, input_size=8, hidden_size=16))
+    rounds = [(1.0, 1.1), (2.0, 2.0), (1.0, 1.5), (3.0, 3.3)]
+    rows = [measured_row(p, float(np.median(r)), 0.01, False, rounds_s=r) for r in rounds]
+    rows.append(measured_row(p, 1.0, 0.01, True, rounds_s=(1.0, 9.0)))  # noisy in every round: left out
+    s = summarise(rows)
+    assert rows[0]["measured_rounds_s"] == [1.0, 1.1] and "measured_rounds_s" not in _row(1.0, 1.0)
+    # Spreads 10 %, 0 %, 50 %, 10 %: a median of 10 %, the noisy configuration's 800 % not among them.
+    assert s.machine_spread.n == 4
+    assert s.machine_spread.median_pct == pytest.approx(10.0)
+    assert s.machine_spread.p90_pct == pytest.approx(np.percentile([10.0, 0.0, 50.0, 10.0], 90))
+    assert ValidationSummary.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    old = s.to_dict()
+    old.pop("machine_spread")  # a validation.json written before rounds reads back without a spread
+    assert ValidationSummary.from_dict(old).machine_spread.n == 0
+    from gru_sim.console import print_validation
+    from gru_sim.validation import Validation
+
+    print_validation(Validation(profile={}, fingerprint={}, summary=s, rows=tuple(rows)))
+    assert "a median 10.0% apart" in capsys.readouterr().out
+
+
+def test_validate_refuses_fewer_than_one_round_in_one_line(profile_path: Path, tmp_path: Path) -> None:
+    proc = _validate(profile_path, tmp_path, "--rounds", "0")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "gru-sim validate: --rounds(=0) must be at least 1"  # before any profile is read
+
+
 def _validate(profile_path: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     configs = tmp_path / "configs.csv"
     configs.write_text("batch,seq_len,input_size,hidden_size\n2,4,8,8\n1,3,4,6\n")
@@ -102,6 +131,22 @@ def test_validate_writes_its_json_and_report_and_passes_a_loose_threshold(profil
     doc = json.loads((tmp_path / "out" / "validation.json").read_text())
     assert len(doc["rows"]) == 2 and all(r["measured_latency_s"] > 0 for r in doc["rows"])
     assert (tmp_path / "out" / "report.html").stat().st_size > 0
+    # Two rounds by default: each configuration's figure is the median of its two measurements.
+    for r in doc["rows"]:
+        assert len(r["measured_rounds_s"]) == 2
+        assert r["measured_latency_s"] == pytest.approx(np.median(r["measured_rounds_s"]))
+    quiet = [r for r in doc["rows"] if not r["noisy"]]
+    assert doc["summary"]["machine_spread"]["n"] == len(quiet)
+    assert "own spread" in (tmp_path / "out" / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_validate_in_one_round_takes_each_configuration_once(profile_path: Path, tmp_path: Path) -> None:
+    proc = _validate(profile_path, tmp_path, "--rounds", "1")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "out" / "validation.json").read_text())
+    assert all("measured_rounds_s" not in r for r in doc["rows"])
+    assert doc["summary"]["machine_spread"]["n"] == 0
 
 
 @pytest.mark.slow

@@ -17,6 +17,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from .. import validate as v
 
+    if args.rounds < 1:
+        raise GruSimError(f"--rounds(={args.rounds}) must be at least 1")
     profile = profile_for(args, "cpu" if args.profile is None else None)
     if args.quick:
         result = v.quick_check(profile)
@@ -32,8 +34,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from rich.progress import Progress as Bar
 
     with Bar(console=console(stderr=True)) as bar:
-        task = bar.add_task("measuring", total=len(configs))
-        result = v.validate(profile, configs, progress=lambda done, total, what: bar.update(task, completed=done))
+        task = bar.add_task("measuring", total=len(configs) * args.rounds)
+        result = v.validate(profile, configs, v.ValidationPolicy(rounds=args.rounds), seed=args.seed,
+                            progress=lambda done, total, what: bar.update(task, completed=done, total=total))
     json_path, report_path = v.write_validation(result, out)
     print_validation(result)
     print(f"wrote {json_path} and {report_path}")
