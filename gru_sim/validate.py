@@ -4,9 +4,10 @@
 calibrated ranges and slices beyond them along each axis — and ``validate`` measures them with the
 real kernels and compares. Each configuration is measured once per round (two by default, the second
 in a shuffled order): its figure is the median of its rounds, and how far apart they lie is reported
-as the machine's own spread. A measurement flagged noisy is taken again; one still noisy in every round
-is reported apart rather than mixed in. ``quick_check`` re-measures the profile's canary configurations to tell
-whether the profile still describes this machine (after a driver or torch upgrade, say).
+as the machine's own spread. A measurement flagged noisy is taken again; one still noisy in every
+round is reported apart rather than mixed in. ``quick_check`` re-measures the profile's canary
+configurations to tell whether the profile still describes this machine (after a driver or torch
+upgrade, say).
 """
 
 from __future__ import annotations
@@ -145,9 +146,11 @@ def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolic
             probes_left -= 1
         ms = taken[k]
         rounds_s = [m.latency_s for m in ms] if len(ms) > 1 else []
-        # Noisy: every round's measurement stayed too spread to trust, even when re-measured.
-        rows.append(measured_row(pred, float(np.median([m.latency_s for m in ms])),
-                                 float(np.median([m.latency_iqr_s for m in ms])), all(m.noisy for m in ms),
+        # The figure is the median of the rounds whose samples were tight enough to trust; noisy: no
+        # round's were, even when re-measured.
+        trusted = [m for m in ms if not m.noisy] or ms
+        rows.append(measured_row(pred, float(np.median([m.latency_s for m in trusted])),
+                                 float(np.median([m.latency_iqr_s for m in trusted])), all(m.noisy for m in ms),
                                  measured_mem, rounds_s))
     progress(total, total, "done")
     return Validation(profile=profile.summary(), fingerprint=fingerprint(configs[0].device if configs else "cpu"),

@@ -44,11 +44,9 @@ def validation_section(validation: Validation, anchor: str = "validation",
               "-" if overall.common_level is None else f"{overall.common_level:.2f}×",
               "" if overall.median_ape_after_level is None
               else f"the machine's speed against the profile's; {overall.median_ape_after_level:.1f}% APE after it"),
-             ("the machine's own spread",
-              "-" if not summary.machine_spread.n else f"{summary.machine_spread.median_pct:.1f}%",
-              "" if not summary.machine_spread.n else
-              f"the same configuration between rounds (median; p90 {summary.machine_spread.p90_pct:.1f}%): "
-              "no model's error can go below it"),
+             *([("the machine's own spread", f"{summary.machine_spread.median_pct:.1f}%",
+                 f"the same configuration between rounds (median; p90 {summary.machine_spread.p90_pct:.1f}%): "
+                 "no model's error can go below it")] if summary.machine_spread.n else []),
              ("configurations", str(len(rows)),
               f"{sum(bool(r.get('extrapolated')) for r in rows)} beyond the range, "
               f"{sum(bool(r.get('noisy')) for r in rows)} noisy"
