@@ -139,7 +139,8 @@ def test_validate_writes_its_json_and_report_and_passes_a_loose_threshold(profil
                 or r["measured_latency_s"] in r["measured_rounds_s"])
     quiet = [r for r in doc["rows"] if not r["noisy"]]
     assert doc["summary"]["machine_spread"]["n"] == len(quiet)
-    assert "own spread" in (tmp_path / "out" / "report.html").read_text()
+    # The report's card shows the spread where one was measured (none when every configuration was noisy).
+    assert ("own spread" in (tmp_path / "out" / "report.html").read_text()) == bool(quiet)
 
 
 @pytest.mark.slow
