@@ -16,7 +16,8 @@ shape's measurement of the run (its CPU and any kernel-choosing settings such as
 median of its rounds) to ``CSV``; ``--measured CSV``
 measures nothing and judges a profile against the median of every run recorded there on this CPU kind
 (``benchmarks/data/typical_measured.csv``: the runs recorded on the machine the shipped profile was
-made on) — a figure that does not move with the spell it is taken in, and the same on any re-run.
+made on) — a figure that does not move with the spell it is taken in, and the same on any re-run —
+and prints beside it the floor: one recorded run against the median of the others.
 
 ``--shapes benchmarks/data/apps_shapes.csv`` judges a second set of application shapes (voice activity,
 wake word, speech commands, session recommendation, music, video captioning, trajectories, ECG and EEG,
