@@ -11,7 +11,7 @@ import pytest
 from gru_sim.config import GruConfig
 from gru_sim.errors import ConfigError, ProfileError
 from gru_sim.model.batch import BatchPredictor, ConfigBatch
-from gru_sim.model.profile import default_profile_path, load_profile
+from gru_sim.model.profile import Profile, default_profile_path, load_profile
 from gru_sim.predict import Predictor
 
 from model_fixtures import make_profile
@@ -79,10 +79,9 @@ def test_batch_matches_scalar_on_the_shipped_cpu_profile() -> None:
     assert_same(Predictor(profile, here=here), BatchPredictor(profile, here=here), random_configs(1, 300))
 
 
-def test_batch_matches_scalar_for_gru_cell_and_a_borrowed_mode(synthetic) -> None:
-    # Give the synthetic profile a torch-gru-cell group (the torch-gru one's data), and take the
-    # training step table away from threads=2 so that training borrows the inference one.
-    model = synthetic.cost_model
+def _add_gru_cell_group(profile: Profile) -> None:
+    """Give ``profile`` a torch-gru-cell group at 1 and 2 threads: the torch-gru group's data."""
+    model = profile.cost_model
     for t in (1, 2):
         src, dst = f"cpu/float32/torch-gru/t{t}", f"cpu/float32/torch-gru-cell/t{t}"
         model.coef_[dst] = model.coef_[src]
@@ -90,8 +89,14 @@ def test_batch_matches_scalar_for_gru_cell_and_a_borrowed_mode(synthetic) -> Non
         model.log_residual_quantiles_[dst] = model.log_residual_quantiles_[src]
         for mode in ("inference", "training"):
             model.step_tables_[f"{dst}|{mode}"] = model.step_tables_[f"{src}|{mode}"]
-        synthetic.ceilings[dst] = synthetic.ceilings[src]
-    del model.step_tables_["cpu/float32/torch-gru/t2|training"]
+        profile.ceilings[dst] = profile.ceilings[src]
+
+
+def test_batch_matches_scalar_for_gru_cell_and_a_borrowed_mode(synthetic) -> None:
+    # Give the synthetic profile a torch-gru-cell group (the torch-gru one's data), and take the
+    # training step table away from threads=2 so that training borrows the inference one.
+    _add_gru_cell_group(synthetic)
+    del synthetic.cost_model.step_tables_["cpu/float32/torch-gru/t2|training"]
     configs = random_configs(2, 200, impls=("torch-gru", "torch-gru-cell"))
     assert_same(Predictor(synthetic, here=HERE), BatchPredictor(synthetic, here=HERE), configs)
 
@@ -144,14 +149,7 @@ def test_batch_matches_scalar_with_measured_unaligned_slowdowns(tmp_path) -> Non
     for key, g in list(model.gemm_tables_.items()):
         ratio = np.array([[[(m / 2.0) ** 0.1 for _ in g.n] for _ in g.k] for m in g.m])
         model.gemm_tables_[key] = GemmTable(g.m, g.k, g.n, g.seconds, ratio)
-    for t in (1, 2):
-        src, dst = f"cpu/float32/torch-gru/t{t}", f"cpu/float32/torch-gru-cell/t{t}"
-        model.coef_[dst] = model.coef_[src]
-        model.fit_range_[dst] = model.fit_range_[src]
-        model.log_residual_quantiles_[dst] = model.log_residual_quantiles_[src]
-        for mode in ("inference", "training"):
-            model.step_tables_[f"{dst}|{mode}"] = model.step_tables_[f"{src}|{mode}"]
-        profile.ceilings[dst] = profile.ceilings[src]
+    _add_gru_cell_group(profile)
     configs = random_configs(3, 300, impls=("torch-gru", "torch-gru-cell"))
     assert any(c.hidden_size % 16 and c.mode == "training" and c.num_layers > 1 for c in configs)
     assert_same(Predictor(profile, here=HERE), BatchPredictor(profile, here=HERE), configs)
