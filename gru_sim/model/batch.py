@@ -181,12 +181,13 @@ class BatchPredictor:
         step_s, mm_s = table.step_parts(b, h)
         step_s = step_s * mode_factor
         mm_s = mm_s * (MATMULS_PER_TRAINING_STEP if training else 1.0)
-        proj0 = gemm.seconds(t * b, i, GATES * h, measured_off)
+        proj0, aligned0 = gemm.seconds_and_aligned(t * b, i, GATES * h, measured_off)
         upper = layers > 1
-        proj1 = np.zeros_like(proj0)
+        upper_off = None if measured_off is None else measured_off[upper]
+        proj1, aligned1 = np.zeros_like(proj0), np.zeros_like(proj0)
         if upper.any():
-            proj1[upper] = gemm.seconds((t * b)[upper], (d * h)[upper], GATES * h[upper],
-                                        None if measured_off is None else measured_off[upper])
+            proj1[upper], aligned1[upper] = gemm.seconds_and_aligned((t * b)[upper], (d * h)[upper],
+                                                                     GATES * h[upper], upper_off)
         step0 = step1 = step_s
         if impl == "torch-gru-cell":
             # GRUCell computes its input projection inside every step, as a [B,I]×[I,3H] GEMM.
@@ -195,16 +196,13 @@ class BatchPredictor:
             step1 = step_s.copy()
             if upper.any():
                 step1[upper] = step_s[upper] + gemm.seconds(b[upper], (d * h)[upper], GATES * h[upper],
-                                                            None if measured_off is None else measured_off[upper]) * per
+                                                            upper_off) * per
             proj0, proj1 = np.zeros_like(proj0), np.zeros_like(proj1)
         rest = layers - 1.0
         # The backward GEMMs write rows K wide and reduce over 3H: priced at the aligned rate.
         bwd0, bwd1 = np.zeros_like(proj0), np.zeros_like(proj1)
         if training and impl != "torch-gru-cell":
-            bwd0 = proj0 if measured_off is None else gemm.seconds(t * b, i, GATES * h)
-            bwd1 = proj1 * 2.0
-            if measured_off is not None and upper.any():
-                bwd1[upper] = 2.0 * gemm.seconds((t * b)[upper], (d * h)[upper], GATES * h[upper])
+            bwd0, bwd1 = aligned0, 2.0 * aligned1
         # The first read of each layer's weights from the level that holds the call's whole weight set
         # (GruCostModel.compose), priced with the projection.
         raw = model.step_tables_[step_name]

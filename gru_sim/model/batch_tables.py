@@ -121,6 +121,12 @@ class GemmLookup:
                 ) -> np.ndarray:
         """``unaligned`` (bool per row): N is not whole SIMD vectors — times the measured slowdown,
         where the table has it."""
+        return self.seconds_and_aligned(m, k, n, unaligned)[0]
+
+    def seconds_and_aligned(self, m: np.ndarray, k: np.ndarray, n: np.ndarray,
+                            unaligned: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(:meth:`seconds`, the same GEMMs at the aligned rate) from one lookup: the projection and
+        its backward GEMMs, which are priced aligned."""
         scale = np.ones(m.shape[0])
         brackets = []
         for value, grid, log_grid in zip((m, k, n), self.grids, self.log_grids):
@@ -133,10 +139,11 @@ class GemmLookup:
             else:
                 kk, f = _log_bracket(grid, log_grid, value)
                 brackets.append((kk, f, False))
-        out = self._interp(self.log_t, brackets, m.shape[0])
-        if unaligned is not None and self.log_ratio is not None and np.any(unaligned):
-            out = out + np.where(unaligned, self._interp(self.log_ratio, brackets, m.shape[0]), 0.0)
-        return np.exp(out) * scale
+        aligned = np.exp(self._interp(self.log_t, brackets, m.shape[0])) * scale
+        if unaligned is None or self.log_ratio is None or not np.any(unaligned):
+            return aligned, aligned
+        slowdown = np.exp(np.where(unaligned, self._interp(self.log_ratio, brackets, m.shape[0]), 0.0))
+        return aligned * slowdown, aligned
 
     @staticmethod
     def _interp(log_values: np.ndarray, brackets: list, rows: int) -> np.ndarray:
