@@ -32,20 +32,10 @@ import numpy as np
 
 from accuracy import ROOT, judge_recorded, recorded_runs, run_to_run
 from pool_gain import DEFAULT_RUNS, _single
-from gru_sim.calibrate.pool import open_runs
 from gru_sim.machine import machine_label
 
 DEFAULT_MEASURED = "benchmarks/data/typical_measured.csv"
 FIGURES = ("median_ape", "median_signed_error", "median_ape_after_level", "interval_coverage")
-
-
-def measured_span(path: str) -> tuple[float, float]:
-    """When a calibration run measured its first and last point or unit."""
-    with open_runs([path], minimum=1) as stores:
-        span = stores[0].measured_span()
-    if span is None:
-        sys.exit(f"{path}: an empty calibration store")
-    return span
 
 
 def right_after(ends: dict[str, float], runs: list[str], within_min: float) -> dict[str, str]:
@@ -91,17 +81,23 @@ def main() -> None:
     recorded = recorded_runs(measured, cpu)
     if not recorded:
         sys.exit(f"{measured}: no run recorded on a {cpu!r}")
-    spans = {run: measured_span(run) for run in runs}
-    pairs = right_after({run: end for run, (_, end) in spans.items()}, list(recorded), args.within)
-    print(f"CPU: {cpu}; {len(runs)} calibration runs in {args.runs}; {len(recorded)} recorded typical runs, "
-          f"{len(pairs)} of them right after a calibration")
     out: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
+        # Each run's own profile, and when it measured (to find the recorded run taken right after it).
+        profiles = {run: Path(tmp) / f"run-{k}.json" for k, run in enumerate(runs)}
+        spans = {}
         for run in runs:
-            profile = Path(tmp) / "profile.json"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                _single(run, profile)
+                span = _single(run, profiles[run])
+            if span is None:
+                sys.exit(f"{run}: an empty calibration store")
+            spans[run] = span
+        pairs = right_after({run: end for run, (_, end) in spans.items()}, list(recorded), args.within)
+        print(f"CPU: {cpu}; {len(runs)} calibration runs in {args.runs}; {len(recorded)} recorded typical runs, "
+              f"{len(pairs)} of them right after a calibration")
+        for run in runs:
+            profile = profiles[run]
             start, end = spans[run]
             row: dict[str, Any] = {"run": Path(run).name, "measured_from": start, "measured_to": end}
             row["record"] = {k: judge_recorded(profile, measured, cpu)["all"][k] for k in FIGURES}

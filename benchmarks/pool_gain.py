@@ -32,8 +32,9 @@ DEFAULT_MEASURED = ["benchmarks/data/typical_measured.csv", "benchmarks/data/dee
                     "benchmarks/data/large_measured.csv"]
 
 
-def _single(path: str, out: Path) -> None:
-    """One run's own profile, built the way a pool is (so that k = 1 differs from k > 1 by pooling only)."""
+def _single(path: str, out: Path) -> tuple[float, float] | None:
+    """One run's own profile, built the way a pool is (so that k = 1 differs from k > 1 by pooling only);
+    returns when the run measured its first and last unit or call."""
     from gru_sim.calibrate.build import build_profile
     from gru_sim.calibrate.jobs import JobSpec
     from gru_sim.calibrate.pool import open_runs
@@ -43,6 +44,7 @@ def _single(path: str, out: Path) -> None:
         store = stores[0]
         save_profile(build_profile(JobSpec.model_validate(store.get_meta("job")), store,
                                    store.get_meta("fingerprint")), out)
+        return store.measured_span()
 
 
 def main() -> None:
