@@ -207,6 +207,17 @@ def recorded_runs(path: Path, cpu: str) -> dict[str, dict[tuple[str, int], float
     return runs
 
 
+def one_run(path: Path, run_at: str, cpu: str, out: Path) -> Path:
+    """The rows of the run recorded at ``run_at`` on ``cpu`` in ``path``, written alone to ``out`` (a
+    file of recorded runs with one run, for :func:`judge_recorded`)."""
+    with path.open() as f, out.open("w", newline="") as g:
+        reader = csv.DictReader(f)
+        writer = csv.DictWriter(g, fieldnames=reader.fieldnames or [])
+        writer.writeheader()
+        writer.writerows(r for r in reader if r["run_at"] == run_at and r["cpu_model"] == cpu)
+    return out
+
+
 def run_to_run(path: Path, cpu: str) -> dict[str, Any]:
     """The machine's own spread between runs, the floor a profile from one spell meets: every recorded
     run (of every shape the others have) against the median of the other runs, as a prediction would
@@ -224,6 +235,8 @@ def run_to_run(path: Path, cpu: str) -> dict[str, Any]:
         seconds = [mine[k] for k in shapes]
         apes.append(float(100.0 * np.median(np.abs(np.asarray(seconds) / np.asarray(median) - 1.0))))
         afters.append(common_level(median, seconds)[1])
+    if not apes:
+        return {"runs": 0}
     return {"runs": len(apes), "mean_median_ape": float(np.mean(apes)), "mean_after_level": float(np.mean(afters))}
 
 
@@ -282,7 +295,7 @@ def main() -> None:
               f"{100 * single['interval_coverage']:.1f}%, the interval {single['median_interval_width_x']:.2f}x wide "
               "(median upper over lower end)")
         judged["run_to_run"] = spread = run_to_run(args.measured, machine_label())
-        if spread["runs"]:
+        if "mean_median_ape" in spread:  # three runs or more: one against the median of the others
             print(f"one recorded run against the median of the others (the machine's own spread between runs: "
                   f"the floor for a profile made in one spell): median APE {spread['mean_median_ape']:.1f}%, "
                   f"after the run's level {spread['mean_after_level']:.1f}% (means over {spread['runs']} runs)")

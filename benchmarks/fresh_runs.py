@@ -18,7 +18,6 @@ the median of the others.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import glob
 import json
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from accuracy import ROOT, judge_recorded, recorded_runs, run_to_run
+from accuracy import ROOT, judge_recorded, one_run, recorded_runs, run_to_run
 from pool_gain import DEFAULT_RUNS, _single
 from gru_sim.machine import machine_label
 
@@ -102,12 +101,7 @@ def main() -> None:
             row: dict[str, Any] = {"run": Path(run).name, "measured_from": start, "measured_to": end}
             row["record"] = {k: judge_recorded(profile, measured, cpu)["all"][k] for k in FIGURES}
             if run in pairs:
-                one = Path(tmp) / "after.csv"
-                with measured.open() as f, one.open("w", newline="") as g:
-                    reader = csv.DictReader(f)
-                    writer = csv.DictWriter(g, fieldnames=reader.fieldnames or [])
-                    writer.writeheader()
-                    writer.writerows(r for r in reader if r["run_at"] == pairs[run] and r["cpu_model"] == cpu)
+                one = one_run(measured, pairs[run], cpu, Path(tmp) / "after.csv")
                 row["after"] = {"run_at": pairs[run], **{k: judge_recorded(profile, one, cpu)["all"][k] for k in FIGURES}}
             out.append(row)
             when = dt.datetime.fromtimestamp(start, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")

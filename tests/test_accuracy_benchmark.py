@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,16 @@ def test_run_to_run_is_each_run_against_the_median_of_the_others_a_uniformly_slo
     assert spread["mean_median_ape"] == pytest.approx(25.0)
     assert spread["mean_after_level"] == pytest.approx(0.0, abs=1e-9)
     assert acc.run_to_run(data, "Other CPU") == {"runs": 1}
+
+
+def test_judging_a_single_recorded_run_prints_its_figures_without_the_floor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    acc = _accuracy()
+    data = tmp_path / "runs.csv"
+    acc.record_run(data, "Test CPU", _run_rows(1.0))
+    monkeypatch.setattr(acc, "machine_label", lambda: "Test CPU")
+    monkeypatch.setattr(sys, "argv", ["accuracy.py", "--profile", str(make_profile(tmp_path / "p.json")),
+                                      "--measured", str(data)])
+    acc.main()  # one run has no others to be judged against: no floor line, no error
+    out = capsys.readouterr().out
+    assert "1 recorded runs" in out and "recorded shapes, all" in out and "against the median of the others" not in out
