@@ -68,6 +68,24 @@ def test_the_faster_pass_makes_the_step_and_the_fixed_cost_is_kept(tmp_path: Pat
     assert store.get_unit(step_key(GROUP, "inference"), "fixed", {}) is not None
 
 
+def test_passes_taken_as_one_timing_give_their_geometric_mean(tmp_path: Path, fake_calls: FakeCalls) -> None:
+    """A quick adaptation scales a source timed once per unit: its two passes stand for one timing
+    (their geometric mean), not for the faster of two, which reads every unit fast by the noise."""
+    spec = load_job(TINY).model_copy(update={"modes": ["inference"]})
+    store = MeasurementStore(tmp_path / "s.sqlite")
+    timer = UnitTimer(spec, store, step_grid=([1, 2, 4], [16, 32]), two_passes=True, passes_as_one=True)
+    plan = timer._step_calls(GROUP, "inference", "float32", "torch-gru", 1)
+    timer._step_calls(GROUP, "inference", "float32", "torch-gru", 1, second=plan)
+    timer._step_units(GROUP, "inference", "float32", "torch-gru", 1, plan)
+    table = step_table(store, spec, GROUP, "inference", "float32", 1)
+    assert table is not None and table.call_fixed_s == pytest.approx(20e-6, rel=1e-6)  # probes at batch 1: quiet
+    steps = {b: s for b, h, s in plan if h == 16}
+    for j, b in enumerate(table.batch):
+        quiet = 20e-6 + steps[b] * 1e-6 * b
+        total = quiet * (2.0 ** 0.5 if b == 2 else 1.0)  # batch 2: one pass twice as slow
+        assert table.step_s[0][j] == pytest.approx((total - 20e-6) / steps[b], rel=1e-6)
+
+
 def test_nothing_is_timed_again_on_resume(tmp_path: Path, fake_calls: FakeCalls) -> None:
     timer, _ = _timer(tmp_path, two_passes=True)
     timer.run(GROUP, "float32", "torch-gru", 1)

@@ -3,7 +3,7 @@
 The source profile keeps what a full calibration learned about shapes — the fine structure of its
 unit tables and the residual on whole calls. This machine re-times what sets the level: a coarse
 sub-grid of step units (with points either side of *this* machine's cache sizes; each timed twice,
-seconds apart, the faster kept), a coarse grid of projection GEMMs, the bandwidth of each memory
+seconds apart, and read as the source's units were timed), a coarse grid of projection GEMMs, the bandwidth of each memory
 level and the roofline ceilings; the tables are scaled by the new / old ratios
 (:mod:`gru_sim.model.adapt`). A few whole calls the source held out are then
 measured here: their errors are the adapted profile's self-check, and widen its interval when they
@@ -107,13 +107,18 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
             gk = gemm_key(spec.device, dtype, threads)
             src_gemm = model.gemm_tables_[gk]
             sub_spec = spec.model_copy(update={"modes": modes})
-            # Each step unit timed twice, seconds apart, the faster kept: one short timing in a slow
-            # spell of a shared machine scales its whole region of the table (README, "Profiles for
-            # more than one machine": six alternating adaptations on one AMD EPYC VM, the typical shapes'
-            # error once the level is divided out 9.2-13.5% with two passes, 12.9-15.8% with one).
+            # Each step unit timed twice, seconds apart: one short timing in a slow spell of a shared
+            # machine scales its whole region of the table (README, "Profiles for more than one
+            # machine": six alternating adaptations on one AMD EPYC VM, the typical shapes' error once
+            # the level is divided out 9.2-13.5% with two passes, 12.9-15.8% with one). The new / old
+            # ratio needs the source's estimator: the faster of two timings where the source kept the
+            # faster of two (unit_passes 2), else their geometric mean, which expects what one timing
+            # does. The faster of two against the source's single timings read every unit fast by the
+            # machine's own noise: -3% at 1 thread, -13% at 2 threads on the typical shapes measured
+            # right after an adaptation on this machine (README).
             timer = UnitTimer(sub_spec, store, progress, quick_step_grid(src.batch, src.hidden, src.element_bytes),
                               _quick_gemm_grid((src_gemm.m, src_gemm.k, src_gemm.n), gemm_axes(spec)[0]),
-                              two_passes=True)
+                              two_passes=True, passes_as_one=spec.unit_passes == 1)
             timer.run(g, dtype, impl, threads)
             if store.get_primitives(g) is None:
                 progress(f"{g}: roofline ceilings")

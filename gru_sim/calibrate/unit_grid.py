@@ -137,15 +137,17 @@ class UnitTimer:
     def __init__(self, spec: JobSpec, store: MeasurementStore, progress: Progress | None = None,
                  step_grid: tuple[list[int], list[int]] | None = None,
                  gemm_grid: tuple[list[int], list[int], list[int]] | None = None, two_passes: bool = True,
-                 drift: DriftTracker | None = None) -> None:
+                 drift: DriftTracker | None = None, passes_as_one: bool = False) -> None:
         """``step_grid`` (batches, hiddens) and ``gemm_grid`` (M, K, N) replace the job's grids (a
-        quick adaptation times a sub-grid). ``two_passes``: each step unit timed twice, the faster kept."""
+        quick adaptation times a sub-grid). ``two_passes``: each step unit timed twice, the faster kept;
+        with ``passes_as_one``, their geometric mean instead (see :meth:`_step_units`)."""
         self.spec = spec
         self.store = store
         self.progress = progress or (lambda what: None)
         self.step_grid = step_grid
         self.gemm_grid = gemm_grid
         self.two_passes = two_passes
+        self.passes_as_one = passes_as_one
         self.drift = drift  # times the group's reference call between units (see .drift)
 
     def run(self, group: str, dtype: str, impl: str, threads: int) -> None:
@@ -227,7 +229,8 @@ class UnitTimer:
     def _step_units(self, group: str, mode: str, dtype: str, impl: str, threads: int,
                     plan: list[tuple[int, int, int]]) -> None:
         """Each step unit from its calls: (the faster of the passes' call time − the call's fixed
-        cost) / steps; a step still slower than a bigger neighbour is timed once more."""
+        cost) / steps (with ``passes_as_one``, the passes' geometric mean); a step still slower than a
+        bigger neighbour is timed once more."""
         from ..measure.units import step_probe, time_gru_call_s
 
         table = step_key(group, mode)
@@ -237,10 +240,17 @@ class UnitTimer:
         b0, h0 = batches[0], hiddens[0]
 
         def best(b: int, h: int, steps: int) -> tuple[float, float] | None:
-            """The fastest of the call's timings (passes and retry), and when it was taken."""
-            timed = [(u.value, u.at) for extra in ({}, {"pass": 2}, {"retry": 1})
-                     if (u := self.store.get_unit(table, "call", {"batch": b, "hidden": h, "steps": steps, **extra}))
-                     is not None and u.value is not None]
+            """The fastest of the call's timings (passes and retry), and when it was taken; with
+            ``passes_as_one``, the two passes count as one timing: their geometric mean, which expects
+            what one timing does (the faster of the two lies half their gap below it)."""
+            def timing(extra: dict[str, int]) -> tuple[float, float] | None:
+                u = self.store.get_unit(table, "call", {"batch": b, "hidden": h, "steps": steps, **extra})
+                return (u.value, u.at) if u is not None and u.value is not None else None
+
+            passes = [t for t in (timing({}), timing({"pass": 2})) if t is not None]
+            if self.passes_as_one and len(passes) == 2:
+                passes = [(math.sqrt(passes[0][0] * passes[1][0]), passes[1][1])]
+            timed = passes + [t for t in (timing({"retry": 1}),) if t is not None]
             return min(timed) if timed else None
 
         short, long_ = (best(b0, h0, s) for s in CALL_PROBE_STEPS)
