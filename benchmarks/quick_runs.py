@@ -170,8 +170,8 @@ def main() -> None:
     for name in ESTIMATES:
         a = np.array([[r[name]["all"][k] for k in FIGURES[:3]] for r in judged]).reshape(-1, 3)
         if len(a):
-            print(f"   {name:13s}  median over the adaptations: APE {np.median(a[:, 0]):5.1f}% (mean {a[:, 0].mean():5.1f}%)  "
-                  f"signed {np.median(a[:, 1]):+5.1f}% (mean {a[:, 1].mean():+5.1f}%)  after the level "
+            print(f"   {name:13s}  median over the adaptations: APE {np.median(a[:, 0]):5.1f}% "
+                  f"(mean {a[:, 0].mean():5.1f}%)  signed {np.median(a[:, 1]):+5.1f}% (mean {a[:, 1].mean():+5.1f}%)  after the level "
                   f"{np.median(a[:, 2]):5.1f}%")
     if args.json:
         args.json.write_text(json.dumps({"source": args.source, "runs": rows}, indent=1) + "\n")

@@ -3,8 +3,8 @@
 The source profile keeps what a full calibration learned about shapes — the fine structure of its
 unit tables and the residual on whole calls. This machine re-times what sets the level: a coarse
 sub-grid of step units (with points either side of *this* machine's cache sizes; each timed twice,
-seconds apart, and read as the source's units were timed), a coarse grid of projection GEMMs, the bandwidth of each memory
-level and the roofline ceilings; the tables are scaled by the new / old ratios
+seconds apart, and read as the source's units were timed), a coarse grid of projection GEMMs, the
+bandwidth of each memory level and the roofline ceilings; the tables are scaled by the new / old ratios
 (:mod:`gru_sim.model.adapt`). A few whole calls the source held out are then
 measured here: their errors are the adapted profile's self-check, and widen its interval when they
 are worse than the source's. Everything goes to a store beside the output, so an interrupted
@@ -114,8 +114,9 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
             # ratio needs the source's estimator: the faster of two timings where the source kept the
             # faster of two (unit_passes 2), else their geometric mean, which expects what one timing
             # does. The faster of two against the source's single timings read every unit fast by the
-            # machine's own noise: -3% at 1 thread, -13% at 2 threads on the typical shapes measured
-            # right after an adaptation on this machine (README).
+            # machine's own scatter: the typical shapes measured right after three adaptations on an
+            # AMD EPYC VM came out -7% to -10% (-11% to -13% at 2 threads); read as one timing, -2% to
+            # +1% (README; benchmarks/quick_runs.py).
             timer = UnitTimer(sub_spec, store, progress, quick_step_grid(src.batch, src.hidden, src.element_bytes),
                               _quick_gemm_grid((src_gemm.m, src_gemm.k, src_gemm.n), gemm_axes(spec)[0]),
                               two_passes=True, passes_as_one=spec.unit_passes == 1)
