@@ -1,6 +1,6 @@
 """Shared fixtures for the measuring side's tests: a fake clock and timer for the harness, a cheap
-timing policy for the few tests that run real kernels, the CLI runner, the CUDA skip, and an
-in-process Dask cluster for the cluster tests."""
+timing policy for the few tests that run real kernels, the CLI runner, the CUDA skip, an
+in-process Dask cluster for the cluster tests, and the benchmark scripts as modules."""
 
 from __future__ import annotations
 
@@ -160,3 +160,18 @@ def client():
 
     with cluster_client(workers=2, processes=False) as c:
         yield c
+
+
+@pytest.fixture
+def benchmark_script() -> Callable[[str], object]:
+    """``name`` → the module of ``benchmarks/<name>.py`` (its sibling scripts importable while it loads)."""
+    import importlib
+
+    def load(name: str) -> object:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(str(ROOT / "benchmarks"))
+
+    return load

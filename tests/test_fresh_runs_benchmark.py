@@ -4,31 +4,20 @@ and the calibration store's span of measuring that pairing reads."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from gru_sim.calibrate.store import MeasurementStore
 from gru_sim.config import GruConfig
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _fresh_runs():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module("fresh_runs")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
 
 def _at(seconds: float) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def test_a_recorded_run_pairs_with_the_calibration_that_ended_last_before_it_and_only_within_the_window() -> None:
-    fr = _fresh_runs()
+def test_a_recorded_run_pairs_with_the_calibration_that_ended_last_before_it_and_only_within_the_window(
+        benchmark_script: Callable[[str], Any]) -> None:
+    fr = benchmark_script("fresh_runs")
     t0 = 1_800_000_000.0
     ends = {"a": t0, "b": t0 + 600.0}
     runs = [_at(t0 + 300.0),    # after a, before b ended: a's

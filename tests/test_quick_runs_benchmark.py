@@ -3,9 +3,9 @@ settings it was measured with, and nothing is measured while it is."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -15,17 +15,9 @@ from gru_sim.machine import KERNEL_ENV_VARS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _quick_runs():  # type: ignore[no-untyped-def]
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        return importlib.import_module("quick_runs")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-
-
 def test_a_store_is_derived_again_under_exactly_the_settings_it_was_measured_with(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    qr = _quick_runs()
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, benchmark_script: Callable[[str], Any]) -> None:
+    qr = benchmark_script("quick_runs")
     with MeasurementStore(tmp_path / "emulated.sqlite") as store:
         store.set_meta("fingerprint", {"cpu_model": "AMD EPYC", "kernel_env": {"MKL_CBWR": "COMPATIBLE"}})
     with MeasurementStore(tmp_path / "plain.sqlite") as store:
@@ -42,7 +34,7 @@ def test_a_store_is_derived_again_under_exactly_the_settings_it_was_measured_wit
 
 @pytest.mark.slow
 def test_deriving_a_stored_adaptation_again_measures_nothing_and_gives_the_same_tables(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, benchmark_script: Callable[[str], Any]) -> None:
     import json
     import subprocess
 
@@ -63,7 +55,7 @@ def test_deriving_a_stored_adaptation_again_measures_nothing_and_gives_the_same_
         monkeypatch.setattr(units, name, no_measuring)
     monkeypatch.setattr(adapt, "measure_gru", no_measuring)
     monkeypatch.setattr(adapt, "quick_ceilings", no_measuring)
-    qr = _quick_runs()
+    qr = benchmark_script("quick_runs")
     derived = tmp_path / "derived" / "again.json"
     derived.parent.mkdir()
     qr.derive(quick.with_suffix(".sqlite"), source, derived, passes_as_one=True)
