@@ -114,8 +114,8 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
             # ratio needs the source's estimator: the faster of two timings where the source kept the
             # faster of two (unit_passes 2), else their geometric mean, which expects what one timing
             # does. The faster of two against the source's single timings read every unit fast by the
-            # machine's own scatter: the typical shapes measured right after three adaptations on an
-            # AMD EPYC VM came out -7% to -10% (-11% to -13% at 2 threads); read as one timing, -2% to
+            # machine's own scatter: the typical shapes measured right after four adaptations on an
+            # AMD EPYC VM came out -6% to -10% (-8% to -13% at 2 threads); read as one timing, -3% to
             # +1% (README; benchmarks/quick_runs.py).
             timer = UnitTimer(sub_spec, store, progress, quick_step_grid(src.batch, src.hidden, src.element_bytes),
                               _quick_gemm_grid((src_gemm.m, src_gemm.k, src_gemm.n), gemm_axes(spec)[0]),
