@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import gzip
 import json
 import os
 import shutil
@@ -34,6 +33,8 @@ import numpy as np
 
 from accuracy import ROOT, judge_recorded, one_run, recorded_runs
 from fresh_runs import FIGURES, right_after, short
+from gru_sim.calibrate.pool import readable_store
+from gru_sim.calibrate.store import MeasurementStore
 from gru_sim.machine import KERNEL_ENV_VARS, machine_label
 
 DEFAULT_RUNS = "benchmarks/data/quick_runs/*.sqlite.gz"
@@ -42,22 +43,10 @@ DEFAULT_SOURCE = "calibration/profiles/cpu-default.json"
 ESTIMATES = {"one timing": True, "faster of two": False}  # name → UnitTimer's passes_as_one
 
 
-def _plain(run: str, tmp: Path) -> Path:
-    """The store of ``run`` (gzip-compressed or not) as a plain file in ``tmp``."""
-    out = tmp / Path(run).name.removesuffix(".gz")
-    with (gzip.open(run, "rb") if run.endswith(".gz") else open(run, "rb")) as src, out.open("wb") as dst:
-        shutil.copyfileobj(src, dst)
-    return out
-
-
 def kernel_env_of(store_path: Path) -> dict[str, str]:
     """The kernel-choosing settings the store was measured under (from its fingerprint)."""
-    con = sqlite3.connect(store_path)
-    try:
-        row = con.execute("select value from meta where key = 'fingerprint'").fetchone()
-    finally:
-        con.close()
-    return dict(json.loads(row[0]).get("kernel_env") or {}) if row else {}
+    with MeasurementStore(store_path) as store:
+        return dict((store.get_meta("fingerprint") or {}).get("kernel_env") or {})
 
 
 def child_env(kernel_env: dict[str, str]) -> dict[str, str]:
@@ -102,12 +91,10 @@ def derive(store_path: Path, source: Path, out: Path, passes_as_one: bool) -> No
 def judge_one(run: str, source: Path, measured: Path, within_min: float) -> dict[str, Any]:
     """One stored adaptation, derived both ways and judged against the run recorded right after it
     (run in the process whose settings the store was measured under)."""
-    from gru_sim.calibrate.store import MeasurementStore
-
     cpu = machine_label()
     row: dict[str, Any] = {"run": Path(run).name, "cpu_model": cpu}
     with tempfile.TemporaryDirectory() as tmp:
-        store_path = _plain(run, Path(tmp))
+        store_path = readable_store(Path(run), Path(tmp))
         with MeasurementStore(store_path) as store:
             span = store.measured_span()
         if span is None:
@@ -148,7 +135,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
-            env = child_env(kernel_env_of(_plain(run, Path(tmp))))
+            env = child_env(kernel_env_of(readable_store(Path(run), Path(tmp))))
             proc = subprocess.run([sys.executable, __file__, "--one", run, "--measured", str(measured),
                                    "--source", str(source), "--within", str(args.within)],
                                   env=env, capture_output=True, text=True)

@@ -35,6 +35,21 @@ def store_of(path: str | Path) -> Path:
     return path.with_suffix(".sqlite") if path.suffix == ".json" else path
 
 
+def readable_store(path: Path, folder: Path, prefix: str = "") -> Path:
+    """``path`` as a store SQLite can open: a gzip-compressed one (``x.sqlite.gz``, as the repository
+    keeps stored runs) decompressed into ``folder`` (named ``prefix`` + its plain name), any other as
+    it is."""
+    if not path.name.endswith(".gz"):
+        return path
+    plain = folder / f"{prefix}{path.name[:-3]}"
+    try:
+        with gzip.open(path, "rb") as src, plain.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+    except (OSError, EOFError) as err:
+        raise GruSimError(f"{path}: not a readable gzip-compressed store: {err}") from None
+    return plain
+
+
 @contextlib.contextmanager
 def open_runs(paths: Sequence[str | Path], minimum: int = 2) -> Iterator[list[MeasurementStore]]:
     """The stores of ``paths`` (at least ``minimum``), checked to be runs of one job on one kind of
@@ -50,14 +65,7 @@ def open_runs(paths: Sequence[str | Path], minimum: int = 2) -> Iterator[list[Me
             if not path.is_file():
                 hint = " (a profile's measurements are in the .sqlite store beside it)" if Path(given).suffix == ".json" else ""
                 raise GruSimError(f"{path}: no such calibration store{hint}")
-            if path.name.endswith(".gz"):
-                plain = Path(tmp) / f"{k}-{path.name[:-3]}"
-                try:
-                    with gzip.open(path, "rb") as src, plain.open("wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                except (OSError, EOFError) as err:
-                    raise GruSimError(f"{path}: not a readable gzip-compressed store: {err}") from None
-                path = plain
+            path = readable_store(path, Path(tmp), f"{k}-")
             store = stack.enter_context(MeasurementStore(path))
             store.path = Path(given)  # name the run as the user did
             if store.get_meta("job") is None or store.get_meta("fingerprint") is None:
