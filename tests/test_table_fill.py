@@ -129,3 +129,19 @@ def test_one_fast_reading_of_a_big_problem_does_not_pull_down_every_smaller_one(
     # Cells far from it keep their timings (a lower envelope would have lowered all 21 smaller ones).
     assert np.allclose(fitted[:2, :4], grid[:2, :4], rtol=1e-9)
     assert fitted[2, 6] > disturbed[2, 6]
+
+
+def test_a_round_batch_keeps_its_speed_against_its_slower_odd_neighbour() -> None:
+    """BLAS runs rows in blocks and a remainder in narrower passes: B = 8 faster than B = 7 is real
+    (not a disturbance), while a step slower than one with a block of sequences more is not."""
+    batch = [4, 5, 6, 7, 8, 12]
+    sawtooth = np.array([[230.0, 282.0, 288.0, 350.0, 293.0, 394.0]]) * 1e-6  # H = 512, AMD EPYC, µs
+    fitted = monotone_fit(sawtooth, batch=batch, batch_block=4)
+    np.testing.assert_allclose(fitted, sawtooth, rtol=1e-9)
+    linked_row_by_row = monotone_fit(sawtooth)
+    assert linked_row_by_row[0, 4] > 1.05 * sawtooth[0, 4]  # B = 8 priced like B = 7
+    disturbed = sawtooth.copy()
+    disturbed[0, 0] = 500e-6  # B = 4 slower than B = 8: a disturbance
+    fixed = monotone_fit(disturbed, batch=batch, batch_block=4)
+    assert fixed[0, 0] < 0.8 * disturbed[0, 0]
+    assert fixed[0, 0] <= fixed[0, 4] * (1 + 1e-9) <= fixed[0, 5] * (1 + 1e-9)  # 4, 8, 12 non-decreasing

@@ -22,8 +22,8 @@ import numpy as np
 from ..config import DTYPE_BYTES, GATES
 from ..machine import cache_levels
 from ..model.costmodel import MATMULS_PER_TRAINING_STEP, gemm_key, step_key
-from ..model.units import (UNALIGNED_EXTRA_COLUMNS, GemmTable, MemoryLevels, StepTable, batch_grid, gemm_grid,
-                           hidden_grid)
+from ..model.units import (BATCH_BLOCK_ROWS, UNALIGNED_EXTRA_COLUMNS, GemmTable, MemoryLevels, StepTable,
+                           batch_grid, gemm_grid, hidden_grid)
 from ..groups import GroupKey
 from .drift import DriftTracker
 from .jobs import JobSpec
@@ -266,11 +266,12 @@ class UnitTimer:
                 total, at[(b, h)] = found
                 known[(b, h)] = _per_step_s(total, fixed_s, steps)
                 steps_of[(b, h)] = steps
-        # A step slower than a bigger one (more sequences or a larger hidden size) was timed during a
-        # disturbance — interference only ever slows a kernel down: time it once more, keep the faster.
+        # A step slower than a bigger one (a block of sequences more, or a larger hidden size) was timed
+        # during a disturbance — interference only ever slows a kernel down: time it once more, keep the
+        # faster. One sequence more can legitimately cost less (BLAS's blocks of rows: B = 8 against 7).
         for (b, h), v in list(known.items()):
-            bigger = [known[k] for k in ((batches[i + 1], h) for i in [batches.index(b)] if i + 1 < len(batches))
-                      if k in known]
+            more = next((x for x in batches if x >= b + BATCH_BLOCK_ROWS), None)
+            bigger = [known[(more, h)]] if (more, h) in known else []
             bigger += [known[k] for k in ((b, hiddens[i + 1]) for i in [hiddens.index(h)] if i + 1 < len(hiddens))
                        if k in known]
             if bigger and v > SUSPECT_RATIO * min(bigger):
