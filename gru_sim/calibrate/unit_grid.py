@@ -39,7 +39,8 @@ MAX_STEPS = 256
 MIN_STEPS = {"inference": 2, "training": 4}
 # Steps of the two calls that give the fixed cost of a call (subtracted from every step unit).
 CALL_PROBE_STEPS = (1, 64)
-# A step unit this much slower than a bigger neighbour is timed again.
+# A step unit this much slower than a bigger neighbour (a larger hidden size, or BATCH_BLOCK_ROWS more
+# sequences) is timed again.
 SUSPECT_RATIO = 1.15
 # GEMMs with more FLOPs than this, or writing an output larger than this, are not timed: they run at
 # the saturated rate of the largest one timed (each column is also timed at its largest M under both
