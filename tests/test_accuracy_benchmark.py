@@ -4,9 +4,9 @@ against the median of every run recorded on this CPU kind, other kinds left out.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -17,15 +17,11 @@ from gru_sim.predict import Predictor
 
 from model_fixtures import make_profile
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def _accuracy():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("accuracy_benchmark", ROOT / "benchmarks" / "accuracy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def acc(benchmark_script: Callable[[str], Any]) -> Any:
+    """benchmarks/accuracy.py as a module."""
+    return benchmark_script("accuracy")
 
 
 SHAPES = {"small": GruConfig(batch=2, seq_len=10, input_size=16, hidden_size=32, threads=1),
@@ -38,8 +34,7 @@ def _run_rows(scale: float) -> list[dict]:
             for n, c in SHAPES.items()]
 
 
-def test_recorded_runs_judge_a_profile_against_each_shapes_median_on_this_cpu_kind(tmp_path: Path) -> None:
-    acc = _accuracy()
+def test_recorded_runs_judge_a_profile_against_each_shapes_median_on_this_cpu_kind(tmp_path: Path, acc: Any) -> None:
     profile = make_profile(tmp_path / "p.json")
     data = tmp_path / "runs.csv"
     for scale in (1.0, 2.0, 4.0):
@@ -65,22 +60,20 @@ def test_recorded_runs_judge_a_profile_against_each_shapes_median_on_this_cpu_ki
     assert single["interval_coverage"] == pytest.approx(np.mean(inside))
 
 
-def test_recorded_runs_of_another_cpu_kind_only_are_refused_naming_them(tmp_path: Path) -> None:
-    acc = _accuracy()
+def test_recorded_runs_of_another_cpu_kind_only_are_refused_naming_them(tmp_path: Path, acc: Any) -> None:
     data = tmp_path / "runs.csv"
     acc.record_run(data, "Other CPU", _run_rows(1.0))
     with pytest.raises(SystemExit, match="Other CPU"):
         acc.judge_recorded(make_profile(tmp_path / "p.json"), data, "Test CPU")
 
 
-def test_a_missing_file_of_recorded_runs_is_one_line_naming_it(tmp_path: Path) -> None:
+def test_a_missing_file_of_recorded_runs_is_one_line_naming_it(tmp_path: Path, acc: Any) -> None:
     with pytest.raises(SystemExit, match="no such file of recorded runs"):
-        _accuracy().judge_recorded(make_profile(tmp_path / "p.json"), tmp_path / "nowhere.csv", "Test CPU")
+        acc.judge_recorded(make_profile(tmp_path / "p.json"), tmp_path / "nowhere.csv", "Test CPU")
 
 
 def test_run_to_run_is_each_run_against_the_median_of_the_others_a_uniformly_slow_run_only_in_its_level(
-        tmp_path: Path) -> None:
-    acc = _accuracy()
+        tmp_path: Path, acc: Any) -> None:
     data = tmp_path / "runs.csv"
     with data.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=acc.RECORD_FIELDS)
@@ -101,8 +94,7 @@ def test_run_to_run_is_each_run_against_the_median_of_the_others_a_uniformly_slo
 
 
 def test_judging_a_single_recorded_run_prints_its_figures_without_the_floor(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    acc = _accuracy()
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], acc: Any) -> None:
     data = tmp_path / "runs.csv"
     acc.record_run(data, "Test CPU", _run_rows(1.0))
     monkeypatch.setattr(acc, "machine_label", lambda: "Test CPU")
