@@ -64,7 +64,7 @@ def derive(store_path: Path, source: Path, out: Path, passes_as_one: bool) -> No
     copy = out.with_suffix(".sqlite")
     shutil.copyfile(store_path, copy)
     con = sqlite3.connect(copy)
-    con.execute("delete from units where kind in ('step', 'fixed')")  # derived: derive them again
+    con.execute("delete from units where kind in ('step', 'fixed', 'intercept')")  # derived: derive them again
     con.commit()
     con.close()
 

@@ -14,7 +14,7 @@ from gru_sim.model.costmodel import RESIDUAL_TERMS, GruCostModel
 from gru_sim.model.units import BATCH_BLOCK_ROWS, GemmTable, MemoryLevels, StepTable, batch_grid, hidden_grid
 
 from model_fixtures import (BATCHES, HIDDENS, LEVELS, design, fitted_model, gemm_table, step_table, synthetic_latencies,
-                            true_coefficients, true_gemm_s, true_step_s)
+                            tables, true_coefficients, true_gemm_s, true_step_s)
 
 TRAINING = GruConfig(batch=8, seq_len=50, input_size=64, hidden_size=128, num_layers=2, mode="training")
 
@@ -306,3 +306,53 @@ def test_the_steps_unaligned_extra_is_not_fitted_but_an_older_profiles_still_app
     extra = 0.25 * older.compose(c).terms[k]
     assert extra > 0
     assert older.predict_one(c) == pytest.approx(model.predict_one(c) + extra, rel=1e-9)
+
+
+def _with_intercepts(table: StepTable, per_hidden_s: list[float]) -> StepTable:
+    return StepTable(table.batch, table.hidden, table.step_s, table.matmul_s, table.element_bytes, table.levels,
+                     table.matmuls_per_step, table.call_fixed_s, tuple(per_hidden_s))
+
+
+def test_a_layer_pays_its_measured_per_call_fixed_cost_once_whatever_the_steps() -> None:
+    """A training call's weight-sized fixed cost (the intercept measured at each hidden size) is paid
+    once per layer and direction: the call term of the breakdown and of the kernels, not a step."""
+    steps, gemms = tables()
+    key = "cpu/float32/torch-gru/t1|training"
+    table = steps[key]
+    # 20 µs at the smallest hidden size, growing with the weights.
+    intercepts = [20e-6 + 1e-9 * h * h for h in table.hidden]
+    steps[key] = _with_intercepts(table, intercepts)
+    assert steps[key].layer_fixed_s(table.hidden[0]) == 0.0
+    h = 128
+    k = table.hidden.index(h)
+    assert steps[key].layer_fixed_s(h) == pytest.approx(intercepts[k] - intercepts[0], rel=1e-9)
+    # Past the largest hidden size it grows with the weights.
+    top = table.hidden[-1]
+    assert steps[key].layer_fixed_s(2 * top) == pytest.approx(4 * steps[key].layer_fixed_s(top), rel=1e-9)
+    model = GruCostModel().fit([], np.zeros(0), steps, gemms)
+    c = GruConfig(batch=8, seq_len=50, input_size=64, hidden_size=h, num_layers=2, bidirectional=True, mode="training")
+    plain = GruCostModel().fit([], np.zeros(0), tables()[0], gemms)
+    extra = 2 * 2 * (intercepts[k] - intercepts[0])  # two layers, two directions
+    for t in (50, 100):
+        assert model.predict_one(c.with_(seq_len=t)) == pytest.approx(plain.predict_one(c.with_(seq_len=t)) + extra,
+                                                                      rel=1e-9)
+    short, long_ = model.breakdown(c.with_(seq_len=50)), model.breakdown(c.with_(seq_len=100))
+    assert short["call_overhead_s"] == pytest.approx(long_["call_overhead_s"], rel=1e-12)
+    assert short["call_overhead_s"] == pytest.approx(plain.breakdown(c)["call_overhead_s"] + extra, rel=1e-9)
+    assert model.kernel_times(c).serial_s() == pytest.approx(model.predict_one(c), rel=1e-9)
+    assert sum(lt.recurrent_weight_grad_s for lt in model.kernel_times(c).layers) == pytest.approx(extra, rel=1e-9)
+    # Serialised and pooled, the intercepts stay.
+    again = StepTable.from_dict(steps[key].to_dict())
+    assert again.layer_fixed_s(h) == pytest.approx(steps[key].layer_fixed_s(h), rel=1e-12)
+    pooled = StepTable.median_of([steps[key], _with_intercepts(table, [3 * v for v in intercepts]), steps[key]])
+    assert pooled.layer_fixed_s(h) == pytest.approx(steps[key].layer_fixed_s(h), rel=1e-9)
+
+
+def test_a_lower_intercept_at_a_bigger_hidden_size_is_read_as_a_quieter_moment() -> None:
+    steps, _ = tables()
+    table = steps["cpu/float32/torch-gru/t1|training"]
+    values = [20e-6 * (1 + k) for k in range(len(table.hidden))]
+    values[3] = 5e-6  # below its smaller neighbours: made non-decreasing
+    t = _with_intercepts(table, values)
+    fixed = [t.layer_fixed_s(h) for h in table.hidden]
+    assert all(a <= b + 1e-15 for a, b in zip(fixed, fixed[1:]))

@@ -59,8 +59,13 @@ def test_the_faster_pass_makes_the_step_and_the_fixed_cost_is_kept(tmp_path: Pat
         timer._step_units(GROUP, mode, "float32", "torch-gru", 1, plan)
     first = [t for t in fake_calls.timed if t[3] == 1]
     second = [t for t in fake_calls.timed if t[3] == 2]
-    # The second pass times the same calls, in reverse order, probes last.
-    assert [t[:3] for t in second[:-len(CALL_PROBE_STEPS)]] == [t[:3] for t in reversed(first[len(CALL_PROBE_STEPS):])]
+    # The second pass times the same calls, in reverse order, then the probes, then the intercept calls
+    # (each hidden size's smallest-batch call with four times its steps), as the first pass did.
+    n_units = len(plan)
+    intercepts = first[len(CALL_PROBE_STEPS) + n_units:]
+    assert [t[:3] for t in intercepts] == [(1, h, 4 * s) for b, h, s in plan if b == 1]
+    assert [t[:3] for t in second[:n_units]] == [t[:3] for t in reversed(first[len(CALL_PROBE_STEPS):][:n_units])]
+    assert [t[:3] for t in second[n_units + len(CALL_PROBE_STEPS):]] == [t[:3] for t in intercepts]
     table = step_table(store, timer.spec, GROUP, "inference", "float32", 1)
     assert table is not None and table.call_fixed_s == pytest.approx(20e-6, rel=1e-6)
     for j, b in enumerate(table.batch):
@@ -118,7 +123,9 @@ def test_a_resume_does_not_retry_steps_a_retry_made_suspect(tmp_path: Path, monk
     timer = UnitTimer(spec, MeasurementStore(tmp_path / "s.sqlite"), step_grid=([1, 2, 5, 6], [16]), two_passes=False)
     timer.run(GROUP, "float32", "torch-gru", 1)
     assert len([k for k in timed if k[0] == 2]) == 2  # batch 2 was retried
-    assert len([k for k in timed if k[0] == 1 and k[1] not in CALL_PROBE_STEPS]) == 1  # batch 1 was not
+    units_at_1 = [k for k in timed if k[0] == 1 and k[1] not in CALL_PROBE_STEPS]
+    assert len(units_at_1) == 2 and units_at_1[1][1] == 4 * units_at_1[0][1]  # batch 1 was not (its
+    # second call is the intercept's, with four times the steps)
     timed.clear()
     timer.run(GROUP, "float32", "torch-gru", 1)
     assert [k for k in timed if k[1] not in CALL_PROBE_STEPS] == []
@@ -211,3 +218,54 @@ def test_a_table_whose_steps_are_stored_times_no_call_again_whatever_its_order(
     UnitTimer(spec, store, step_grid=grid, two_passes=False).run(GROUP, "float32", "torch-gru", 1)
     assert fake_calls.timed == []
     assert timed > 0
+
+
+class WeightedCalls:
+    """A call of ``steps`` steps lasts a fixed cost that grows with the hidden size (20 µs + 1 µs per
+    hidden unit) + steps · 1 µs · batch."""
+
+    def __call__(self, config, policy=None):  # type: ignore[no-untyped-def]
+        return 20e-6 + 1e-6 * config.hidden_size + config.seq_len * 1e-6 * config.batch, False
+
+
+def test_step_units_are_read_net_of_each_hidden_sizes_intercept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    from gru_sim.measure import units
+
+    monkeypatch.setattr(units, "time_gru_call_s", WeightedCalls())
+    spec = load_job(TINY).model_copy(update={"modes": ["training"]})
+    store = MeasurementStore(tmp_path / "s.sqlite")
+    timer = UnitTimer(spec, store, step_grid=([1, 2, 4], [16, 32, 64]), two_passes=False)
+    timer.run(GROUP, "float32", "torch-gru", 1)
+    table = step_table(store, spec, GROUP, "training", "float32", 1)
+    assert table is not None
+    for i, h in enumerate(table.hidden):
+        for j, b in enumerate(table.batch):
+            assert table.step_s[i][j] == pytest.approx(1e-6 * b, rel=1e-6), (h, b)
+    assert table.intercepts_by_hidden() == pytest.approx({h: 20e-6 + 1e-6 * h for h in (16, 32, 64)}, rel=1e-6)
+    assert table.layer_fixed_s(64) == pytest.approx(48e-6, rel=1e-6)
+
+
+def test_a_store_without_intercepts_is_read_net_of_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store timed before the intercepts were (its step units net of the smallest call's fixed cost
+    alone) is read again net of intercepts measured by other runs."""
+    from gru_sim.measure import units
+
+    monkeypatch.setattr(units, "time_gru_call_s", WeightedCalls())
+    monkeypatch.setattr(unit_grid, "INTERCEPT_MAX_CALL_S", 0.0)  # no intercept calls: an older store
+    spec = load_job(TINY).model_copy(update={"modes": ["training"]})
+    store = MeasurementStore(tmp_path / "s.sqlite")
+    timer = UnitTimer(spec, store, step_grid=([1, 2, 4], [16, 32, 64]), two_passes=False)
+    timer.run(GROUP, "float32", "torch-gru", 1)
+    old = step_table(store, spec, GROUP, "training", "float32", 1)
+    assert old is not None and old.call_fixed_by_hidden_s is None
+    assert old.step_s[2][0] > 1.1e-6  # H = 64, B = 1: the call's weight-sized cost read as steps
+    others = {h: 20e-6 + 1e-6 * h for h in (16, 64)}  # measured at two hidden sizes: 32 between them
+    fixed = step_table(store, spec, GROUP, "training", "float32", 1, fallback_intercepts=others)
+    assert fixed is not None
+    for i, h in enumerate(fixed.hidden):
+        for j, b in enumerate(fixed.batch):
+            expected = 1e-6 * b if h != 32 else None
+            if expected is not None:
+                assert fixed.step_s[i][j] == pytest.approx(expected, rel=1e-6), (h, b)
+    assert fixed.layer_fixed_s(64) == pytest.approx(48e-6, rel=1e-6)

@@ -119,7 +119,7 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
             # +1% (README; benchmarks/quick_runs.py).
             timer = UnitTimer(sub_spec, store, progress, quick_step_grid(src.batch, src.hidden, src.element_bytes),
                               _quick_gemm_grid((src_gemm.m, src_gemm.k, src_gemm.n), gemm_axes(spec)[0]),
-                              two_passes=True, passes_as_one=spec.unit_passes == 1)
+                              two_passes=True, passes_as_one=spec.unit_passes == 1, intercepts=False)
             timer.run(g, dtype, impl, threads)
             if store.get_primitives(g) is None:
                 progress(f"{g}: roofline ceilings")
@@ -127,11 +127,15 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
                 store.set_primitives(g, quick_ceilings(dtype, threads, spec.device), time.perf_counter() - t0)
             levels = memory_levels(store, spec.device, dtype, threads)
             for mode in modes:
-                sub = step_table(store, sub_spec, g, mode, dtype, threads)
+                source_table = model.step_tables_[step_key(g, mode)]
+                # Step units read net of this machine's per-call intercepts (or, from a store timed
+                # before they were, of the source's), as the source's units are.
+                sub = step_table(store, sub_spec, g, mode, dtype, threads,
+                                 fallback_intercepts=source_table.intercepts_by_hidden() or None)
                 if sub is None:
                     continue
-                adapted = adapt_step_table(model.step_tables_[step_key(g, mode)], sub.batch, sub.hidden,
-                                           sub.step_s, sub.matmul_s, levels)
+                adapted = adapt_step_table(source_table, sub.batch, sub.hidden, sub.step_s, sub.matmul_s, levels,
+                                           sub.intercepts_by_hidden())
                 adapted.call_fixed_s = sub.call_fixed_s or adapted.call_fixed_s  # this machine's, measured
                 data["step_tables"][step_key(g, mode)] = adapted.to_dict()
             sub_gemm = gemm_table(store, spec.device, dtype, threads)

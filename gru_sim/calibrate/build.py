@@ -22,7 +22,7 @@ from ..model.units import GemmTable, StepTable
 from .drift import SpeedModel
 from .jobs import JobSpec
 from .store import MeasurementStore, StoredPoint, StoredUnit, point_key
-from .unit_grid import gemm_table, step_table
+from .unit_grid import gemm_table, step_table, store_intercepts
 
 CANARIES = 4
 
@@ -62,8 +62,14 @@ def fit_runs(spec: JobSpec, runs: Sequence[tuple[MeasurementStore, list[StoredPo
     steps, gemms, modes = {}, {}, {}
     for key, dtype, _impl, threads in groups:
         for mode in spec.modes:
+            # Runs timed before the per-call intercepts were read their step units net of the runs'
+            # that measured them (the median of those, per hidden size).
+            measured = [store_intercepts(store, key, mode, speed.corrector(key)) for (store, _), speed in zip(runs, speeds)]
+            pooled = {h: float(np.exp(np.median(np.log([m[h] for m in measured if h in m]))))
+                      for h in sorted({h for m in measured for h in m})}
             tables = [t for (store, _), speed in zip(runs, speeds)
-                      if (t := step_table(store, spec, key, mode, dtype, threads, speed.corrector(key))) is not None]
+                      if (t := step_table(store, spec, key, mode, dtype, threads, speed.corrector(key),
+                                          pooled or None)) is not None]
             if tables:
                 steps[step_key(key, mode)] = StepTable.median_of(tables)
                 modes.setdefault(key, []).append(mode)

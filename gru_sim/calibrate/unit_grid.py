@@ -18,6 +18,7 @@ import zlib
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
+from scipy.optimize import isotonic_regression
 
 from ..config import DTYPE_BYTES, GATES
 from ..machine import cache_levels
@@ -39,6 +40,12 @@ MAX_STEPS = 256
 MIN_STEPS = {"inference": 2, "training": 4}
 # Steps of the two calls that give the fixed cost of a call (subtracted from every step unit).
 CALL_PROBE_STEPS = (1, 64)
+# The per-call intercept of each hidden size: the step unit's call at the smallest batch (n steps)
+# and a second call of this many times its steps; the two give the call's fixed cost at that hidden
+# size, which the step units are read net of (see StepTable.call_fixed_by_hidden_s). A second call
+# expected to last longer than INTERCEPT_MAX_CALL_S is not timed (the hidden size borrows its neighbours').
+INTERCEPT_STEPS_FACTOR = 4
+INTERCEPT_MAX_CALL_S = 0.5
 # A step unit this much slower than a bigger neighbour (a larger hidden size, or BATCH_BLOCK_ROWS more
 # sequences) is timed again.
 SUSPECT_RATIO = 1.15
@@ -84,6 +91,39 @@ def _fixed_cost_s(short_s: float, long_s: float) -> float:
     """A call's fixed cost from the probes of ``CALL_PROBE_STEPS`` steps: the short call less its steps."""
     per_step = max((long_s - short_s) / (CALL_PROBE_STEPS[1] - CALL_PROBE_STEPS[0]), 0.0)
     return max(short_s - CALL_PROBE_STEPS[0] * per_step, 0.0)
+
+
+def call_intercepts(hiddens: Sequence[int], pairs: dict[int, tuple[int, float, float, float]], fixed_s: float
+                    ) -> dict[int, float]:
+    """Each hidden size's call fixed cost from its two calls at the smallest batch (``pairs[h]`` = (n,
+    seconds of n steps, seconds of INTERCEPT_STEPS_FACTOR·n steps, when)): the line through them at
+    0 steps, between the smallest call's fixed cost ``fixed_s`` and the short call itself, made
+    non-decreasing in H (a quieter moment reads lower, never a bigger weight set); a hidden size
+    without both calls takes its neighbours' (:func:`intercepts_at`), and every one ``fixed_s`` when none has."""
+    measured = []
+    for h in sorted(pairs):
+        n, short_s, long_s, _ = pairs[h]
+        per_step = (long_s - short_s) / ((INTERCEPT_STEPS_FACTOR - 1) * n)
+        measured.append((h, min(max(short_s - n * per_step, fixed_s), short_s)))
+    if not measured:
+        return {h: fixed_s for h in hiddens}
+    logs = isotonic_regression(np.log([c for _, c in measured])).x
+    return intercepts_at({h: float(np.exp(v)) for (h, _), v in zip(measured, logs)}, hiddens)
+
+
+def intercepts_at(measured: dict[int, float], hiddens: Sequence[int]) -> dict[int, float]:
+    """Per-call intercepts (``measured``, by hidden size) at ``hiddens``: log-linear between the sizes
+    measured, held below the smallest, and past the largest growing with the weights (H²) from its
+    share above the smallest's: the part of a call's fixed cost its weights' buffers make."""
+    hs = sorted(measured)
+    base, top = measured[hs[0]], measured[hs[-1]]
+    out = {}
+    for h in hiddens:
+        if h > hs[-1]:
+            out[h] = base + (top - base) * (h / hs[-1]) ** 2
+        else:
+            out[h] = float(np.exp(np.interp(math.log(h), np.log(hs), np.log([measured[k] for k in hs]))))
+    return out
 
 
 def _per_step_s(call_s: float, fixed_s: float, steps: int) -> float:
@@ -138,10 +178,12 @@ class UnitTimer:
     def __init__(self, spec: JobSpec, store: MeasurementStore, progress: Progress | None = None,
                  step_grid: tuple[list[int], list[int]] | None = None,
                  gemm_grid: tuple[list[int], list[int], list[int]] | None = None, two_passes: bool = True,
-                 drift: DriftTracker | None = None, passes_as_one: bool = False) -> None:
+                 drift: DriftTracker | None = None, passes_as_one: bool = False, intercepts: bool = True) -> None:
         """``step_grid`` (batches, hiddens) and ``gemm_grid`` (M, K, N) replace the job's grids (a
         quick adaptation times a sub-grid). ``two_passes``: each step unit timed twice, the faster kept;
-        with ``passes_as_one``, their geometric mean instead (see :meth:`_step_units`)."""
+        with ``passes_as_one``, their geometric mean instead (see :meth:`_step_units`). ``intercepts``:
+        time each hidden size's per-call intercept (a quick adaptation reads its units net of the
+        source's instead: the long calls at large hidden sizes would double its minute)."""
         self.spec = spec
         self.store = store
         self.progress = progress or (lambda what: None)
@@ -149,6 +191,7 @@ class UnitTimer:
         self.gemm_grid = gemm_grid
         self.two_passes = two_passes
         self.passes_as_one = passes_as_one
+        self.intercepts = intercepts
         self.drift = drift  # times the group's reference call between units (see .drift)
 
     def run(self, group: str, dtype: str, impl: str, threads: int) -> None:
@@ -202,12 +245,21 @@ class UnitTimer:
                                lambda: time_gru_call_s(step_probe(b, h, steps, mode, dtype, impl, device, threads),
                                                        policy))
 
+        def intercept_call(h: int, steps: int) -> float | None:
+            return self._timed(group, table, "intercept_call", {"hidden": h, "steps": steps, **extra},
+                               lambda: time_gru_call_s(step_probe(b0, h, steps, mode, dtype, impl, device, threads),
+                                                       policy))
+
         b0, h0 = batches[0], hiddens[0]
         if second is not None:
             for b, h, steps in reversed(second):
                 timed(b, h, steps)
             for s in CALL_PROBE_STEPS:
                 timed(b0, h0, s)
+            for b, h, steps in second:  # the intercept calls the first pass timed
+                long_steps = INTERCEPT_STEPS_FACTOR * steps
+                if b == b0 and self.store.get_unit(table, "intercept_call", {"hidden": h, "steps": long_steps}):
+                    intercept_call(h, long_steps)
             return second
         short, long_ = (timed(b0, h0, s) for s in CALL_PROBE_STEPS)
         assert short is not None and long_ is not None
@@ -225,6 +277,12 @@ class UnitTimer:
             plan.append((b, h, steps))
             if total is not None:
                 known[(b, h)] = _per_step_s(total, fixed_s, steps)
+        # Each hidden size's call at the smallest batch again, with more steps: its intercept.
+        for b, h, steps in plan:
+            first = self.store.get_unit(table, "call", {"batch": b, "hidden": h, "steps": steps})
+            if self.intercepts and b == b0 and first is not None and first.value is not None \
+                    and INTERCEPT_STEPS_FACTOR * first.value <= INTERCEPT_MAX_CALL_S:
+                intercept_call(h, INTERCEPT_STEPS_FACTOR * steps)
         return plan
 
     def _step_units(self, group: str, mode: str, dtype: str, impl: str, threads: int,
@@ -240,12 +298,15 @@ class UnitTimer:
         batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
         b0, h0 = batches[0], hiddens[0]
 
-        def best(b: int, h: int, steps: int) -> tuple[float, float] | None:
+        def best(b: int, h: int, steps: int, kind: str = "call") -> tuple[float, float] | None:
             """The fastest of the call's timings (passes and retry), and when it was taken; with
             ``passes_as_one``, the two passes count as one timing: their geometric mean, which expects
-            what one timing does (the faster of the two lies half their gap below it)."""
+            what one timing does (the faster of the two lies half their gap below it). ``kind``
+            "intercept_call": the smallest batch's call of ``steps`` steps timed for the intercept."""
             def timing(extra: dict[str, int]) -> tuple[float, float] | None:
-                u = self.store.get_unit(table, "call", {"batch": b, "hidden": h, "steps": steps, **extra})
+                params = ({"batch": b, "hidden": h, "steps": steps} if kind == "call"
+                          else {"hidden": h, "steps": steps})
+                u = self.store.get_unit(table, kind, {**params, **extra})
                 return (u.value, u.at) if u is not None and u.value is not None else None
 
             passes = [t for t in (timing({}), timing({"pass": 2})) if t is not None]
@@ -258,6 +319,12 @@ class UnitTimer:
         if short is None or long_ is None:
             return
         fixed_s = _fixed_cost_s(short[0], long_[0])
+        pairs: dict[int, tuple[int, float, float, float]] = {}  # hidden: (steps, short call, long call, at)
+        for b, h, steps in plan:
+            if b == b0 and (one := best(b, h, steps)) is not None \
+                    and (more := best(b, h, INTERCEPT_STEPS_FACTOR * steps, "intercept_call")) is not None:
+                pairs[h] = (steps, one[0], more[0], one[1])
+        fixed_of = call_intercepts(hiddens, pairs, fixed_s)
         known: dict[tuple[int, int], float] = {}
         at: dict[tuple[int, int], float] = {}
         steps_of: dict[tuple[int, int], int] = {}
@@ -265,7 +332,7 @@ class UnitTimer:
             found = best(b, h, steps)
             if found is not None:
                 total, at[(b, h)] = found
-                known[(b, h)] = _per_step_s(total, fixed_s, steps)
+                known[(b, h)] = _per_step_s(total, fixed_of[h], steps)
                 steps_of[(b, h)] = steps
         # A step slower than a bigger one (a block of sequences more, or a larger hidden size) was timed
         # during a disturbance — interference only ever slows a kernel down: time it once more, keep the
@@ -280,11 +347,14 @@ class UnitTimer:
                 again = self._timed(group, table, "call", {"batch": b, "hidden": h, "steps": steps, "retry": 1},
                                     lambda: time_gru_call_s(step_probe(b, h, steps, mode, dtype, impl,
                                                                        self.spec.device, threads)))
-                if again is not None and (retried := _per_step_s(again, fixed_s, steps)) < v:
+                if again is not None and (retried := _per_step_s(again, fixed_of[h], steps)) < v:
                     known[(b, h)], at[(b, h)] = retried, time.time()
         for (b, h), v in known.items():
             if self.store.get_unit(table, "step", {"batch": b, "hidden": h}) is None:
                 self.store.add_unit(group, table, "step", {"batch": b, "hidden": h}, v, False, 0.0, at=at[(b, h)])
+        for h, (_, _, _, when) in pairs.items():
+            if self.store.get_unit(table, "intercept", {"hidden": h}) is None:
+                self.store.add_unit(group, table, "intercept", {"hidden": h}, fixed_of[h], False, 0.0, at=when)
         if self.store.get_unit(table, "fixed", {}) is None:
             self.store.add_unit(group, table, "fixed", {}, fixed_s, False, 0.0, at=short[1])
 
@@ -369,12 +439,41 @@ def _as_timed(seconds: float, at: float) -> float:
     return seconds
 
 
+def store_intercepts(store: MeasurementStore, group: str, mode: str,
+                     correct: Callable[[float, float], float] = _as_timed) -> dict[int, float]:
+    """The per-call intercepts the store measured for ``group`` and ``mode``, by hidden size ({} when
+    it measured none: a store timed before they were)."""
+    return {u.params["hidden"]: correct(u.value, u.at) for u in store.units(step_key(group, mode), "intercept")
+            if u.value is not None}
+
+
+def _unit_steps(store: MeasurementStore, table: str, steps_s: dict[tuple[int, int], float], fixed_s: float
+                ) -> dict[tuple[int, int], int]:
+    """The step count of the call each step unit was read from: of the calls timed at its batch and
+    hidden size, the one whose time less ``fixed_s``, per step, is the unit."""
+    counts: dict[tuple[int, int], set[tuple[int, float]]] = {}
+    for u in store.units(table, "call"):
+        if u.value is not None:
+            counts.setdefault((u.params["batch"], u.params["hidden"]), set()).add((u.params["steps"], u.value))
+    out = {}
+    for key, v in steps_s.items():
+        if key in counts and v > 0:
+            out[key] = min(counts[key], key=lambda sv: abs(math.log(max(sv[1] - fixed_s, 0.1 * sv[1]) / sv[0] / v)))[0]
+    return out
+
+
 def step_table(store: MeasurementStore, spec: JobSpec, group: str, mode: str, dtype: str, threads: int,
-               correct: Callable[[float, float], float] = _as_timed) -> StepTable | None:
+               correct: Callable[[float, float], float] = _as_timed,
+               fallback_intercepts: dict[int, float] | None = None) -> StepTable | None:
     """The step table of ``group`` and ``mode`` from the store; None when no step was timed.
-    ``correct(seconds, at)`` turns a timing into the machine's typical speed (see .drift)."""
+    ``correct(seconds, at)`` turns a timing into the machine's typical speed (see .drift).
+
+    A store timed before the per-call intercepts were read its step units net of the smallest call's
+    fixed cost alone; given ``fallback_intercepts`` (by hidden size: other runs', a pool's median, or
+    the source profile's), its units are read again net of those, from the step counts of its calls."""
+    table = step_key(group, mode)
     steps = {(u.params["batch"], u.params["hidden"]): correct(u.value, u.at)
-             for u in store.units(step_key(group, mode), "step") if u.value is not None}
+             for u in store.units(table, "step") if u.value is not None}
     if not steps:
         return None
     matmuls = {(u.params["batch"], u.params["hidden"]): correct(u.value, u.at) for u in store.units(group, "matmul")
@@ -382,13 +481,20 @@ def step_table(store: MeasurementStore, spec: JobSpec, group: str, mode: str, dt
     batches = sorted({b for b, _ in steps})
     hiddens = sorted({h for _, h in steps})
     nan = float("nan")
-    fixed = store.get_unit(step_key(group, mode), "fixed", {})
+    fixed = store.get_unit(table, "fixed", {})
+    fixed_s = correct(fixed.value, fixed.at) if fixed is not None and fixed.value is not None else None
+    intercepts = store_intercepts(store, group, mode, correct)
+    if not intercepts and fallback_intercepts and fixed_s is not None:
+        intercepts = intercepts_at(fallback_intercepts, hiddens)
+        counts = _unit_steps(store, table, steps, fixed_s)
+        steps = {(b, h): (max(v - max(intercepts[h] - fixed_s, 0.0) / counts[(b, h)], 0.1 * v)
+                          if (b, h) in counts else v) for (b, h), v in steps.items()}
     return StepTable(tuple(batches), tuple(hiddens),
                      [[steps.get((b, h), nan) for b in batches] for h in hiddens],
                      [[matmuls.get((b, h), nan) for b in batches] for h in hiddens],
                      DTYPE_BYTES[dtype], memory_levels(store, spec.device, dtype, threads),
-                     MATMULS_PER_TRAINING_STEP if mode == "training" else 1,
-                     correct(fixed.value, fixed.at) if fixed is not None and fixed.value is not None else None)
+                     MATMULS_PER_TRAINING_STEP if mode == "training" else 1, fixed_s,
+                     tuple(intercepts.get(h, nan) for h in hiddens) if intercepts else None)
 
 
 def gemm_table(store: MeasurementStore, device: str, dtype: str, threads: int,

@@ -40,10 +40,31 @@ def step_log_ratios(source: StepTable, batches: Sequence[int], hiddens: Sequence
     return out
 
 
+def adapt_intercepts(source: StepTable, measured: dict[int, float]) -> tuple[float, ...] | None:
+    """The source's per-call intercepts (by its hidden sizes) on this machine: scaled by the median
+    ratio of the ones measured here (``measured``, by hidden size) to the source's at the same sizes;
+    the measured ones placed on the source's hidden sizes (log-linear) where the source has none; the
+    source's as they are where nothing was measured here."""
+    own = source.intercepts_by_hidden()
+    if not measured:
+        return source.call_fixed_by_hidden_s
+
+    def at(values: dict[int, float], h: int) -> float:
+        hs = sorted(values)
+        return float(np.exp(np.interp(math.log(h), np.log(hs), np.log([values[k] for k in hs]))))
+
+    if not own:
+        return tuple(at(measured, h) for h in source.hidden)
+    ratio = float(np.exp(np.median([math.log(v / at(own, h)) for h, v in measured.items()])))
+    return tuple(v * ratio if np.isfinite(v) else v for v in np.asarray(source.call_fixed_by_hidden_s, dtype=float))
+
+
 def adapt_step_table(source: StepTable, batches: Sequence[int], hiddens: Sequence[int], step_s: np.ndarray,
-                     matmul_s: np.ndarray, levels: MemoryLevels | None) -> StepTable:
+                     matmul_s: np.ndarray, levels: MemoryLevels | None,
+                     intercepts: dict[int, float] | None = None) -> StepTable:
     """``source`` scaled point by point by the ratio of the sub-grid's new times (``[h][b]``, NaN where
-    not timed) to the source's, interpolated in log space; ``levels`` are this machine's."""
+    not timed) to the source's, interpolated in log space; ``levels`` are this machine's, and
+    ``intercepts`` (by hidden size) the per-call intercepts measured here (:func:`adapt_intercepts`)."""
     step_ratio = _fill_nan_nearest(step_log_ratios(source, batches, hiddens, np.asarray(step_s, dtype=float)))
     mm_ratio = np.full_like(step_ratio, np.nan)
     mm = np.asarray(matmul_s, dtype=float)
@@ -59,7 +80,7 @@ def adapt_step_table(source: StepTable, batches: Sequence[int], hiddens: Sequenc
     new_mm = np.array([[v * math.exp(interp_log_grid(grids, mm_ratio, (h, b))) if np.isfinite(v) else np.nan
                         for b, v in zip(source.batch, row)] for h, row in zip(source.hidden, source.matmul_s)])
     return StepTable(source.batch, source.hidden, new_step, new_mm, source.element_bytes, levels,
-                     source.matmuls_per_step, source.call_fixed_s)
+                     source.matmuls_per_step, source.call_fixed_s, adapt_intercepts(source, intercepts or {}))
 
 
 def adapt_gemm_table(source: GemmTable, ms: Sequence[int], ks: Sequence[int], ns: Sequence[int],

@@ -210,6 +210,8 @@ class BatchPredictor:
         hh_bytes = GATES * h * h * s
         proj0 = proj0 + raw.cold_read_s(hh_bytes, weight_bytes) + raw.cold_read_s(GATES * h * i * s, weight_bytes)
         proj1 = proj1 + raw.cold_read_s(hh_bytes, weight_bytes) + raw.cold_read_s(GATES * h * d * h * s, weight_bytes)
+        # Each layer's per-call fixed cost (StepTable.layer_fixed_s), priced with the steps' rest.
+        terms_fixed = np.zeros_like(h) if borrowed_mode else layers * d * raw.layer_fixed_many(h)
         terms_steps = d * t * step0 + rest * (d * t * step1)
         terms_mm = d * t * np.minimum(mm_s, step0) + rest * (d * t * np.minimum(mm_s, step1))
         terms_proj = d * proj0 + rest * (d * proj1)
@@ -218,7 +220,7 @@ class BatchPredictor:
         terms_bytes = layers * (d * t * (b * h * s))
         terms_su = np.where(step_off, terms_steps, 0.0)
         terms_pu = np.where(fitted_off, d * (proj0 + bwd0) + rest * (d * (proj1 + bwd1)), 0.0)
-        composed = ((terms_steps - terms_mm) * coef[0] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
+        composed = ((terms_steps - terms_mm + terms_fixed) * coef[0] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
                     + terms_ld * coef[4] + terms_bytes * coef[5] + terms_su * coef[6] + terms_pu * coef[7]
                     + terms_mm * coef[8])
 

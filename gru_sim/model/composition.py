@@ -29,6 +29,8 @@ class LayerUnits:
     step_unaligned: bool = False        # H is not a whole number of SIMD vectors
     projection_unaligned: bool = False  # its 3H-wide rows are not, and the GEMM table has no measured
                                         # slowdown for that (a fitted extra share prices it)
+    fixed_s: float = 0.0     # once per call: the layer's fixed cost beyond the smallest call's (its
+                             # weights' gradient buffers in training; StepTable.layer_fixed_s)
 
 
 @dataclass(frozen=True)

@@ -250,14 +250,17 @@ class GruCostModel:
             proj += table.cold_read_s(float(GATES * h * h * e), weight_bytes) + table.cold_read_s(
                 float(GATES * h * i * e), weight_bytes)
             out_bytes = float(b * h * config.dtype_bytes)
+            layer_fixed = 0.0 if borrowed_mode else table.layer_fixed_s(h)
             layers.append(LayerUnits(layer, layer_step, mm_s, forward_share, proj, proj_bwd, out_bytes,
-                                     step_off, proj_off))
+                                     step_off, proj_off, layer_fixed))
             d = config.directions
             if step_off:
                 terms[_STEPS_UNALIGNED] += d * t * layer_step
             if proj_off:
                 terms[_PROJ_UNALIGNED] += d * (proj + proj_bwd)
-            terms[_STEPS] += d * t * (layer_step - min(mm_s, layer_step))
+            # The layer's per-call fixed cost is a step unit's share that a call pays once, not per step:
+            # priced with the steps' non-matmul rest, as the units it was read from.
+            terms[_STEPS] += d * (t * (layer_step - min(mm_s, layer_step)) + layer_fixed)
             terms[_STEP_MM] += d * t * min(mm_s, layer_step)
             terms[_PROJ] += d * proj
             terms[_PROJ_BWD] += d * proj_bwd
@@ -298,9 +301,11 @@ class GruCostModel:
             out["pointwise_s"] += d * t * pw
             out["step_overhead_s"] += d * t * (oh + coef[_BYTES] * unit.output_bytes)
             out["input_projection_s"] += d * (a_proj * unit.projection_s + a_bwd * unit.projection_backward_s)
+            out["call_overhead_s"] += d * coef[_STEPS] * unit.fixed_s
             backward += d * (t * step_total * (1.0 - unit.forward_share)
-                             + a_bwd * unit.projection_backward_s)
-        out["call_overhead_s"] = coef[_CALL] + coef[_LD] * comp.terms[_LD]
+                             + a_bwd * unit.projection_backward_s
+                             + (coef[_STEPS] * unit.fixed_s if config.mode == "training" else 0.0))
+        out["call_overhead_s"] += coef[_CALL] + coef[_LD] * comp.terms[_LD]
         out["backward_s"] = backward
         return out
 
@@ -358,18 +363,22 @@ class GruCostModel:
             step_total, a_proj, a_bwd = price_layer(coef, unit)
             mm, pw, oh = step_split(comp, unit, coef)
             f = unit.forward_share
+            # The layer's per-call fixed cost: in training its weights' gradient buffers (allocated,
+            # filled and summed once per call); in inference it runs with the projection.
+            fixed = coef[_STEPS] * unit.fixed_s
+            training = config.mode == "training"
             for direction in range(config.directions):
                 layers.append(LayerTimes(
                     layer=unit.layer,
                     direction=direction,
                     # The layer-direction's fixed cost runs with its projection.
-                    input_projection_s=a_proj * unit.projection_s + coef[_LD],
+                    input_projection_s=a_proj * unit.projection_s + coef[_LD] + (0.0 if training else fixed),
                     recurrent_matmul_per_step_s=f * mm,
                     pointwise_per_step_s=f * pw,
                     step_overhead_per_step_s=f * oh + coef[_BYTES] * unit.output_bytes,
                     backward_per_step_s=(1.0 - f) * step_total,
                     backward_input_projection_s=a_bwd * unit.projection_backward_s,
-                    recurrent_weight_grad_s=0.0,
+                    recurrent_weight_grad_s=fixed if training else 0.0,
                 ))
         return CallTimes(config=config, layers=tuple(layers), call_overhead_s=float(coef[_CALL]))
 
