@@ -3,8 +3,8 @@ allocator. For each hidden size: the step unit's call (a one-layer training call
 1 at B = 1, as the calibration times it) over n and 4n steps, the intercept of the line through them
 — the seconds a call pays once, whatever its length — and the slope, one step's seconds. Each hidden
 size is timed in a process of its own twice: as started ("fresh": glibc returns freed blocks above
-its small starting thresholds to the OS, and the next call faults them in again) and after a 40 MiB
-block was allocated and freed ("warm": glibc's mmap and trim thresholds then sit at their maximum and
+its small starting thresholds to the OS, and the next call faults them in again) and after a 30 MiB
+block was allocated and freed ("warm": glibc's mmap and trim thresholds then sit near their maximum and
 freed gradient buffers are reused, as in any process that has run a large call — the calibration's,
 the benchmarks', a training loop's). Then ``--shapes`` (default: the typical shapes) whole, each in a
 fresh and a warm process: how much of the difference a user's call sees.
@@ -24,7 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPES = ROOT / "benchmarks" / "data" / "typical_shapes.csv"
-WARM_BLOCK_BYTES = 40 * 2**20
+# Freed, a block at most glibc's largest mmap threshold (32 MiB on 64-bit) raises that threshold (and
+# the trim threshold, to twice it) to its size; a larger block leaves them where they were.
+WARM_BLOCK_BYTES = 30 * 2**20
 
 CHILD = r"""
 import json, sys
