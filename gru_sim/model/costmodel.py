@@ -9,7 +9,9 @@ physical quantities (``RESIDUAL_TERMS``):
   steps include their backward, timed inside a real training call), split into the recurrent matmuls
   (timed alone on the same grid) and the rest (gates, allocations, dispatch): the two are separate
   kernels that a machine's threads, caches and interference treat differently (at 2 threads on a
-  shared VM the many small gate ops slow down while a memory-bound matvec does not speed up);
+  shared VM the many small gate ops slow down while a memory-bound matvec does not speed up); the
+  rest also holds each layer-direction's measured per-call fixed cost beyond the smallest call's
+  (:meth:`.units.StepTable.layer_fixed_s`: in training the weights' gradient buffers), once per call;
 * ``projection`` — Σ GEMM(T·B, I_l, 3H) from the GEMM table, plus the call's first read of each layer's
   W_ih and W_hh from the level that holds the call's whole weight set (the units time each matrix
   alone; :meth:`.units.StepTable.cold_read_s`);
