@@ -128,8 +128,9 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
             levels = memory_levels(store, spec.device, dtype, threads)
             for mode in modes:
                 source_table = model.step_tables_[step_key(g, mode)]
-                # Step units read net of this machine's per-call intercepts (or, from a store timed
-                # before they were, of the source's), as the source's units are.
+                # Step units read net of the source's per-call intercepts, as the source's units are
+                # (an adaptation does not time them: the long calls at large hidden sizes would take
+                # its minute to 72 s of measuring); the adapted table keeps the source's.
                 sub = step_table(store, sub_spec, g, mode, dtype, threads,
                                  fallback_intercepts=source_table.intercepts_by_hidden() or None)
                 if sub is None:
