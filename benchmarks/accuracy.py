@@ -28,8 +28,9 @@ GEMM grid's missing one-row and few-input points (README, accuracy section).
 
 ``--shapes benchmarks/data/field_shapes.csv`` judges a third set (univariate and sensor streams, MFCC and
 spectrogram inputs, lip reading, gestures, taggers, click models, summarisers, a large decoder step,
-a batch of 512, a hidden size of 1,536, a tiny GRU), chosen and first measured with the profile and
-model frozen (recorded in ``benchmarks/data/field_measured.csv``): nothing was changed after it.
+a batch of 512, a hidden size of 1,536, a tiny GRU), recorded in ``benchmarks/data/field_measured.csv``.
+Its first run (2026-12-04 23:19 UTC) was taken with the model and profile of the time, before anything
+was changed for it: judged with that profile, it is the blind figure.
 
 ``--shapes benchmarks/data/deepbench_shapes.csv`` judges the DeepBench GRU sizes (``../shared/data``)
 of at most 1e10 FLOPs a call (6·T·B·H² a phase; 13 of 73) instead: real speech workloads, most beyond
