@@ -269,3 +269,14 @@ def test_a_store_without_intercepts_is_read_net_of_others(tmp_path: Path, monkey
             if expected is not None:
                 assert fixed.step_s[i][j] == pytest.approx(expected, rel=1e-6), (h, b)
     assert fixed.layer_fixed_s(64) == pytest.approx(48e-6, rel=1e-6)
+
+
+def test_intercepts_stay_positive_and_ordered_when_the_probes_read_nothing() -> None:
+    """A fixed cost read as 0 (the two probes equal) and a long call faster than the short one (a
+    disturbance) still give positive intercepts, non-decreasing in H, each at most its short call."""
+    from gru_sim.calibrate.unit_grid import call_intercepts
+
+    got = call_intercepts([16, 32, 64], {16: (4, 1e-4, 3e-4, 0.0), 32: (4, 2e-4, 1e-4, 0.0)}, 0.0)
+    assert all(v > 0 for v in got.values())
+    assert got[16] <= got[32] <= got[64]
+    assert got[32] <= 2e-4 + 1e-15

@@ -104,7 +104,8 @@ def call_intercepts(hiddens: Sequence[int], pairs: dict[int, tuple[int, float, f
     for h in sorted(pairs):
         n, short_s, long_s, _ = pairs[h]
         per_step = (long_s - short_s) / ((INTERCEPT_STEPS_FACTOR - 1) * n)
-        measured.append((h, min(max(short_s - n * per_step, fixed_s), short_s)))
+        # At least the smallest call's fixed cost (and above nothing: a call's fixed cost is never 0).
+        measured.append((h, max(min(max(short_s - n * per_step, fixed_s), short_s), 1e-9)))
     if not measured:
         return {h: fixed_s for h in hiddens}
     logs = isotonic_regression(np.log([c for _, c in measured])).x
