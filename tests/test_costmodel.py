@@ -356,3 +356,18 @@ def test_a_lower_intercept_at_a_bigger_hidden_size_is_read_as_a_quieter_moment()
     t = _with_intercepts(table, values)
     fixed = [t.layer_fixed_s(h) for h in table.hidden]
     assert all(a <= b + 1e-15 for a, b in zip(fixed, fixed[1:]))
+
+
+def test_a_quick_adaptation_scales_the_sources_intercepts_by_the_ones_measured_here() -> None:
+    from gru_sim.model.adapt import adapt_intercepts
+
+    steps, _ = tables()
+    table = steps["cpu/float32/torch-gru/t1|training"]
+    values = [20e-6 + 1e-9 * h * h for h in table.hidden]
+    source = _with_intercepts(table, values)
+    twice = {h: 2 * v for h, v in zip(table.hidden[::3], values[::3])}
+    assert adapt_intercepts(source, twice) == pytest.approx(tuple(2 * v for v in values), rel=1e-9)
+    assert adapt_intercepts(source, {}) == source.call_fixed_by_hidden_s
+    # A source without intercepts takes the ones measured here, on its own hidden sizes.
+    placed = adapt_intercepts(table, {h: v for h, v in zip(table.hidden, values)})
+    assert placed == pytest.approx(tuple(values), rel=1e-9)

@@ -24,7 +24,7 @@ from ..config import DTYPE_BYTES, GATES
 from ..machine import cache_levels
 from ..model.costmodel import MATMULS_PER_TRAINING_STEP, gemm_key, step_key
 from ..model.units import (BATCH_BLOCK_ROWS, UNALIGNED_EXTRA_COLUMNS, GemmTable, MemoryLevels, StepTable,
-                           batch_grid, gemm_grid, hidden_grid)
+                           batch_grid, gemm_grid, hidden_grid, intercepts_at)
 from ..groups import GroupKey
 from .drift import DriftTracker
 from .jobs import JobSpec
@@ -110,21 +110,6 @@ def call_intercepts(hiddens: Sequence[int], pairs: dict[int, tuple[int, float, f
         return {h: fixed_s for h in hiddens}
     logs = isotonic_regression(np.log([c for _, c in measured])).x
     return intercepts_at({h: float(np.exp(v)) for (h, _), v in zip(measured, logs)}, hiddens)
-
-
-def intercepts_at(measured: dict[int, float], hiddens: Sequence[int]) -> dict[int, float]:
-    """Per-call intercepts (``measured``, by hidden size) at ``hiddens``: log-linear between the sizes
-    measured, held below the smallest, and past the largest growing with the weights (H²) from its
-    share above the smallest's: the part of a call's fixed cost its weights' buffers make."""
-    hs = sorted(measured)
-    base, top = measured[hs[0]], measured[hs[-1]]
-    out = {}
-    for h in hiddens:
-        if h > hs[-1]:
-            out[h] = base + (top - base) * (h / hs[-1]) ** 2
-        else:
-            out[h] = float(np.exp(np.interp(math.log(h), np.log(hs), np.log([measured[k] for k in hs]))))
-    return out
 
 
 def _per_step_s(call_s: float, fixed_s: float, steps: int) -> float:

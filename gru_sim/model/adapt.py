@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .units import GemmTable, MemoryLevels, StepTable, interp_log_grid
+from .units import GemmTable, MemoryLevels, StepTable, interp_log_grid, intercepts_at
 
 
 def _fill_nan_nearest(values: np.ndarray) -> np.ndarray:
@@ -48,14 +48,10 @@ def adapt_intercepts(source: StepTable, measured: dict[int, float]) -> tuple[flo
     own = source.intercepts_by_hidden()
     if not measured:
         return source.call_fixed_by_hidden_s
-
-    def at(values: dict[int, float], h: int) -> float:
-        hs = sorted(values)
-        return float(np.exp(np.interp(math.log(h), np.log(hs), np.log([values[k] for k in hs]))))
-
     if not own:
-        return tuple(at(measured, h) for h in source.hidden)
-    ratio = float(np.exp(np.median([math.log(v / at(own, h)) for h, v in measured.items()])))
+        return tuple(intercepts_at(measured, source.hidden).values())
+    at_own = intercepts_at(own, list(measured))
+    ratio = float(np.exp(np.median([math.log(v / at_own[h]) for h, v in measured.items()])))
     return tuple(v * ratio if np.isfinite(v) else v for v in np.asarray(source.call_fixed_by_hidden_s, dtype=float))
 
 

@@ -208,7 +208,7 @@ class StepTable:
         per_byte = self._matmul[:, 0] / weight_bytes
         ok = np.isfinite(per_byte) & (per_byte > 0)
         self._read_log_bytes, self._read_log_s = np.log(weight_bytes[ok]), np.log(per_byte[ok])
-        self._layer_fixed = _layer_fixed_by_hidden(self.hidden, self.call_fixed_by_hidden_s)
+        self._layer_fixed = _layer_fixed_by_hidden(self.intercepts_by_hidden())
 
     def intercepts_by_hidden(self) -> dict[int, float]:
         """The measured per-call intercepts by hidden size ({} when the table has none)."""
@@ -350,18 +350,29 @@ class StepTable:
                    tuple(float(v) for v in log_median(by_hidden)[:, 0]) if by_hidden else None)
 
 
-def _layer_fixed_by_hidden(hidden: Sequence[int], fixed_s: Sequence[float] | None
-                           ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(hidden sizes, seconds beyond the smallest's) of the measured per-call intercepts, made
-    non-decreasing in H (bigger weights never cost a call less; a lower reading was a quieter moment):
-    None when fewer than two were measured."""
-    if fixed_s is None:
+def intercepts_at(measured: dict[int, float], hiddens: Sequence[int]) -> dict[int, float]:
+    """Per-call intercepts (``measured``, by hidden size) at ``hiddens``: log-linear between the sizes
+    measured, held below the smallest, and past the largest growing with the weights (H²) from its
+    share above the smallest's: the part of a call's fixed cost its weights' buffers make."""
+    hs = sorted(measured)
+    base, top = measured[hs[0]], measured[hs[-1]]
+    out = {}
+    for h in hiddens:
+        if h > hs[-1]:
+            out[h] = base + (top - base) * (h / hs[-1]) ** 2
+        else:
+            out[h] = float(np.exp(np.interp(math.log(h), np.log(hs), np.log([measured[k] for k in hs]))))
+    return out
+
+
+def _layer_fixed_by_hidden(measured: dict[int, float]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(hidden sizes, seconds beyond the smallest's) of the measured per-call intercepts (by hidden
+    size), made non-decreasing in H (bigger weights never cost a call less; a lower reading was a
+    quieter moment): None when fewer than two were measured."""
+    if len(measured) < 2:
         return None
-    pairs = [(h, v) for h, v in zip(hidden, fixed_s) if v is not None and math.isfinite(v) and v > 0]
-    if len(pairs) < 2:
-        return None
-    hs = np.array([h for h, _ in pairs], dtype=float)
-    logs = isotonic_regression(np.log([v for _, v in pairs])).x
+    hs = np.array(sorted(measured), dtype=float)
+    logs = isotonic_regression(np.log([measured[h] for h in sorted(measured)])).x
     values = np.exp(logs)
     return hs, values - values[0]
 
