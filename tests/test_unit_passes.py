@@ -201,8 +201,21 @@ def test_step_calls_are_timed_with_rows_taking_turns(tmp_path: Path, fake_calls:
         assert [b for b, hh, _ in plan if hh == h] == [1, 2, 4, 8]
 
 
+class SquareCalls(FakeCalls):
+    """A step of 1 µs of dispatch and 1 ns · batch · hidden² of work: a step count guessed from a
+    neighbour of another hidden size differs from one guessed from another batch."""
+
+    def __call__(self, config, policy):  # type: ignore[no-untyped-def]
+        self.timed.append((config.batch, config.hidden_size, config.seq_len, 2 if policy.min_samples == 3 else 1))
+        return 20e-6 + config.seq_len * (1e-6 + 1e-9 * config.batch * config.hidden_size**2), False
+
+
 def test_a_table_whose_steps_are_stored_times_no_call_again_whatever_its_order(
-        tmp_path: Path, fake_calls: FakeCalls, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gru_sim.measure import units
+
+    fake_calls = SquareCalls()
+    monkeypatch.setattr(units, "time_gru_call_s", fake_calls)
     spec = load_job(TINY).model_copy(update={"modes": ["inference"]})
     store = MeasurementStore(tmp_path / "s.sqlite")
     grid = ([1, 2, 4, 8], [16, 32, 64, 128])
@@ -280,3 +293,19 @@ def test_intercepts_stay_positive_and_ordered_when_the_probes_read_nothing() -> 
     assert all(v > 0 for v in got.values())
     assert got[16] <= got[32] <= got[64]
     assert got[32] <= 2e-4 + 1e-15
+
+
+def test_a_step_count_is_guessed_from_the_work_above_the_dispatch_floor() -> None:
+    floor = 8e-6
+    # A neighbour that is all dispatch says nothing about the work: the guess at a hidden size eight
+    # times larger stays near the floor (its matmul at peak rate), not 64 times the neighbour.
+    near_floor = UnitTimer._estimate({(1, 16): 8.4e-6}, 1, 128, 1.0, floor)
+    assert floor < near_floor < 2 * floor
+    steps = unit_grid.STEP_TARGET_CALL_S / near_floor
+    assert steps > 100  # a call of ~1.5 ms, not one of three steps
+    # A neighbour with work: its work (above the floor) grows linearly with the batch and the hidden size.
+    assert UnitTimer._estimate({(4, 256): 108e-6}, 8, 256, 1.0, floor) == pytest.approx(floor + 200e-6)
+    assert UnitTimer._estimate({(1, 512): 108e-6}, 1, 1024, 1.0, floor) == pytest.approx(floor + 200e-6)
+    # Never below the matmuls at the peak rate (training runs three of them a step).
+    alone = UnitTimer._estimate({}, 64, 1024, 3.0, floor)
+    assert alone == pytest.approx(floor + 3.0 * 2 * 64 * 3 * 1024**2 / unit_grid.ESTIMATE_FLOPS_PER_S)

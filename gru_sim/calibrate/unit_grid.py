@@ -35,6 +35,9 @@ T = TypeVar("T")
 # A step unit's call lasts about this long: long enough that the call's fixed cost is a small share.
 STEP_TARGET_CALL_S = 0.0015
 MAX_STEPS = 256
+# About one core's float32 peak on current CPUs: no step runs its matmuls faster, so a step's first
+# guess (to choose its step count) is never less than its matmuls at this rate.
+ESTIMATE_FLOPS_PER_S = 1e11
 # Fewest steps a unit call runs: a training call of one or two steps is not a fair sample of a long
 # one (its first step's backward needs no data gradient for h0).
 MIN_STEPS = {"inference": 2, "training": 4}
@@ -250,12 +253,13 @@ class UnitTimer:
         short, long_ = (timed(b0, h0, s) for s in CALL_PROBE_STEPS)
         assert short is not None and long_ is not None
         fixed_s = _fixed_cost_s(short, long_)
+        floor_s = _per_step_s(long_, fixed_s, CALL_PROBE_STEPS[1])
         known: dict[tuple[int, int], float] = {}
         plan: list[tuple[int, int, int]] = []
         factor = 3.0 if mode == "training" else 1.0
         self.progress(f"{table}: step units")
         for b, h in interleaved([[(b, h) for b in batches] for h in hiddens], f"{table}|{self.spec.seed}"):
-            est = self._estimate(known, b, h, factor)
+            est = self._estimate(known, b, h, factor, floor_s)
             steps = min(max(math.ceil(STEP_TARGET_CALL_S / max(est, 1e-9)), MIN_STEPS[mode]), MAX_STEPS)
             if MIN_STEPS[mode] * est > self.spec.unit_max_call_s:
                 continue  # too costly: the table continues this row with the matmul's growth
@@ -349,17 +353,30 @@ class UnitTimer:
         return self.store.get_unit(table, "fixed", {}) is not None
 
     @staticmethod
-    def _estimate(known: dict[tuple[int, int], float], b: int, h: int, factor: float) -> float:
-        """A guess of one step's seconds from the neighbours already timed (to choose the step count)."""
+    def _estimate(known: dict[tuple[int, int], float], b: int, h: int, factor: float, floor_s: float) -> float:
+        """A guess of one step's seconds (to choose the step count): the dispatch floor every step pays
+        (``floor_s``, the smallest call's seconds per step) plus the step's work, grown linearly with the
+        batch or the hidden size from the nearest smaller neighbour already timed, and never less than
+        its matmuls (``factor`` of them a step) at ``ESTIMATE_FLOPS_PER_S``.
+
+        A guess too slow makes the call short, and a short call leaves its step at the mercy of the
+        call's fixed cost; a guess too fast only makes the call longer. Growing the whole step with H²
+        counted the floor as work: from B = 1, H = 16 (8 µs a step, all of it dispatch) it guessed
+        540 µs at H = 128, where a step takes 17 µs, and that unit's call ran 3 steps. Work at a small
+        batch grows slower than H² (the gates grow with H), so the hidden size grows it linearly."""
+        floor = max(floor_s, 0.0)
+        flops_s = factor * 2.0 * b * GATES * h * h / ESTIMATE_FLOPS_PER_S
         same_h = [(bb, v) for (bb, hh), v in known.items() if hh == h and bb < b]
+        same_b = [(hh, v) for (bb, hh), v in known.items() if bb == b and hh < h]
         if same_h:
             bb, v = max(same_h)
-            return v * b / bb
-        same_b = [(hh, v) for (bb, hh), v in known.items() if bb == b and hh < h]
-        if same_b:
+            grown = (v - floor) * b / bb
+        elif same_b:
             hh, v = max(same_b)
-            return v * (h / hh) ** 2
-        return factor * (5e-6 + 2.0 * b * GATES * h * h / 2e10)
+            grown = (v - floor) * (h / hh)
+        else:
+            grown = 0.0
+        return floor + max(grown, flops_s)
 
     def _matmuls(self, group: str, dtype: str, threads: int) -> None:
         from ..measure.units import recurrent_matmul_s
