@@ -35,8 +35,10 @@ T = TypeVar("T")
 # A step unit's call lasts about this long: long enough that the call's fixed cost is a small share.
 STEP_TARGET_CALL_S = 0.0015
 MAX_STEPS = 256
-# About one core's float32 peak on current CPUs: no step runs its matmuls faster, so a step's first
-# guess (to choose its step count) is never less than its matmuls at this rate.
+# About one core's float32 GEMM peak (the roofline probe read 93 GFLOP/s at one thread on the AMD EPYC VM
+# of the README, 175 at two): a step's first guess (to choose its step count) is never less than its
+# matmuls at this rate. At two threads a compute-bound step's guess is then up to 1.75x slow, and its
+# call that much shorter than STEP_TARGET_CALL_S.
 ESTIMATE_FLOPS_PER_S = 1e11
 # Fewest steps a unit call runs: a training call of one or two steps is not a fair sample of a long
 # one (its first step's backward needs no data gradient for h0).
