@@ -1,0 +1,61 @@
+"""A recurrent step past the step tables' largest batch: measured against what the profile prices it at.
+
+The calibration times step units up to the job's largest batch (256 by default); past it a table row
+continues at its last measured slope. At more than one thread that slope can change past the grid:
+ATen runs an elementwise op on several threads only from 32,768 elements, a size a row at a small
+hidden size reaches only past 256 sequences. For each hidden size, mode and thread count this times the
+step unit's call (a one-layer call of ``input_size`` 1, as the calibration times it) over ``--steps``
+and four times as many steps at each batch size and prints the slope, its seconds per step, beside the profile's step (``StepTable``,
+read inside the table or extrapolated past it), and their ratio.
+
+    .venv/bin/python benchmarks/batch_past_grid.py [--profile P] [--hidden 64 128] [--batch 128 256 512 1024]
+                                                   [--threads 1 2] [--mode inference training] [--steps 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gru_sim.measure.timing import TimingPolicy
+from gru_sim.measure.units import step_probe, time_gru_call_s
+from gru_sim.machine import machine_label
+from gru_sim.model.costmodel import step_key
+from gru_sim.model.profile import default_profile_path, load_profile
+
+POLICY = TimingPolicy(min_sample_s=0.002, budget_s=0.3, min_samples=7, max_samples=25)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", type=Path, help="profile to compare with (default: the shipped CPU profile)")
+    ap.add_argument("--hidden", type=int, nargs="+", default=[64, 128])
+    ap.add_argument("--batch", type=int, nargs="+", default=[128, 256, 384, 512, 768, 1024])
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--mode", nargs="+", default=["inference", "training"], choices=["inference", "training"])
+    ap.add_argument("--steps", type=int, default=16, help="steps of each timed call (default 16)")
+    args = ap.parse_args()
+    profile = load_profile(args.profile or default_profile_path("cpu"))
+    model = profile.cost_model
+    print(f"CPU: {machine_label()}; profile {profile.path}")
+    for mode in args.mode:
+        for threads in args.threads:
+            table = model.step_tables_.get(step_key(f"cpu/float32/torch-gru/t{threads}", mode))
+            if table is None:
+                print(f"{mode}, {threads} threads: the profile has no step table for it")
+                continue
+            for h in args.hidden:
+                cells = []
+                for b in args.batch:
+                    short, long_ = (time_gru_call_s(step_probe(b, h, n, mode, "float32", "torch-gru", "cpu", threads),
+                                                    POLICY)[0] for n in (args.steps, 4 * args.steps))
+                    measured = (long_ - short) / (3 * args.steps)  # the slope: the call's fixed cost out
+                    priced = table.step_parts_s(b, h)[0]
+                    past = "*" if b > table.batch[-1] else " "
+                    cells.append(f"B {b:5d}{past} {measured * 1e6:8.1f} µs (table {priced * 1e6:8.1f}, x{priced / measured:4.2f})")
+                print(f"{mode:9s} t{threads} H {h:5d}: " + "; ".join(cells))
+    print("(* past the table's largest batch; x: the table's step over the measured one)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""benchmarks/batch_past_grid.py times the step past the tables' largest batch and prints it beside the
+profile's price (tiny sizes: this checks the plumbing, not the machine)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_it_prints_measured_and_priced_steps_past_the_grid() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "batch_past_grid.py"), "--hidden", "16",
+                          "--batch", "4", "300", "--threads", "1", "--mode", "inference", "--steps", "2"],
+                         capture_output=True, text=True, check=True, cwd=ROOT, timeout=300).stdout
+    assert re.search(r"inference t1 H\s+16: B\s+4\s+-?[\d.]+ µs \(table\s+[\d.]+, x-?[\d.]+\); B\s+300\* ", out), out
