@@ -1,14 +1,15 @@
 """A recurrent step past the step tables' largest batch: measured against what the profile prices it at.
 
 The calibration times step units up to the job's largest batch (256 by default); past it a table row
-continues at its last measured slope. At more than one thread that slope can change past the grid:
-ATen runs an elementwise op on several threads only from 32,768 elements, a size a row at a small
-hidden size reaches only past 256 sequences. For each hidden size, mode and thread count this times the
-step unit's call (a one-layer call of ``input_size`` 1, as the calibration times it) over ``--steps``
-and four times as many steps at each batch size and prints the slope, its seconds per step, beside the profile's step (``StepTable``,
-read inside the table or extrapolated past it), and their ratio.
+continues at its last measured slope. The step need not: at one thread its activations outgrow a cache
+level as the batch grows, and at more than one ATen splits an elementwise op over the threads only from
+32,768 elements, a size a row at a small hidden size reaches only past 256 sequences. For each hidden
+size, mode and thread count this times the step unit's call (a one-layer call of ``input_size`` 1, as
+the calibration times it) over ``--steps`` and four times as many steps at each batch size, and prints
+the slope — its seconds per step — beside the profile's step (``StepTable``, read inside the table or
+extrapolated past it) and their ratio.
 
-    .venv/bin/python benchmarks/batch_past_grid.py [--profile P] [--hidden 64 128] [--batch 128 256 512 1024]
+    .venv/bin/python benchmarks/batch_past_grid.py [--profile P] [--hidden 64 128] [--batch 128 256 384 512 768 1024]
                                                    [--threads 1 2] [--mode inference training] [--steps 16]
 """
 
