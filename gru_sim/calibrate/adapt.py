@@ -135,8 +135,9 @@ def adapt_profile(source: Profile, out: str | Path, progress: Progress | None = 
                                  fallback_intercepts=source_table.intercepts_by_hidden() or None)
                 if sub is None:
                     continue
-                adapted = adapt_step_table(source_table, sub.batch, sub.hidden, sub.step_s, sub.matmul_s, levels,
-                                           sub.intercepts_by_hidden())
+                # No intercepts measured here: the sub-table's are the source's own, placed on its hidden
+                # sizes, so the source's stand as they are.
+                adapted = adapt_step_table(source_table, sub.batch, sub.hidden, sub.step_s, sub.matmul_s, levels)
                 adapted.call_fixed_s = sub.call_fixed_s or adapted.call_fixed_s  # this machine's, measured
                 data["step_tables"][step_key(g, mode)] = adapted.to_dict()
             sub_gemm = gemm_table(store, spec.device, dtype, threads)
