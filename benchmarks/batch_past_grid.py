@@ -16,8 +16,10 @@ extrapolated past it) and their ratio.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from gru_sim.errors import GruSimError
 from gru_sim.measure.timing import TimingPolicy
 from gru_sim.measure.units import step_probe, time_gru_call_s
 from gru_sim.machine import machine_label
@@ -28,6 +30,14 @@ POLICY = TimingPolicy(min_sample_s=0.002, budget_s=0.3, min_samples=7, max_sampl
 
 
 def main() -> None:
+    try:
+        run()
+    except GruSimError as exc:  # a missing profile, a size that is no size: one line, exit 2
+        print(f"batch_past_grid.py: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def run() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", type=Path, help="profile to compare with (default: the shipped CPU profile)")
     ap.add_argument("--hidden", type=int, nargs="+", default=[64, 128])

@@ -19,3 +19,12 @@ def test_it_prints_measured_and_priced_steps_past_the_grid() -> None:
                           "--batch", "4", "300", "--threads", "1", "--mode", "inference", "--steps", "2"],
                          capture_output=True, text=True, check=True, cwd=ROOT, timeout=300).stdout
     assert re.search(r"inference t1 H\s+16: B\s+4\s+-?[\d.]+ µs \(table\s+[\d.]+, x-?[\d.]+\); B\s+300\* ", out), out
+
+
+def test_a_missing_profile_or_a_bad_size_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    script = str(ROOT / "benchmarks" / "batch_past_grid.py")
+    for extra in (["--profile", str(tmp_path / "none.json")], ["--batch", "-4", "--hidden", "16", "--threads", "1",
+                                                                "--mode", "inference"]):
+        proc = subprocess.run([sys.executable, script, *extra], capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
