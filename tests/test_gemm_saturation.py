@@ -83,12 +83,38 @@ def test_the_full_job_times_each_column_at_its_saturation_m(tmp_path: Path, monk
     table = gemm_table(store, "cpu", "float32", 1)
     truth = rising_rate_s(65536, 64, 192)
     assert table.seconds_for(65536, 64, 192) == pytest.approx(truth, rel=0.06)
-    # Without the saturation point the same table read 20 % slow (the rate at M = 128 is 80 % of peak).
+    # Without the saturation point, the grid's last point (M = 128) runs at 80 % of peak: scaled from
+    # its average per row the projection read 20 % slow; from the slope between its last two points
+    # (the call's fixed part paid once) it reads the saturated rate.
     grid_only = {key: rising_rate_s(*key) for key in timed if key[0] in (2, 16, 128, 1024, 8192)}
     ms, ks, ns = (sorted({key[a] for key in grid_only}) for a in range(3))
-    old = GemmTable(tuple(ms), tuple(ks), tuple(ns),
-                    [[[grid_only.get((m, k, n), np.nan) for n in ns] for k in ks] for m in ms])
-    assert old.seconds_for(65536, 64, 192) > 1.18 * truth
+    table = GemmTable(tuple(ms), tuple(ks), tuple(ns),
+                      [[[grid_only.get((m, k, n), np.nan) for n in ns] for k in ks] for m in ms])
+    assert rising_rate_s(128, 64, 192) * 65536 / 128 > 1.18 * truth
+    # (within the 3 % by which the table's fastest GEMM runs below the peak, which bounds the slope)
+    assert table.seconds_for(65536, 64, 192) == pytest.approx(truth, rel=0.04)
+
+
+def test_rows_past_the_timed_m_cost_the_marginal_rate_within_the_tables_bounds() -> None:
+    """Past a column's largest timed M each row costs the slope between its last two points, never
+    faster than the table's fastest GEMM and never slower than the last point's average per row."""
+    m, k, n = (8, 64, 512), (64, 256), (48,)
+    fast = 2.0 * 512 * 256 * 48 / 80e9  # the table's fastest GEMM: 80 GFLOP/s
+    seconds = np.full((3, 2, 1), np.nan)
+    seconds[:, 1, 0] = [1e-5, 3e-5, fast]
+    # K = 64: a slope from M = 8 to 64 of 0.1 µs a row (faster than 80 GFLOP/s allows: 0.077 µs)...
+    seconds[:2, 0, 0] = [1e-5, 1e-5 + 56 * 0.01e-6]
+    table = GemmTable(m, k, n, seconds)
+    assert table.best_flops_per_s() == pytest.approx(80e9)
+    ceiling_row_s = 2.0 * 64 * 48 / 80e9
+    assert table.seconds_for(512, 64, 48) == pytest.approx(seconds[1, 0, 0] + 448 * ceiling_row_s)
+    # ... and a slope steeper than the last point's average (a disturbed last point) is held to it.
+    seconds[:2, 0, 0] = [1e-7, 5e-5]
+    table = GemmTable(m, k, n, seconds)
+    assert table.seconds_for(512, 64, 48) == pytest.approx(5e-5 * 512 / 64)
+    # A column timed at one M alone scales from its average per row.
+    seconds[:, 0, 0] = [2e-5, np.nan, np.nan]
+    assert GemmTable(m, k, n, seconds).seconds_for(512, 64, 48) == pytest.approx(2e-5 * 64)
 
 
 def test_a_given_grid_is_timed_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

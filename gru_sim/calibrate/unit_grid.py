@@ -54,12 +54,12 @@ INTERCEPT_MAX_CALL_S = 0.5
 # A step unit this much slower than a bigger neighbour (a larger hidden size, or BATCH_BLOCK_ROWS more
 # sequences) is timed again.
 SUSPECT_RATIO = 1.15
-# GEMMs with more FLOPs than this, or writing an output larger than this, are not timed: they run at
-# the saturated rate of the largest one timed (each column is also timed at its largest M under both
-# caps, see saturation_m). The byte cap binds where K is small, where a GEMM mostly writes its output
-# and its time grows linearly with M: [20288, 4]×[4, 6144] does 1e9 FLOPs but writes 500 MB of
-# float32 (on one AMD EPYC thread the K = 1 and 4 planes took 9.8 s to time with a 128 MiB cap, 2.2 s
-# with 32 MiB); from K = 64 up the FLOP cap binds first.
+# GEMMs with more FLOPs than this, or writing an output larger than this, are not timed: each further
+# row costs the column's marginal rate between its last two timed points (see GemmTable; each column
+# is also timed at its largest M under both caps, see saturation_m). The byte cap binds where K is
+# small, where a GEMM mostly writes its output and its time grows linearly with M: [20288, 4]×[4, 6144]
+# does 1e9 FLOPs but writes 500 MB of float32 (on one AMD EPYC thread the K = 1 and 4 planes took 9.8 s
+# to time with a 128 MiB cap, 2.2 s with 32 MiB); from K = 64 up the FLOP cap binds first.
 GEMM_MAX_FLOPS = 1e9
 GEMM_MAX_OUTPUT_BYTES = 32 * 2**20
 
