@@ -309,3 +309,35 @@ def test_a_step_count_is_guessed_from_the_work_above_the_dispatch_floor() -> Non
     # Never below the matmuls at the peak rate (training runs three of them a step).
     alone = UnitTimer._estimate({}, 64, 1024, 3.0, floor)
     assert alone == pytest.approx(floor + 3.0 * 2 * 64 * 3 * 1024**2 / unit_grid.ESTIMATE_FLOPS_PER_S)
+
+
+def test_step_tables_time_batches_past_the_job_where_the_step_is_small() -> None:
+    """Past the job's largest batch a step changes regime (a cache level, the threads' split of the
+    gate ops): the grid goes on to PAST_BATCH_FACTOR times it, timed where the step's matmul is small."""
+    from gru_sim.calibrate.jobs import default_job_path
+    from gru_sim.calibrate.unit_grid import PAST_BATCH_MAX_STEP_FLOPS, step_axes, step_cell_timed
+
+    spec = load_job(default_job_path("cpu"))
+    batches, hiddens = step_axes(spec, "float32")
+    assert [b for b in batches if b > spec.batch[1]] == [384, 512, 768, 1024]
+    for b in batches:
+        for h in hiddens:
+            inside = b <= spec.batch[1]
+            assert step_cell_timed(spec, b, h) == (inside or 2.0 * b * 3 * h * h <= PAST_BATCH_MAX_STEP_FLOPS)
+    assert step_cell_timed(spec, 1024, 128) and not step_cell_timed(spec, 1024, 512)
+    assert step_cell_timed(spec, 256, 2048)
+
+
+def test_the_cells_past_the_job_are_timed_but_the_calibrated_range_stays_the_jobs(
+        tmp_path: Path, fake_calls: FakeCalls) -> None:
+    from gru_sim.calibrate.build import fit_ranges
+
+    spec = load_job(TINY).model_copy(update={"modes": ["inference"]})
+    store = MeasurementStore(tmp_path / "s.sqlite")
+    timer = UnitTimer(spec, store, two_passes=False)
+    plan = timer._step_calls(GROUP, "inference", "float32", "torch-gru", 1)
+    timer._step_units(GROUP, "inference", "float32", "torch-gru", 1, plan)
+    assert max(b for b, _, _ in plan) == 4 * spec.batch[1]
+    table = step_table(store, spec, GROUP, "inference", "float32", 1)
+    assert table is not None and table.batch[-1] == 4 * spec.batch[1]
+    assert fit_ranges(spec, {GROUP: ["inference"]})[GROUP]["batch"] == list(spec.batch)

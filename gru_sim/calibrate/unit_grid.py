@@ -24,7 +24,7 @@ from ..config import DTYPE_BYTES, GATES
 from ..machine import cache_levels
 from ..model.costmodel import MATMULS_PER_TRAINING_STEP, gemm_key, step_key
 from ..model.units import (BATCH_BLOCK_ROWS, UNALIGNED_EXTRA_COLUMNS, GemmTable, MemoryLevels, StepTable,
-                           batch_grid, gemm_grid, hidden_grid, intercepts_at)
+                           batch_grid, gemm_grid, hidden_grid, intercepts_at, round_grid)
 from ..groups import GroupKey
 from .drift import DriftTracker
 from .jobs import JobSpec
@@ -62,6 +62,17 @@ SUSPECT_RATIO = 1.15
 # to time with a 128 MiB cap, 2.2 s with 32 MiB); from K = 64 up the FLOP cap binds first.
 GEMM_MAX_FLOPS = 1e9
 GEMM_MAX_OUTPUT_BYTES = 32 * 2**20
+
+# The step tables also time batches past the job's largest, up to this many times it, where the step's
+# matmul does at most PAST_BATCH_MAX_STEP_FLOPS (small hidden sizes, where the gates and the framework's
+# work are most of a step). Past the grid a row grows at its last slope, and there a step changes regime:
+# at one thread its activations outgrow the L2 (H = 64 inference on an AMD EPYC VM: 403 µs a step at
+# B = 512, 878 µs at 768), at two the gate ops split over both threads once a [B, H] chunk reaches
+# ATen's 32,768-element grain (H = 64 training priced 1.3-1.7x the measured step at B = 768-1,024);
+# see benchmarks/batch_past_grid.py. At large hidden sizes the matmul is the step and its own row,
+# timed to GEMM_MAX_FLOPS, carries the growth.
+PAST_BATCH_FACTOR = 4
+PAST_BATCH_MAX_STEP_FLOPS = 2.5e8
 
 # A projection column (K, N) whose M grid stops short of GEMM_MAX_FLOPS more than this factor below it
 # is also timed at the largest round M under the cap (see saturation_m).
@@ -148,10 +159,19 @@ def levels_key(device: str, dtype: str, threads: int) -> str:
 
 
 def step_axes(spec: JobSpec, dtype: str) -> tuple[list[int], list[int]]:
-    """The batch and hidden sizes of a step table."""
+    """The batch and hidden sizes of a step table: the job's batch range, and past it round batch
+    sizes up to ``PAST_BATCH_FACTOR`` times its largest (timed only where :func:`step_cell_timed`)."""
     caches = [c["size_bytes"] for c in cache_levels() if c["level"] >= 2] if spec.device == "cpu" else []
-    return (batch_grid(spec.batch[0], spec.batch[1], spec.step_batch_dense_up_to, spec.step_grid_factor),
+    hi = spec.batch[1]
+    past = [b for b in round_grid(hi, PAST_BATCH_FACTOR * hi, spec.step_grid_factor) if b > hi]
+    return (batch_grid(spec.batch[0], hi, spec.step_batch_dense_up_to, spec.step_grid_factor) + past,
             hidden_grid(spec.hidden_size[0], spec.hidden_size[1], caches, DTYPE_BYTES[dtype], spec.step_grid_factor))
+
+
+def step_cell_timed(spec: JobSpec, batch: int, hidden: int) -> bool:
+    """Whether the step tables time the step (and its matmul) at ``batch`` × ``hidden``: every cell
+    inside the job's batch range; past it, those whose matmul does at most ``PAST_BATCH_MAX_STEP_FLOPS``."""
+    return batch <= spec.batch[1] or 2.0 * batch * GATES * hidden * hidden <= PAST_BATCH_MAX_STEP_FLOPS
 
 
 def gemm_axes(spec: JobSpec) -> tuple[list[int], list[int], list[int]]:
@@ -260,7 +280,8 @@ class UnitTimer:
         plan: list[tuple[int, int, int]] = []
         factor = 3.0 if mode == "training" else 1.0
         self.progress(f"{table}: step units")
-        for b, h in interleaved([[(b, h) for b in batches] for h in hiddens], f"{table}|{self.spec.seed}"):
+        cells = [[(b, h) for b in batches if step_cell_timed(self.spec, b, h)] for h in hiddens]
+        for b, h in interleaved(cells, f"{table}|{self.spec.seed}"):
             est = self._estimate(known, b, h, factor, floor_s)
             steps = min(max(math.ceil(STEP_TARGET_CALL_S / max(est, 1e-9)), MIN_STEPS[mode]), MAX_STEPS)
             if MIN_STEPS[mode] * est > self.spec.unit_max_call_s:
@@ -384,7 +405,8 @@ class UnitTimer:
         from ..measure.units import recurrent_matmul_s
 
         batches, hiddens = self.step_grid or step_axes(self.spec, dtype)
-        rows = [[(b, h) for b in batches if 2.0 * b * h * GATES * h <= GEMM_MAX_FLOPS] for h in hiddens]
+        rows = [[(b, h) for b in batches if 2.0 * b * h * GATES * h <= GEMM_MAX_FLOPS
+                 and step_cell_timed(self.spec, b, h)] for h in hiddens]
         for b, h in interleaved(rows, f"{group}|matmul|{self.spec.seed}"):
             self._timed(group, group, "matmul", {"batch": b, "hidden": h},
                         lambda: (recurrent_matmul_s(b, h, dtype, self.spec.device, threads), False))
