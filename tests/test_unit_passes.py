@@ -59,11 +59,12 @@ def test_the_faster_pass_makes_the_step_and_the_fixed_cost_is_kept(tmp_path: Pat
         timer._step_units(GROUP, mode, "float32", "torch-gru", 1, plan)
     first = [t for t in fake_calls.timed if t[3] == 1]
     second = [t for t in fake_calls.timed if t[3] == 2]
-    # The second pass times the same calls, in reverse order, then the probes, then the intercept calls
-    # (each hidden size's smallest-batch call with four times its steps), as the first pass did.
+    # The second pass times the same calls, in reverse order, then the probes, then the intercept pairs
+    # (each hidden size's smallest-batch call and, right after it, the same with four times its steps),
+    # as the first pass did.
     n_units = len(plan)
     intercepts = first[len(CALL_PROBE_STEPS) + n_units:]
-    assert [t[:3] for t in intercepts] == [(1, h, 4 * s) for b, h, s in plan if b == 1]
+    assert [t[:3] for t in intercepts] == [c for b, h, s in plan if b == 1 for c in ((1, h, s), (1, h, 4 * s))]
     assert [t[:3] for t in second[:n_units]] == [t[:3] for t in reversed(first[len(CALL_PROBE_STEPS):][:n_units])]
     assert [t[:3] for t in second[n_units + len(CALL_PROBE_STEPS):]] == [t[:3] for t in intercepts]
     table = step_table(store, timer.spec, GROUP, "inference", "float32", 1)
@@ -124,8 +125,8 @@ def test_a_resume_does_not_retry_steps_a_retry_made_suspect(tmp_path: Path, monk
     timer.run(GROUP, "float32", "torch-gru", 1)
     assert len([k for k in timed if k[0] == 2]) == 2  # batch 2 was retried
     units_at_1 = [k for k in timed if k[0] == 1 and k[1] not in CALL_PROBE_STEPS]
-    assert len(units_at_1) == 2 and units_at_1[1][1] == 4 * units_at_1[0][1]  # batch 1 was not (its
-    # second call is the intercept's, with four times the steps)
+    n = units_at_1[0][1]  # batch 1 was not retried: its other calls are the intercept's pair (the
+    assert units_at_1 == [(1, n), (1, n), (1, 4 * n)]  # same steps, then four times as many)
     timed.clear()
     timer.run(GROUP, "float32", "torch-gru", 1)
     assert [k for k in timed if k[1] not in CALL_PROBE_STEPS] == []
@@ -341,3 +342,34 @@ def test_the_cells_past_the_job_are_timed_but_the_calibrated_range_stays_the_job
     table = step_table(store, spec, GROUP, "inference", "float32", 1)
     assert table is not None and table.batch[-1] == 4 * spec.batch[1]
     assert fit_ranges(spec, {GROUP: ["inference"]})[GROUP]["batch"] == list(spec.batch)
+
+
+def test_the_intercept_comes_from_its_back_to_back_pair_not_a_slow_moment_of_the_table_call(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call of n steps timed in a slow moment, and its 4n-step twin later in a quick one, read the
+    slowdown as the call's fixed cost; the pair timed back to back does not."""
+    from gru_sim.measure import units
+
+    fixed_s, step_s = 20e-6, 1e-6
+    state = {"intercepts": False}
+
+    def calls(config, policy):  # type: ignore[no-untyped-def]
+        seconds = fixed_s + config.seq_len * step_s * config.batch
+        slow = config.batch == 1 and config.hidden_size == 32 and not state["intercepts"]
+        return seconds * (3.0 if slow else 1.0), False
+
+    monkeypatch.setattr(units, "time_gru_call_s", calls)
+    spec = load_job(TINY).model_copy(update={"modes": ["inference"]})
+    store = MeasurementStore(tmp_path / "s.sqlite")
+    timer = UnitTimer(spec, store, step_grid=([1, 2, 4], [16, 32]), two_passes=False)
+    original = timer._timed
+
+    def timed(group, table, kind, params, run):  # type: ignore[no-untyped-def]
+        state["intercepts"] = kind.startswith("intercept")  # the table's own calls are slow at H = 32
+        return original(group, table, kind, params, run)
+
+    monkeypatch.setattr(timer, "_timed", timed)
+    plan = timer._step_calls(GROUP, "inference", "float32", "torch-gru", 1)
+    timer._step_units(GROUP, "inference", "float32", "torch-gru", 1, plan)
+    intercepts = {u.params["hidden"]: u.value for u in store.units(step_key(GROUP, "inference"), "intercept")}
+    assert intercepts[32] == pytest.approx(fixed_s, rel=1e-6)

@@ -256,10 +256,16 @@ class UnitTimer:
                                lambda: time_gru_call_s(step_probe(b, h, steps, mode, dtype, impl, device, threads),
                                                        policy))
 
-        def intercept_call(h: int, steps: int) -> float | None:
-            return self._timed(group, table, "intercept_call", {"hidden": h, "steps": steps, **extra},
+        def intercept_call(h: int, steps: int, kind: str = "intercept_call") -> float | None:
+            return self._timed(group, table, kind, {"hidden": h, "steps": steps, **extra},
                                lambda: time_gru_call_s(step_probe(b0, h, steps, mode, dtype, impl, device, threads),
                                                        policy))
+
+        def intercept_pair(h: int, steps: int) -> None:
+            """The smallest batch's call of ``steps`` steps and of INTERCEPT_STEPS_FACTOR times as many,
+            back to back: the line through them gives the call's fixed cost at ``h``."""
+            intercept_call(h, steps, "intercept_short")
+            intercept_call(h, INTERCEPT_STEPS_FACTOR * steps)
 
         b0, h0 = batches[0], hiddens[0]
         if second is not None:
@@ -270,7 +276,7 @@ class UnitTimer:
             for b, h, steps in second:  # the intercept calls the first pass timed
                 long_steps = INTERCEPT_STEPS_FACTOR * steps
                 if b == b0 and self.store.get_unit(table, "intercept_call", {"hidden": h, "steps": long_steps}):
-                    intercept_call(h, long_steps)
+                    intercept_pair(h, steps)
             return second
         short, long_ = (timed(b0, h0, s) for s in CALL_PROBE_STEPS)
         assert short is not None and long_ is not None
@@ -295,7 +301,7 @@ class UnitTimer:
             first = self.store.get_unit(table, "call", {"batch": b, "hidden": h, "steps": steps})
             if self.intercepts and b == b0 and first is not None and first.value is not None \
                     and INTERCEPT_STEPS_FACTOR * first.value <= INTERCEPT_MAX_CALL_S:
-                intercept_call(h, INTERCEPT_STEPS_FACTOR * steps)
+                intercept_pair(h, steps)
         return plan
 
     def _step_units(self, group: str, mode: str, dtype: str, impl: str, threads: int,
@@ -315,7 +321,8 @@ class UnitTimer:
             """The fastest of the call's timings (passes and retry), and when it was taken; with
             ``passes_as_one``, the two passes count as one timing: their geometric mean, which expects
             what one timing does (the faster of the two lies half their gap below it). ``kind``
-            "intercept_call": the smallest batch's call of ``steps`` steps timed for the intercept."""
+            "intercept_call" / "intercept_short": the smallest batch's long and short calls timed back
+            to back for the intercept."""
             def timing(extra: dict[str, int]) -> tuple[float, float] | None:
                 params = ({"batch": b, "hidden": h, "steps": steps} if kind == "call"
                           else {"hidden": h, "steps": steps})
@@ -333,9 +340,18 @@ class UnitTimer:
             return
         fixed_s = _fixed_cost_s(short[0], long_[0])
         pairs: dict[int, tuple[int, float, float, float]] = {}  # hidden: (steps, short call, long call, at)
+        # The short call of each pair is its twin timed right before the long one. A store timed before
+        # the twins has only the table's own call at that cell, taken minutes from the long one, and a
+        # slow moment of the short call alone reads as fixed cost (a 2026-12-05 run at two threads, in
+        # training: B = 1, H = 192 timed at 4.5 ms, 2.9 ms on its retry; intercepts of 1.1-4.4 ms from
+        # H = 128 to 1,024, where the pool of the other runs reads 0.2, and the steps at B = 1 net of
+        # them 0.1-0.5x the pool's).
         for b, h, steps in plan:
-            if b == b0 and (one := best(b, h, steps)) is not None \
-                    and (more := best(b, h, INTERCEPT_STEPS_FACTOR * steps, "intercept_call")) is not None:
+            if b != b0:
+                continue
+            one = best(b, h, steps, "intercept_short") or best(b, h, steps)
+            more = best(b, h, INTERCEPT_STEPS_FACTOR * steps, "intercept_call")
+            if one is not None and more is not None:
                 pairs[h] = (steps, one[0], more[0], one[1])
         fixed_of = call_intercepts(hiddens, pairs, fixed_s)
         known: dict[tuple[int, int], float] = {}
