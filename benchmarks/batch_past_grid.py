@@ -1,9 +1,11 @@
-"""A recurrent step past the step tables' largest batch: measured against what the profile prices it at.
+"""A recurrent step at large batch sizes: measured against what the profile prices it at.
 
-The calibration times step units up to the job's largest batch (256 by default); past it a table row
-continues at its last measured slope. The step need not: at one thread its activations outgrow a cache
-level as the batch grows, and at more than one ATen splits an elementwise op over the threads only from
-32,768 elements, a size a row at a small hidden size reaches only past 256 sequences. For each hidden
+The calibration times step units up to the job's largest batch (256 by default) and, at small hidden
+sizes, on to four times it (since 2026-12-05; older profiles stop at 256); past the last timed cell a
+table row continues at its last measured slope. The step need not: at one thread its activations
+outgrow a cache level as the batch grows, and at more than one ATen splits an elementwise op over the
+threads only from 32,768 elements, a size a row at a small hidden size reaches only past 256 sequences
+(found with this script, and why the tables now time those cells). For each hidden
 size, mode and thread count this times the step unit's call (a one-layer call of ``input_size`` 1, as
 the calibration times it) over ``--steps`` and four times as many steps at each batch size, and prints
 the slope — its seconds per step — beside the profile's step (``StepTable``, read inside the table or

@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_it_prints_measured_and_priced_steps_past_the_grid() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "batch_past_grid.py"), "--hidden", "16",
-                          "--batch", "4", "300", "--threads", "1", "--mode", "inference", "--steps", "2"],
+                          "--batch", "4", "1100", "--threads", "1", "--mode", "inference", "--steps", "2"],
                          capture_output=True, text=True, check=True, cwd=ROOT, timeout=300).stdout
-    assert re.search(r"inference t1 H\s+16: B\s+4\s+-?[\d.]+ µs \(table\s+[\d.]+, x-?[\d.]+\); B\s+300\* ", out), out
+    assert re.search(r"inference t1 H\s+16: B\s+4\s+-?[\d.]+ µs \(table\s+[\d.]+, x-?[\d.]+\); B\s+1100\* ", out), out
 
 
 def test_a_missing_profile_or_a_bad_size_is_one_line_and_exit_2(tmp_path: Path) -> None:
