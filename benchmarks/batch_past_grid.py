@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from gru_sim.errors import GruSimError
+from gru_sim.groups import GroupKey
 from gru_sim.measure.timing import TimingPolicy
 from gru_sim.measure.units import step_probe, time_gru_call_s
 from gru_sim.machine import machine_label
@@ -53,7 +54,7 @@ def run() -> None:
     print(f"CPU: {machine_label()}; profile {profile.path}")
     for mode in args.mode:
         for threads in args.threads:
-            table = model.step_tables_.get(step_key(f"cpu/float32/torch-gru/t{threads}", mode))
+            table = model.step_tables_.get(step_key(str(GroupKey("cpu", "float32", "torch-gru", threads)), mode))
             if table is None:
                 print(f"{mode}, {threads} threads: the profile has no step table for it")
                 continue
