@@ -1,0 +1,97 @@
+"""How far a calibration's kernels follow its reference call (``gru_sim.calibrate.drift``): over the
+calibration runs of one machine kind, each run's level — the geometric median, over its step units,
+of the unit against the median of every run that timed the same cell — against the median time of
+its reference call, both in log. The slope is ``drift.KERNEL_ELASTICITY``: a kernel is slowed by the
+reference call's slowdown to that power. Measures nothing.
+
+    .venv/bin/python benchmarks/drift_elasticity.py [--runs 'calibration/runs/cpu-amd-epyc-2c/*.sqlite.gz']
+                                                    [--json OUT]
+
+Prints, per thread count (hardware group), the Theil–Sen and least-squares slopes with the Theil–Sen
+95 % band, the correlation and how many runs tracked their speed; then each run's two levels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import theilslopes
+
+from accuracy import ROOT
+from pool_gain import DEFAULT_RUNS
+from gru_sim.calibrate.drift import KERNEL_ELASTICITY
+from gru_sim.calibrate.pool import open_runs
+
+# A cell counts towards the runs' levels where at least this many runs timed it.
+MIN_RUNS_PER_CELL = 3
+
+
+def run_levels(stores: list[Any]) -> dict[str, list[tuple[str, float, float]]]:
+    """Per hardware group: (run, reference call's median seconds, step units' level) of every run that
+    timed the reference call. The level is 1 for a run whose units are the median run's."""
+    cells: list[dict[tuple[str, int, int], float]] = []
+    for store in stores:
+        cells.append({(u.table, int(u.params["batch"]), int(u.params["hidden"])): float(u.value)
+                      for u in store.units(kind="step") if u.value is not None and u.value > 0})
+    counts: dict[tuple[str, int, int], list[float]] = {}
+    for run in cells:
+        for key, v in run.items():
+            counts.setdefault(key, []).append(np.log(v))
+    median = {key: float(np.median(v)) for key, v in counts.items() if len(v) >= MIN_RUNS_PER_CELL}
+    out: dict[str, list[tuple[str, float, float]]] = {}
+    for store, run in zip(stores, cells):
+        groups = sorted({key[0].split("|")[0] for key in run})
+        for group in groups:
+            readings = [s for _, s in store.drift(group)]
+            logs = [lv - median[key] for key, lv in ((k, np.log(v)) for k, v in run.items())
+                    if key in median and key[0].split("|")[0] == group]
+            if readings and logs:
+                out.setdefault(group, []).append((Path(store.path).name, float(np.median(readings)),
+                                                  float(np.exp(np.median(logs)))))
+    return out
+
+
+def slopes(rows: list[tuple[str, float, float]]) -> dict[str, float]:
+    x = np.log([r[1] for r in rows])
+    y = np.log([r[2] for r in rows])
+    ts = theilslopes(y, x)
+    return {"runs": len(rows), "theil_sen": float(ts[0]), "theil_sen_low": float(ts[2]),
+            "theil_sen_high": float(ts[3]), "least_squares": float(np.polyfit(x, y, 1)[0]),
+            "correlation": float(np.corrcoef(x, y)[0, 1])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", default=DEFAULT_RUNS, help=f"glob of calibration runs (default {DEFAULT_RUNS})")
+    ap.add_argument("--json", type=Path, help="also write the slopes and every run's levels here")
+    args = ap.parse_args()
+    runs = sorted(glob.glob(str(ROOT / args.runs) if not Path(args.runs).is_absolute() else args.runs))
+    if len(runs) < MIN_RUNS_PER_CELL:
+        sys.exit(f"{args.runs}: {len(runs)} calibration runs; the levels need at least {MIN_RUNS_PER_CELL}")
+    with open_runs(runs, minimum=MIN_RUNS_PER_CELL) as stores:
+        levels = run_levels(stores)
+    out: dict[str, Any] = {"kernel_elasticity": KERNEL_ELASTICITY, "groups": {}}
+    print(f"{len(runs)} calibration runs in {args.runs}; drift.KERNEL_ELASTICITY = {KERNEL_ELASTICITY}")
+    for group, rows in levels.items():
+        if len(rows) < 3:
+            print(f"{group}: {len(rows)} runs tracked their speed; too few for a slope")
+            continue
+        s = slopes(rows)
+        out["groups"][group] = {**s, "levels": [{"run": r, "reference_s": ref, "units_level": lv} for r, ref, lv in rows]}
+        print(f"{group}: slope {s['theil_sen']:.2f} (Theil–Sen; 95% {s['theil_sen_low']:.2f}–{s['theil_sen_high']:.2f}), "
+              f"{s['least_squares']:.2f} least squares, correlation {s['correlation']:.2f}, over {s['runs']} runs")
+    for group, rows in levels.items():
+        for run, ref, lv in rows:
+            print(f"  {group}  {run:44s} reference {1e6 * ref:7.1f} µs   step units {lv:5.2f}x the median run")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
