@@ -83,9 +83,11 @@ def main() -> None:
             print(f"{group}: {len(rows)} runs tracked their speed; too few for a slope")
             continue
         s = slopes(rows)
-        out["groups"][group] = {**s, "levels": [{"run": r, "reference_s": ref, "units_level": lv} for r, ref, lv in rows]}
-        print(f"{group}: slope {s['theil_sen']:.2f} (Theil–Sen; 95% {s['theil_sen_low']:.2f}–{s['theil_sen_high']:.2f}), "
-              f"{s['least_squares']:.2f} least squares, correlation {s['correlation']:.2f}, over {s['runs']} runs")
+        levels_out = [{"run": r, "reference_s": ref, "units_level": lv} for r, ref, lv in rows]
+        out["groups"][group] = {**s, "levels": levels_out}
+        print(f"{group}: slope {s['theil_sen']:.2f} (Theil–Sen; 95% {s['theil_sen_low']:.2f}–"
+              f"{s['theil_sen_high']:.2f}), {s['least_squares']:.2f} least squares, "
+              f"correlation {s['correlation']:.2f}, over {s['runs']} runs")
     for group, rows in levels.items():
         for run, ref, lv in rows:
             print(f"  {group}  {run:44s} reference {1e6 * ref:7.1f} µs   step units {lv:5.2f}x the median run")

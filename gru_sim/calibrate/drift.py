@@ -33,13 +33,14 @@ SMOOTH = 3
 # Fewest readings before the speed is corrected for at all.
 MIN_READINGS = 5
 # How far the kernels follow the reference call: log kernel slowdown = this × log reference slowdown.
-# Measured over the 39 calibration runs on AMD EPYC (2 cores) that tracked their speed: each run's
-# step units against the median of the runs that timed the same cell (their geometric median) against
-# the run's reference call's median time, a Theil–Sen slope of 0.69 at 1 thread and 0.77 at 2 (95 %
-# bands 0.57–0.81 and 0.63–0.90; `python benchmarks/drift_elasticity.py`). A run's reference call
-# moves with its units from run to run (correlation 0.9), but by more. Divided out in full, a slow
-# moment's timings were made too fast: each run alone predicted the typical shapes 10.1 % off after
-# the level (22 runs, each against the typical run measured right after it), 9.4 % at 0.75.
+# Measured over the calibration runs on AMD EPYC (2 cores) that tracked their speed: each run's step
+# units against the median of the runs that timed the same cell (their geometric median) against the
+# run's reference call's median time. Over the first 39 runs, a Theil–Sen slope of 0.69 at 1 thread
+# and 0.77 at 2 (95 % bands 0.57–0.81, 0.63–0.90); over 41, 0.71 and 0.76 (0.60–0.82, 0.64–0.88;
+# `python benchmarks/drift_elasticity.py`). A run's reference call moves with its units from run to
+# run (correlation 0.9), but by more. Divided out in full, a slow moment's timings were made too fast:
+# each run alone predicted the typical shapes 9.6 % off after the level (24 runs, each against the
+# typical run measured right after it), 8.8 % at 0.75.
 KERNEL_ELASTICITY = 0.75
 
 
