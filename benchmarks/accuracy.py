@@ -19,6 +19,11 @@ measures nothing and judges a profile against the median of every run recorded t
 made on) — a figure that does not move with the spell it is taken in, and the same on any re-run —
 and prints beside it the floor: one recorded run against the median of the others.
 
+After a fresh calibration (or with ``--profile P`` whose calibration store is beside it), the run also
+times the calibration's reference call (``gru_sim.calibrate.drift``) before and after each round and
+prints how much slower or faster it ran than while the profile was calibrated: a run judged in
+another spell than its calibration's is off by about that much whatever the model.
+
 ``--shapes benchmarks/data/apps_shapes.csv`` judges a second set of application shapes (voice activity,
 wake word, speech commands, session recommendation, music, video captioning, trajectories, ECG and EEG,
 handwriting, text-to-speech and translation decoding steps, dialogue, traffic, word language models),
@@ -102,6 +107,58 @@ def _measure_once(c: GruConfig) -> Any:
     return m
 
 
+# Readings of the reference call per thread count at each point the typical shapes' measuring is
+# sampled (before the first round and after each).
+REFERENCE_READINGS = 3
+
+
+def reference_now_s(profile_path: Path, threads: int) -> float:
+    """The median of ``REFERENCE_READINGS`` timings of the calibration's reference call
+    (:mod:`gru_sim.calibrate.drift`) at ``threads``, now."""
+    from gru_sim.calibrate.drift import REFERENCE
+    from gru_sim.measure.units import reference_call_s
+
+    key = next(GroupKey.parse(g) for g in load_profile(profile_path).cost_model.coef_
+               if GroupKey.parse(g).threads == threads)
+    return float(np.median([reference_call_s(REFERENCE["batch"], REFERENCE["hidden"], REFERENCE["steps"],
+                                             key.dtype, key.impl, key.device, threads)
+                            for _ in range(REFERENCE_READINGS)]))
+
+
+def calibration_reference_s(profile_path: Path) -> dict[int, float]:
+    """Thread count → the median time of the reference call while the profile's own calibration
+    measured, read from the store beside it; empty for a profile without one (a pool, a quick
+    adaptation, a profile copied alone)."""
+    from gru_sim.calibrate.store import MeasurementStore
+
+    store_path = profile_path.with_suffix(".sqlite")
+    if not store_path.is_file():
+        return {}
+    out: dict[int, float] = {}
+    with MeasurementStore(store_path) as store:
+        for g in load_profile(profile_path).cost_model.coef_:
+            readings = [v for _, v in store.drift(g)]
+            if readings:
+                out[GroupKey.parse(g).threads] = float(np.median(readings))
+    return out
+
+
+def machine_speed_against_calibration(calibrating_s: dict[int, float], measuring_s: dict[int, list[float]]
+                                      ) -> dict[int, dict[str, float]]:
+    """Per thread count: how much slower the reference call ran while the shapes were measured than
+    while the profile was calibrated (its median over the readings, over the calibration's median),
+    and what that makes of the kernels (to the power ``drift.KERNEL_ELASTICITY``): a run judged in
+    another spell than its calibration's is off by about that much whatever the model."""
+    from gru_sim.calibrate.drift import KERNEL_ELASTICITY
+
+    out = {}
+    for threads, readings in measuring_s.items():
+        if threads in calibrating_s and readings:
+            ratio = float(np.median(readings)) / calibrating_s[threads]
+            out[threads] = {"reference_x": ratio, "kernels_x": ratio ** KERNEL_ELASTICITY}
+    return out
+
+
 def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0, shapes_path: Path = SHAPES,
                     only_threads: list[int] | None = None) -> dict[str, Any]:
     """Every typical shape at every calibrated thread count, measured in ``rounds`` rounds, each in
@@ -115,12 +172,21 @@ def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0, shapes_p
     shapes = typical_shapes(threads, shapes_path)
     rng = np.random.default_rng(seed)
     taken: list[list[Any]] = [[] for _ in shapes]
+    calibrating = calibration_reference_s(profile_path)
+    measuring: dict[int, list[float]] = {t: [] for t in threads if t in calibrating}
+
+    def sample_speed() -> None:
+        for t in measuring:
+            measuring[t].append(reference_now_s(profile_path, t))
+
+    sample_speed()
     for r in range(rounds):
         for k in rng.permutation(len(shapes)):
             name, c = shapes[k]
             taken[k].append(_measure_once(c))
             print(f"  round {r + 1}/{rounds}  {name:22s} t{c.threads}  {taken[k][-1].latency_s * 1e3:9.3f} ms",
                   file=sys.stderr, flush=True)
+        sample_speed()
     rows = []
     for (name, c), ms in zip(shapes, taken):
         measured = float(np.median([m.latency_s for m in ms]))
@@ -139,6 +205,7 @@ def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0, shapes_p
         out[label] = figures([r["measured_s"] for r in sel], [r["predicted_s"] for r in sel],
                              [tuple(r["interval_s"]) for r in sel])
     out["noisy"] = len(rows) - len(quiet)
+    out["machine_speed"] = {str(t): v for t, v in machine_speed_against_calibration(calibrating, measuring).items()}
     if rounds > 1:
         spread = [abs(r["rounds_s"][1] / r["rounds_s"][0] - 1.0) * 100.0 for r in quiet]
         out["round_spread"] = {"median_pct": float(np.median(spread)) if spread else None,
@@ -342,6 +409,11 @@ def main() -> None:
               f"{rs['p90_pct']:.1f}% apart (the machine's own spread)")
     if typ["noisy"]:
         print(f"{what} still noisy after a re-measurement (left out): {typ['noisy']}")
+    if typ.get("machine_speed"):
+        speed = typ["machine_speed"]
+        print(f"{what}, the machine's pace while measured against its calibration's: the reference call took "
+              + ", ".join(f"{v['reference_x']:.2f}x the time at t{t} (the kernels {v['kernels_x']:.2f}x)"
+                          for t, v in speed.items()))
     for label, f in result.get("validate", {}).items():
         print(f"validate --sample {args.sample}, {label:6s}: {fmt(f)}")
     if result.get("validate_machine_spread", {}).get("n"):

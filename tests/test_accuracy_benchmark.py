@@ -103,3 +103,29 @@ def test_judging_a_single_recorded_run_prints_its_figures_without_the_floor(
     acc.main()  # one run has no others to be judged against: no floor line, no error
     out = capsys.readouterr().out
     assert "1 recorded runs" in out and "recorded shapes, all" in out and "against the median of the others" not in out
+
+
+def test_the_machines_speed_against_its_calibrations_is_the_reference_calls_ratio_and_the_kernels_by_its_power(
+        acc: Any) -> None:
+    from gru_sim.calibrate.drift import KERNEL_ELASTICITY
+
+    speed = acc.machine_speed_against_calibration({1: 5e-4, 2: 4e-4}, {1: [1e-3, 1e-3, 5e-4], 2: [4e-4]})
+    assert speed[1]["reference_x"] == pytest.approx(2.0)
+    assert speed[1]["kernels_x"] == pytest.approx(2.0 ** KERNEL_ELASTICITY)
+    assert speed[2] == {"reference_x": pytest.approx(1.0), "kernels_x": pytest.approx(1.0)}
+    # A thread count the calibration did not track, or no reading taken: nothing said.
+    assert acc.machine_speed_against_calibration({1: 5e-4}, {1: [], 2: [1e-3]}) == {}
+
+
+def test_the_calibrations_reference_is_read_from_the_store_beside_the_profile(tmp_path: Path, acc: Any) -> None:
+    from gru_sim.calibrate.store import MeasurementStore
+
+    profile = make_profile(tmp_path / "p.json")
+    assert acc.calibration_reference_s(profile) == {}  # no store beside it
+    groups = list(load_profile(profile).cost_model.coef_)
+    with MeasurementStore(profile.with_suffix(".sqlite")) as store:
+        for v in (4e-4, 5e-4, 9e-4):
+            store.add_drift(groups[0], v)
+    from gru_sim.groups import GroupKey
+
+    assert acc.calibration_reference_s(profile) == {GroupKey.parse(groups[0]).threads: pytest.approx(5e-4)}
