@@ -155,3 +155,14 @@ def test_the_full_job_times_each_gemms_unaligned_twin(tmp_path: Path, monkeypatc
     sub = MeasurementStore(tmp_path / "q.sqlite")
     UnitTimer(load_job(TINY), sub, gemm_grid=([2, 1024], [16], [48]))._gemms("cpu/float32/torch-gru/t1", "float32", 1)
     assert not sub.units("cpu/float32/t1", "gemm_unaligned")
+
+
+def test_a_table_with_a_column_never_timed_says_so_in_one_line() -> None:
+    """A column no GEMM was timed in cannot be filled (the table's rate ceiling is read only for the
+    columns it extends, so an untimed one reaches this message, not a reduction over nothing)."""
+    seconds = np.full((2, 1, 2), np.nan)
+    seconds[:, 0, 0] = [1e-5, 4e-5]
+    with pytest.raises(ValueError, match="needs a measurement in every"):
+        GemmTable(m=(8, 64), k=(4,), n=(48, 96), seconds=seconds)
+    with pytest.raises(ValueError, match="needs a measurement in every"):
+        GemmTable(m=(8, 64), k=(4,), n=(48,), seconds=np.full((2, 1, 1), np.nan))

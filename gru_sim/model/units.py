@@ -451,7 +451,7 @@ class GemmTable:
         self.seconds = np.asarray(self.seconds, dtype=float).reshape(shape)
         t = self.seconds.copy()
         m = np.asarray(self.m, dtype=float)
-        ceiling = self.best_flops_per_s()
+        ceiling: float | None = None  # read once, when a column first needs it (an empty table has none)
         for a in range(len(self.k)):
             for c in range(len(self.n)):
                 col = t[:, a, c]
@@ -459,9 +459,10 @@ class GemmTable:
                 if known.size == 0:
                     continue
                 last = known[-1]
-                row_s = _marginal_row_s(m, col, known, 2.0 * self.k[a] * self.n[c] / ceiling)
-                for i in range(last + 1, len(m)):
-                    col[i] = col[last] + (m[i] - m[last]) * row_s
+                if last + 1 < len(m):
+                    ceiling = ceiling or self.best_flops_per_s()
+                    row_s = _marginal_row_s(m, col, known, 2.0 * self.k[a] * self.n[c] / ceiling)
+                    col[last + 1:] = col[last] + (m[last + 1:] - m[last]) * row_s
                 holes = ~np.isfinite(col)
                 if holes.any():
                     ok = np.flatnonzero(~holes)
