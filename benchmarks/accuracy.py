@@ -112,16 +112,14 @@ def _measure_once(c: GruConfig) -> Any:
 REFERENCE_READINGS = 3
 
 
-def reference_now_s(profile_path: Path, threads: int) -> float:
+def reference_now_s(group: GroupKey) -> float:
     """The median of ``REFERENCE_READINGS`` timings of the calibration's reference call
-    (:mod:`gru_sim.calibrate.drift`) at ``threads``, now."""
+    (:mod:`gru_sim.calibrate.drift`) for ``group``, now."""
     from gru_sim.calibrate.drift import REFERENCE
     from gru_sim.measure.units import reference_call_s
 
-    key = next(GroupKey.parse(g) for g in load_profile(profile_path).cost_model.coef_
-               if GroupKey.parse(g).threads == threads)
     return float(np.median([reference_call_s(REFERENCE["batch"], REFERENCE["hidden"], REFERENCE["steps"],
-                                             key.dtype, key.impl, key.device, threads)
+                                             group.dtype, group.impl, group.device, group.threads)
                             for _ in range(REFERENCE_READINGS)]))
 
 
@@ -173,11 +171,12 @@ def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0, shapes_p
     rng = np.random.default_rng(seed)
     taken: list[list[Any]] = [[] for _ in shapes]
     calibrating = calibration_reference_s(profile_path)
+    groups = {GroupKey.parse(g).threads: GroupKey.parse(g) for g in profile.cost_model.coef_}
     measuring: dict[int, list[float]] = {t: [] for t in threads if t in calibrating}
 
     def sample_speed() -> None:
         for t in measuring:
-            measuring[t].append(reference_now_s(profile_path, t))
+            measuring[t].append(reference_now_s(groups[t]))
 
     sample_speed()
     for r in range(rounds):
