@@ -137,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "one job on one kind of machine (their profiles, .sqlite stores or .sqlite.gz) into the "
                    "--out profile; each unit the median of the runs, the residual fitted on all their whole calls "
                    "(runs taken at different times average out a shared machine's slow spells)")
+    prior = p.add_mutually_exclusive_group()
+    prior.add_argument("--prior", metavar="PROFILE", help="a full calibration: read each unit table against this "
+                       "pooled profile of the same job (default: the known pool whose fingerprint matches this "
+                       "machine, if any): the run gives this machine's level, table by table, the pool the shape "
+                       "where the run's scatter about that level is no more than one pooled run's by chance")
+    prior.add_argument("--no-prior", action="store_true", help="a full calibration: judge the run alone, "
+                       "even where a pool of this machine kind is known")
     add_fleet_flags(p)
     p.set_defaults(func=cmd_calibrate)
 

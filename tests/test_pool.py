@@ -197,6 +197,18 @@ def test_two_tiny_runs_pool_into_one_profile_that_predicts(tmp_path: Path) -> No
     assert predicted.returncode == 0, predicted.stderr
     assert json.loads(predicted.stdout)["latency_s"] > 0
 
+    # The pool knows how far one run's units lie from it by chance, and serves as a fresh run's prior:
+    # the first run, resumed (nothing left to measure), read against it.
+    assert profile.unit_scatter_log_sd and all(v >= 0 for v in profile.unit_scatter_log_sd.values())
+    again = subprocess.run([GRU_SIM, "calibrate", "--job", str(TINY), "--out", str(tmp_path / "r1.json"),
+                            "--prior", str(pooled)], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "pool of 2 runs" in again.stderr and "read against the pool" in again.stderr
+    read = load_profile(tmp_path / "r1.json")
+    assert read.self_check["prior"]["runs"] == 2
+    assert f"{key}|inference:step_s" in read.self_check["prior"]["tables"]
+    assert read.unit_scatter_log_sd is None  # one run is no pool
+
 
 def test_a_job_is_the_same_whatever_its_budget_for_a_resumed_run_and_for_a_pool(tmp_path: Path) -> None:
     from gru_sim.calibrate.jobs import job_differences, load_job

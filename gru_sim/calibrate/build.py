@@ -21,6 +21,7 @@ from ..model.profile import Profile
 from ..model.units import GemmTable, StepTable
 from .drift import SpeedModel
 from .jobs import JobSpec
+from .prior import UnitPrior
 from .store import MeasurementStore, StoredPoint, StoredUnit, point_key
 from .unit_grid import gemm_table, step_table, store_intercepts
 
@@ -48,37 +49,61 @@ def fit_model(spec: JobSpec, store: MeasurementStore, train: list[StoredPoint], 
     return fit_runs(spec, [(store, train)], seed, cv_folds)
 
 
+def run_tables(spec: JobSpec, stores: Sequence[MeasurementStore], speeds: Sequence[SpeedModel]
+               ) -> tuple[list[dict[str, StepTable]], list[dict[str, GemmTable]]]:
+    """Each run's unit tables (step tables by :func:`step_key`, GEMM tables by :func:`gemm_key`), every
+    timing at its run's typical speed. Runs timed before the per-call intercepts were read their step
+    units net of the runs' that measured them (the median of those, per hidden size)."""
+    steps: list[dict[str, StepTable]] = [{} for _ in stores]
+    gemms: list[dict[str, GemmTable]] = [{} for _ in stores]
+    for key, dtype, _impl, threads in _groups(spec):
+        for mode in spec.modes:
+            measured = [store_intercepts(store, key, mode, speed.corrector(key)) for store, speed in zip(stores, speeds)]
+            pooled = {h: float(np.exp(np.median(np.log([m[h] for m in measured if h in m]))))
+                      for h in sorted({h for m in measured for h in m})}
+            for k, (store, speed) in enumerate(zip(stores, speeds)):
+                table = step_table(store, spec, key, mode, dtype, threads, speed.corrector(key), pooled or None)
+                if table is not None:
+                    steps[k][step_key(key, mode)] = table
+        gk = gemm_key(spec.device, dtype, threads)
+        for k, (store, speed) in enumerate(zip(stores, speeds)):
+            if gk not in gemms[k] and (g := gemm_table(store, spec.device, dtype, threads, speed.corrector(key))) is not None:
+                gemms[k][gk] = g
+    return steps, gemms
+
+
 def fit_runs(spec: JobSpec, runs: Sequence[tuple[MeasurementStore, list[StoredPoint]]], seed: int,
-             cv_folds: int = 5) -> GruCostModel:
+             cv_folds: int = 5, prior: UnitPrior | None = None,
+             tables: tuple[list[dict[str, StepTable]], list[dict[str, GemmTable]]] | None = None) -> GruCostModel:
     """:func:`fit_model` over several calibration runs of ``spec`` on one kind of machine, each a store
     and its whole-call points: every unit is the geometric median of the runs that timed it (each
     run's timings at its own typical speed), and the residual is fitted on the whole calls of all runs.
     A shared machine's speed wanders from minute to minute, and one run carries the speed of its
     minutes into every unit; the median of runs taken at different times does not. One run's
-    interval is widened by its speed's spread; a pool's comes from its out-of-fold errors alone."""
+    interval is widened by its speed's spread; a pool's comes from its out-of-fold errors alone.
+    ``prior``: the pooled tables of earlier runs of this job on this machine kind, each table read
+    against them (:mod:`.prior`). ``tables``: the runs' tables (:func:`run_tables`), when already read."""
     groups = _groups(spec)
     keys = [key for key, *_ in groups]
     speeds = [SpeedModel.from_store(store, keys) for store, _ in runs]
+    step_runs, gemm_runs = tables or run_tables(spec, [store for store, _ in runs], speeds)
     steps, gemms, modes = {}, {}, {}
     for key, dtype, _impl, threads in groups:
         for mode in spec.modes:
-            # Runs timed before the per-call intercepts were read their step units net of the runs'
-            # that measured them (the median of those, per hidden size).
-            measured = [store_intercepts(store, key, mode, speed.corrector(key)) for (store, _), speed in zip(runs, speeds)]
-            pooled = {h: float(np.exp(np.median(np.log([m[h] for m in measured if h in m]))))
-                      for h in sorted({h for m in measured for h in m})}
-            tables = [t for (store, _), speed in zip(runs, speeds)
-                      if (t := step_table(store, spec, key, mode, dtype, threads, speed.corrector(key),
-                                          pooled or None)) is not None]
+            sk = step_key(key, mode)
+            tables = [r[sk] for r in step_runs if sk in r]
             if tables:
-                steps[step_key(key, mode)] = StepTable.median_of(tables)
+                steps[sk] = StepTable.median_of(tables)
+                if prior is not None:
+                    steps[sk] = prior.step(sk, steps[sk])
                 modes.setdefault(key, []).append(mode)
         gk = gemm_key(spec.device, dtype, threads)
         if gk not in gemms:
-            found = [g for (store, _), speed in zip(runs, speeds)
-                     if (g := gemm_table(store, spec.device, dtype, threads, speed.corrector(key))) is not None]
+            found = [r[gk] for r in gemm_runs if gk in r]
             if found:
                 gemms[gk] = GemmTable.median_of(found)
+                if prior is not None:
+                    gemms[gk] = prior.gemm(gk, gemms[gk])
     if not steps:
         raise GruSimError(f"{runs[0][0].path}: no step units were timed: raise --budget")
     configs, latencies_s = [], []
@@ -198,7 +223,7 @@ def _run_summary(store: MeasurementStore, points: list[StoredPoint], units: list
 
 
 def build_profile(spec: JobSpec, stores: MeasurementStore | Sequence[MeasurementStore],
-                  fingerprint: dict[str, Any]) -> Profile:
+                  fingerprint: dict[str, Any], prior: UnitPrior | None = None) -> Profile:
     """Fit on the training points; self-check on the held-out and beyond-range points. Several stores
     (runs of ``spec`` on one kind of machine, see :mod:`.pool`) make one profile: units the median of
     the runs, the residual fitted on all their whole calls, the self-check over all their held-out
@@ -213,7 +238,10 @@ def build_profile(spec: JobSpec, stores: MeasurementStore | Sequence[Measurement
     pts = [p for p in ok if not p.noisy]
     trains = [[p for p in run if p.role == "train" and p.status == "ok" and p.latency_s and not p.noisy]
               for run in points]
-    model = fit_runs(spec, list(zip(runs, trains)), spec.seed)
+    keys = [key for key, *_ in _groups(spec)]
+    speeds = [SpeedModel.from_store(store, keys) for store in runs]
+    tables = run_tables(spec, runs, speeds)
+    model = fit_runs(spec, list(zip(runs, trains)), spec.seed, prior=prior, tables=tables)
     self_check: dict[str, Any] = {role: _check(model, [p for p in pts if p.role == role])
                                   for role in ("train", "holdout", "beyond")}
     self_check["noisy"] = _check(model, [p for p in ok if p.noisy and p.role in ("holdout", "beyond")])
@@ -225,10 +253,11 @@ def build_profile(spec: JobSpec, stores: MeasurementStore | Sequence[Measurement
     self_check["memory_in_sample"] = error_summary([p.peak_memory_bytes for p in mem_pts],
                                                    [memory.predict_one(p.config) for p in mem_pts])
     oom = sum(p.status == "oom" for p in everything)
-    keys = [key for key, *_ in _groups(spec)]
     pooled = len(runs) > 1
     listed = _pooled_points(everything) if pooled else everything
     extra = {"runs": [_run_summary(*run) for run in zip(runs, points, units)]} if pooled else {}
+    if prior is not None:
+        extra["prior"] = prior.summary()
     return Profile(
         path=None,
         fingerprint=runs[0].get_meta("fingerprint") or fingerprint,
@@ -236,7 +265,7 @@ def build_profile(spec: JobSpec, stores: MeasurementStore | Sequence[Measurement
         ranges={key: model.fit_range_[key] for key in model.fit_range_},
         ceilings=_pooled_ceilings(spec, runs) if pooled else _ceilings(spec, runs[0]),
         self_check={**self_check, "oom_points": oom, "measuring_s": float(sum(store.spent_s() for store in runs)),
-                    "speed_drift": _speed_summary([SpeedModel.from_store(store, keys) for store in runs]),
+                    "speed_drift": _speed_summary(speeds),
                     "unit_counts": dict(sorted(Counter(u.table for run in units for u in run).items())),
                     **extra},
         cost_model=model,
@@ -247,4 +276,5 @@ def build_profile(spec: JobSpec, stores: MeasurementStore | Sequence[Measurement
                        "latency_s": p.latency_s, "latency_iqr_s": p.latency_iqr_s, "noisy": p.noisy,
                        "first_call_s": p.first_call_s, "peak_memory_bytes": p.peak_memory_bytes}
                       for p in listed],
+        unit_scatter_log_sd=UnitPrior.from_runs(*tables).chance_log_sd if pooled else None,
     )

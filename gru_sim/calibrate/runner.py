@@ -35,6 +35,7 @@ from ..measure.timing import TimingPolicy
 from ..model.profile import Profile, save_profile
 from . import design
 from .build import build_profile, fit_model
+from .prior import UnitPrior
 from .drift import DriftTracker
 from .jobs import JobSpec, job_differences
 from .store import MeasurementStore
@@ -263,13 +264,15 @@ class Calibration:
             return design.rough_estimate_s
         return lambda c: model.predict_one(c) if model.group_for(c)[0] == key else design.rough_estimate_s(c)
 
-def calibrate(spec: JobSpec, out: str | Path, progress: Progress | None = None) -> Profile:
-    """Run (or resume) ``spec`` with its store beside ``out`` and write the profile to ``out``."""
+def calibrate(spec: JobSpec, out: str | Path, progress: Progress | None = None,
+              prior: UnitPrior | None = None) -> Profile:
+    """Run (or resume) ``spec`` with its store beside ``out`` and write the profile to ``out``; with
+    ``prior`` (a pool of this job on this machine kind), each unit table read against it (:mod:`.prior`)."""
     check_device(_device_probe(spec))  # a job for a missing device stops before creating anything
     with MeasurementStore(store_path_for(out)) as store:
         cal = Calibration(spec, store, progress)
         cal.run()
-        profile = build_profile(spec, store, fingerprint(spec.device))
+        profile = build_profile(spec, store, fingerprint(spec.device), prior=prior)
     save_profile(profile, out)
     return profile
 

@@ -15,6 +15,7 @@ from .common import positive_int
 
 if TYPE_CHECKING:
     from ..calibrate.jobs import JobSpec
+    from ..calibrate.prior import UnitPrior
 
 
 def add_fleet_flags(p: argparse.ArgumentParser) -> None:
@@ -60,6 +61,8 @@ def _check_fleet_flags(args: argparse.Namespace) -> bool:
         raise GruSimError("--quick and --from adapt a profile to this machine: not with --out-dir")
     if getattr(args, "pool", None) is not None:
         raise GruSimError("--pool builds one profile from finished runs: not with --out-dir")
+    if getattr(args, "prior", None) is not None:
+        raise GruSimError("--prior names one pool for this machine: a fleet calibrates each kind alone (not with --out-dir)")
     if args.workers is not None and args.scheduler is not None:
         raise GruSimError("give --workers or --scheduler, not both")
     return True
@@ -72,6 +75,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from ..calibrate.runner import calibrate, store_path_for
     from ..model.library import calibration_out_path
 
+    if (getattr(args, "prior", None) is not None or getattr(args, "no_prior", False)) and (args.pool or args.quick):
+        raise GruSimError("--prior and --no-prior belong to a full calibration: not with --pool or --quick")
     if args.pool is not None:
         return _calibrate_pool(args)
     if args.quick:
@@ -82,16 +87,65 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     out = args.out or calibration_out_path(args.device, profiles_write_dir())
     print(f"gru-sim calibrate: job {spec.name}, budget {spec.budget_s:.0f} s, store {store_path_for(out)}",
           file=sys.stderr)
+    prior = _prior_for(args, spec)
     try:
         with BudgetProgress(spec.budget_s) as progress:
-            profile = calibrate(spec, out, progress)
+            profile = calibrate(spec, out, progress, prior)
     except KeyboardInterrupt:
         print(f"gru-sim calibrate: interrupted; every point measured so far is in {store_path_for(out)}: "
               "run the same command again to resume", file=sys.stderr)
         return 130
+    if prior is not None:
+        print(f"gru-sim calibrate: {prior.describe()}", file=sys.stderr)
     print_self_check(profile.self_check)
     print(f"profile written to {out}")
     return 0
+
+
+def _prior_for(args: argparse.Namespace, spec: "JobSpec") -> "UnitPrior | None":
+    """The pool a full calibration reads its units against: ``--prior``, else the known profile that
+    matches this machine when it is a pool of the same job; None with ``--no-prior`` or when there is none.
+    Loaded before measuring: the run may replace that profile's file."""
+    from ..calibrate.jobs import job_differences
+    from ..calibrate.prior import UnitPrior
+    from ..errors import ProfileError
+    from ..model.library import choose_profile, describe, mismatch, here_fingerprint
+    from ..model.profile import load_profile
+
+    if getattr(args, "no_prior", False):
+        return None
+    explicit = getattr(args, "prior", None)
+    job = spec.model_dump(mode="json")
+
+    def say(line: str) -> None:
+        print(f"gru-sim calibrate: {line}", file=sys.stderr)
+
+    if explicit is not None:
+        profile = load_profile(explicit)
+        if differ := job_differences(profile.job, job):
+            raise GruSimError(f"--prior {explicit} pools another job than {spec.name} (they differ in "
+                              f"{', '.join(differ)}): give a pool of this job, or --no-prior")
+        prior = UnitPrior.from_profile(profile)
+        if diff := mismatch(profile.fingerprint, here_fingerprint(spec.device)):
+            say(f"--prior {explicit} was pooled on {describe(profile.fingerprint)} ({', '.join(diff)} differ); "
+                "each table keeps the scatter it shows beyond chance")
+    else:
+        try:
+            choice = choose_profile(spec.device)
+        except ProfileError:
+            return None
+        if not choice.match:
+            return None
+        try:
+            profile = load_profile(choice.path)
+        except ProfileError:
+            return None
+        if job_differences(profile.job, job) or not profile.unit_scatter_log_sd:
+            return None
+        prior = UnitPrior.from_profile(profile)
+    say(f"reading the units against the pool of {prior.runs} runs in {prior.source} (this machine kind, this job); "
+        "--no-prior judges the run alone")
+    return prior
 
 
 def _calibrate_fleet(args: argparse.Namespace) -> int:

@@ -62,6 +62,9 @@ class Profile:
     measurements: list[dict[str, Any]]
     # A profile adapted from another machine's: that profile's path and fingerprint.
     adapted_from: dict[str, Any] | None = None
+    # A pool's: how far one of its runs' units lie from the pool's by chance (log sd, per table part;
+    # see calibrate.prior), so that a fresh calibration on this machine kind can be read against it.
+    unit_scatter_log_sd: dict[str, float] | None = None
 
     @property
     def device(self) -> str:
@@ -88,6 +91,7 @@ class Profile:
             "canaries": self.canaries,
             "measurements": self.measurements,
             **({"adapted_from": self.adapted_from} if self.adapted_from else {}),
+            **({"unit_scatter_log_sd": self.unit_scatter_log_sd} if self.unit_scatter_log_sd else {}),
         }
 
 
@@ -129,6 +133,6 @@ def load_profile(path: str | Path) -> Profile:
                        cost_model=GruCostModel.from_dict(doc["cost_model"]),
                        memory_model=MemoryModel.from_dict(doc["memory_model"]), canaries=doc["canaries"],
                        created_at=doc["created_at"], measurements=doc["measurements"],
-                       adapted_from=doc.get("adapted_from"))
+                       adapted_from=doc.get("adapted_from"), unit_scatter_log_sd=doc.get("unit_scatter_log_sd"))
     except (KeyError, TypeError, ValueError) as err:
         raise ProfileError(f"{path}: malformed profile ({err!r}): recalibrate") from None
