@@ -312,9 +312,11 @@ def run_to_run(path: Path, cpu: str) -> dict[str, Any]:
     return {"runs": len(apes), "mean_median_ape": float(np.mean(apes)), "mean_after_level": float(np.mean(afters))}
 
 
-def run_validate(profile_path: Path, sample: int, out_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``gru-sim validate --sample``'s figures inside and beyond the range, and how far apart its two
-    rounds of each configuration lay (the machine's own spread)."""
+def run_validate(profile_path: Path, sample: int, out_dir: Path
+                 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """``gru-sim validate --sample``'s figures inside and beyond the range, how far apart its two
+    rounds of each configuration lay (the machine's own spread), and its rows (configuration,
+    measured and predicted seconds: another profile can be judged on them without measuring)."""
     proc = subprocess.run([GRU_SIM, "validate", "--profile", str(profile_path), "--sample", str(sample),
                            "--out", str(out_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if proc.returncode not in (0, 1):
@@ -326,7 +328,9 @@ def run_validate(profile_path: Path, sample: int, out_dir: Path) -> tuple[dict[s
                        ("beyond", [r for r in rows if r.get("extrapolated")])):
         out[label] = figures([r["measured_latency_s"] for r in sel], [r["predicted_latency_s"] for r in sel],
                              [tuple(r["latency_interval_s"]) for r in sel])
-    return out, doc["summary"].get("machine_spread") or {"n": 0}
+    kept = [{k: r.get(k) for k in ("config", "measured_latency_s", "predicted_latency_s", "latency_interval_s",
+                                   "extrapolated", "noisy")} for r in doc.get("rows", doc.get("records", []))]
+    return out, doc["summary"].get("machine_spread") or {"n": 0}, kept
 
 
 def fmt(f: dict[str, Any]) -> str:
@@ -393,8 +397,8 @@ def main() -> None:
             record_run(args.record, result["cpu_model"], result["typical"]["rows"])
         if args.sample:
             print(f"gru-sim validate --sample {args.sample} ...", file=sys.stderr, flush=True)
-            result["validate"], result["validate_machine_spread"] = run_validate(profile, args.sample,
-                                                                                 Path(tmp) / "validate")
+            result["validate"], result["validate_machine_spread"], result["validate_rows"] = run_validate(
+                profile, args.sample, Path(tmp) / "validate")
     print(f"CPU: {result['cpu_model']}")
     if "calibration_wall_s" in result:
         print(f"calibration: {result['calibration_wall_s']:.0f} s wall")

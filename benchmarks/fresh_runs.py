@@ -11,8 +11,13 @@ nothing) and judged on the typical shapes (never fitted) two ways —
 Beside them the floor no profile made in one spell can beat: one recorded run of the shapes against
 the median of the others.
 
+With ``--prior`` each run is read against the pool of all the other runs (``gru_sim.calibrate.prior``),
+as ``gru-sim calibrate`` reads a fresh run against the shipped pool of its machine kind; without it,
+each run stands alone (``gru-sim calibrate --no-prior``).
+
     .venv/bin/python benchmarks/fresh_runs.py [--runs 'calibration/runs/cpu-amd-epyc-2c/*.sqlite.gz']
-                                              [--measured benchmarks/data/typical_measured.csv] [--json OUT]
+                                              [--measured benchmarks/data/typical_measured.csv] [--prior]
+                                              [--json OUT]
 """
 
 from __future__ import annotations
@@ -64,12 +69,40 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"coverage {100 * a[:, 3].mean():3.0f}%  (n = {len(rows)} runs)")
 
 
+def _against_the_others(runs: list[str], profiles: dict[str, Path]) -> dict[str, tuple[float, float]]:
+    """Each run's profile read against the pool of the other runs (leave one out); when each measured."""
+    from gru_sim.calibrate.build import _groups, build_profile, run_tables
+    from gru_sim.calibrate.drift import SpeedModel
+    from gru_sim.calibrate.jobs import JobSpec
+    from gru_sim.calibrate.pool import open_runs
+    from gru_sim.calibrate.prior import UnitPrior
+    from gru_sim.model.profile import save_profile
+
+    spans = {}
+    with open_runs(runs) as stores:
+        spec = JobSpec.model_validate(stores[0].get_meta("job"))
+        keys = [key for key, *_ in _groups(spec)]
+        steps, gemms = run_tables(spec, stores, [SpeedModel.from_store(store, keys) for store in stores])
+        for i, (run, store) in enumerate(zip(runs, stores)):
+            prior = UnitPrior.from_runs([t for j, t in enumerate(steps) if j != i],
+                                        [t for j, t in enumerate(gemms) if j != i])
+            prior.source = f"the other {len(runs) - 1} runs"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                save_profile(build_profile(spec, store, store.get_meta("fingerprint"), prior=prior), profiles[run])
+            spans[run] = store.measured_span()
+    return spans
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", default=DEFAULT_RUNS, help=f"glob of calibration runs (default {DEFAULT_RUNS})")
     ap.add_argument("--measured", default=DEFAULT_MEASURED, help=f"recorded typical runs (default {DEFAULT_MEASURED})")
     ap.add_argument("--within", type=float, default=15.0,
                     help="minutes after a calibration within which a recorded run counts as right after it (15)")
+    ap.add_argument("--prior", action="store_true",
+                    help="read each run against the pool of the others, as a fresh calibration is read against "
+                         "the shipped pool of its machine kind")
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
     args = ap.parse_args()
     runs = sorted(glob.glob(str(ROOT / args.runs) if not Path(args.runs).is_absolute() else args.runs))
@@ -85,7 +118,9 @@ def main() -> None:
         # Each run's own profile, and when it measured (to find the recorded run taken right after it).
         profiles = {run: Path(tmp) / f"run-{k}.json" for k, run in enumerate(runs)}
         spans = {}
-        for run in runs:
+        if args.prior:
+            spans = _against_the_others(runs, profiles)
+        for run in runs if not args.prior else []:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 span = _single(run, profiles[run])
@@ -93,8 +128,9 @@ def main() -> None:
                 sys.exit(f"{run}: an empty calibration store")
             spans[run] = span
         pairs = right_after({run: end for run, (_, end) in spans.items()}, list(recorded), args.within)
-        print(f"CPU: {cpu}; {len(runs)} calibration runs in {args.runs}; {len(recorded)} recorded typical runs, "
-              f"{len(pairs)} of them right after a calibration")
+        print(f"CPU: {cpu}; {len(runs)} calibration runs in {args.runs}"
+              f"{', each read against the pool of the others' if args.prior else ', each alone'}; "
+              f"{len(recorded)} recorded typical runs, {len(pairs)} of them right after a calibration")
         for run in runs:
             profile = profiles[run]
             start, end = spans[run]
@@ -116,7 +152,8 @@ def main() -> None:
         print(f"the floor: one recorded run vs the median of the others: median APE {floor['mean_median_ape']:.1f}%, "
               f"after its level {floor['mean_after_level']:.1f}% (means over {floor['runs']} runs)")
     if args.json:
-        args.json.write_text(json.dumps({"cpu_model": cpu, "runs": out, "floor": floor}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"cpu_model": cpu, "prior": args.prior, "runs": out, "floor": floor},
+                                        indent=1) + "\n")
 
 
 if __name__ == "__main__":
