@@ -1,8 +1,9 @@
 """A fresh calibration read against the stored calibrations of its machine kind.
 
 One calibration times each unit once, in whatever spell of the machine's speed that moment falls:
-on a shared VM a unit lies from the median of many runs by a log standard deviation of about 0.2,
-which is most of a single calibration's error in how time depends on the shape. Where a pool of
+on a shared VM a unit lies from the median of many runs, once its run's level is divided out, by a
+log standard deviation of 0.05-0.19 (the AMD EPYC pool's ``unit_scatter_log_sd``), which is most of a
+single calibration's error in how time depends on the shape. Where a pool of
 earlier runs of the same job on the same kind of machine is at hand, each table of the fresh run is
 compared with the pool's cell by cell: the fresh run's level (the median log ratio) is this machine's
 now, and the cells' scatter about that level is either chance — as large as one pooled run's scatter
