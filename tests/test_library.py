@@ -82,3 +82,16 @@ def test_a_full_calibration_keeps_another_machines_default(tmp_path: Path) -> No
     _write(tmp_path, "cpu-default.json", {**INTEL, "cpu_model": "Not This CPU"})
     own = calibration_out_path("cpu", tmp_path)
     assert own == own_profile_path("cpu", tmp_path) != default and own.name.startswith("cpu-")
+
+
+def test_a_full_calibration_never_replaces_a_pool_of_this_machine(tmp_path: Path) -> None:
+    from gru_sim.model.library import calibration_out_path, here_fingerprint, is_pool, own_profile_path
+
+    default = tmp_path / "cpu-default.json"
+    default.write_text(json.dumps({"fingerprint": here_fingerprint("cpu"),
+                                   "self_check": {"runs": [{"store": "a"}, {"store": "b"}]}}))
+    assert is_pool(default)
+    # The pool stays where later calibrations of this kind find it; this run gets its own file.
+    assert calibration_out_path("cpu", tmp_path) == own_profile_path("cpu", tmp_path)
+    default.write_text(json.dumps({"fingerprint": here_fingerprint("cpu"), "self_check": {}}))
+    assert not is_pool(default) and calibration_out_path("cpu", tmp_path) == default

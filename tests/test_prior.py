@@ -141,6 +141,35 @@ def test_the_command_takes_the_named_pool_or_none(tmp_path: Path, capsys: pytest
     assert "differ" in err  # pooled on a 'synthetic' machine: said so
 
 
+def test_the_command_takes_the_largest_pool_of_this_job_that_matches_this_machine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from gru_sim.calibrate.jobs import load_job
+    from gru_sim.commands.calibrate import _prior_for
+    from gru_sim.model import library
+    from gru_sim.model.profile import save_profile
+
+    spec = load_job(Path(__file__).parent / "data" / "tiny-job.yaml")
+    here = library.here_fingerprint("cpu")
+
+    def write(name: str, runs: int, fingerprint: dict, job: dict) -> None:
+        profile = load_profile(make_profile(tmp_path / name))
+        profile.fingerprint, profile.job = fingerprint, job
+        if runs > 1:
+            profile.self_check["runs"] = [{"store": f"r{k}"} for k in range(runs)]
+            profile.unit_scatter_log_sd = {f"{k}:step_s": 0.1 for k in profile.cost_model.step_tables_}
+        save_profile(profile, tmp_path / name)
+
+    job = spec.model_dump(mode="json")
+    write("cpu-default.json", 1, here, job)                              # this machine, one run: no pool
+    write("cpu-this-pool.json", 3, here, job)                            # the one to take
+    write("cpu-other-job.json", 9, here, {**job, "name": "another"})      # another job
+    write("cpu-other-cpu.json", 9, {**here, "cpu_model": "Not This CPU"}, job)  # another machine
+    monkeypatch.setattr(library, "profile_dirs", lambda: [tmp_path])
+    prior = _prior_for(_args(), spec)
+    assert prior is not None and prior.runs == 3 and prior.source.endswith("cpu-this-pool.json")
+    assert "pool of 3 runs" in capsys.readouterr().err
+
+
 def test_the_command_finds_no_pool_for_another_job() -> None:
     from gru_sim.calibrate.jobs import load_job
     from gru_sim.commands.calibrate import _prior_for

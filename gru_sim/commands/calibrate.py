@@ -109,7 +109,7 @@ def _prior_for(args: argparse.Namespace, spec: "JobSpec") -> "UnitPrior | None":
     from ..calibrate.jobs import job_differences
     from ..calibrate.prior import UnitPrior
     from ..errors import ProfileError
-    from ..model.library import choose_profile, describe, mismatch, here_fingerprint
+    from ..model.library import describe, here_fingerprint, is_pool, known_profiles, mismatch
     from ..model.profile import load_profile
 
     if getattr(args, "no_prior", False):
@@ -130,19 +130,21 @@ def _prior_for(args: argparse.Namespace, spec: "JobSpec") -> "UnitPrior | None":
             say(f"--prior {explicit} was pooled on {describe(profile.fingerprint)} ({', '.join(diff)} differ); "
                 "each table keeps the scatter it shows beyond chance")
     else:
-        try:
-            choice = choose_profile(spec.device)
-        except ProfileError:
+        # Every known pool of this job whose fingerprint matches this machine; the one of most runs.
+        here = here_fingerprint(spec.device)
+        pools = []
+        for path, fp in known_profiles(spec.device):
+            if mismatch(fp, here) or not is_pool(path):
+                continue
+            try:
+                profile = load_profile(path)
+            except ProfileError:
+                continue
+            if profile.unit_scatter_log_sd and not job_differences(profile.job, job):
+                pools.append(profile)
+        if not pools:
             return None
-        if not choice.match:
-            return None
-        try:
-            profile = load_profile(choice.path)
-        except ProfileError:
-            return None
-        if job_differences(profile.job, job) or not profile.unit_scatter_log_sd:
-            return None
-        prior = UnitPrior.from_profile(profile)
+        prior = UnitPrior.from_profile(max(pools, key=lambda p: len(p.self_check.get("runs") or [])))
     say(f"reading the units against the pool of {prior.runs} runs in {prior.source} (this machine kind, this job); "
         "--no-prior judges the run alone")
     return prior
