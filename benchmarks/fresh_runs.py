@@ -12,11 +12,13 @@ Beside them the floor no profile made in one spell can beat: one recorded run of
 the median of the others.
 
 With ``--prior`` each run is read against the pool of all the other runs (``gru_sim.calibrate.prior``),
-as ``gru-sim calibrate`` reads a fresh run against the shipped pool of its machine kind; without it,
-each run stands alone (``gru-sim calibrate --no-prior``).
+as ``gru-sim calibrate`` reads a fresh run against the shipped pool of its machine kind; with ``--prior
+earlier``, against the pool of the runs made before it (the pool as it stood: a run with fewer than two
+before it stands alone); without it, each run stands alone (``gru-sim calibrate --no-prior``).
 
     .venv/bin/python benchmarks/fresh_runs.py [--runs 'calibration/runs/cpu-amd-epyc-2c/*.sqlite.gz']
-                                              [--measured benchmarks/data/typical_measured.csv] [--prior]
+                                              [--measured benchmarks/data/typical_measured.csv]
+                                              [--prior [others|earlier]]
                                               [--json OUT]
 """
 
@@ -69,8 +71,16 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"coverage {100 * a[:, 3].mean():3.0f}%  (n = {len(rows)} runs)")
 
 
-def _against_the_others(runs: list[str], profiles: dict[str, Path]) -> dict[str, tuple[float, float]]:
-    """Each run's profile read against the pool of the other runs (leave one out); when each measured."""
+def prior_runs(spans: list[tuple[float, float]], i: int, earlier: bool) -> list[int]:
+    """The runs run ``i`` is read against: every other one, or with ``earlier`` those that ended
+    before it began (``spans``: each run's first and last measurement)."""
+    return [j for j in range(len(spans)) if j != i and (not earlier or spans[j][1] < spans[i][0])]
+
+
+def _against_the_others(runs: list[str], profiles: dict[str, Path], earlier: bool = False
+                        ) -> dict[str, tuple[float, float]]:
+    """Each run's profile read against the pool of the other runs (leave one out), or with ``earlier``
+    of the runs that ended before it began (alone where fewer than two did); when each measured."""
     from gru_sim.calibrate.build import _groups, build_profile, run_tables
     from gru_sim.calibrate.drift import SpeedModel
     from gru_sim.calibrate.jobs import JobSpec
@@ -78,19 +88,19 @@ def _against_the_others(runs: list[str], profiles: dict[str, Path]) -> dict[str,
     from gru_sim.calibrate.prior import UnitPrior
     from gru_sim.model.profile import save_profile
 
-    spans = {}
     with open_runs(runs) as stores:
         spec = JobSpec.model_validate(stores[0].get_meta("job"))
         keys = [key for key, *_ in _groups(spec)]
         steps, gemms = run_tables(spec, stores, [SpeedModel.from_store(store, keys) for store in stores])
+        spans = {run: store.measured_span() for run, store in zip(runs, stores)}
         for i, (run, store) in enumerate(zip(runs, stores)):
-            prior = UnitPrior.from_runs([t for j, t in enumerate(steps) if j != i],
-                                        [t for j, t in enumerate(gemms) if j != i])
-            prior.source = f"the other {len(runs) - 1} runs"
+            use = prior_runs([spans[r] for r in runs], i, earlier)
+            prior = UnitPrior.from_runs([steps[j] for j in use], [gemms[j] for j in use]) if len(use) >= 2 else None
+            if prior is not None:
+                prior.source = f"{len(use)} {'earlier' if earlier else 'other'} runs"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 save_profile(build_profile(spec, store, store.get_meta("fingerprint"), prior=prior), profiles[run])
-            spans[run] = store.measured_span()
     return spans
 
 
@@ -100,9 +110,9 @@ def main() -> None:
     ap.add_argument("--measured", default=DEFAULT_MEASURED, help=f"recorded typical runs (default {DEFAULT_MEASURED})")
     ap.add_argument("--within", type=float, default=15.0,
                     help="minutes after a calibration within which a recorded run counts as right after it (15)")
-    ap.add_argument("--prior", action="store_true",
-                    help="read each run against the pool of the others, as a fresh calibration is read against "
-                         "the shipped pool of its machine kind")
+    ap.add_argument("--prior", nargs="?", const="others", choices=("others", "earlier"),
+                    help="read each run against the pool of the others (or of the runs made before it: "
+                         "'earlier'), as a fresh calibration is read against the shipped pool of its machine kind")
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
     args = ap.parse_args()
     runs = sorted(glob.glob(str(ROOT / args.runs) if not Path(args.runs).is_absolute() else args.runs))
@@ -119,7 +129,7 @@ def main() -> None:
         profiles = {run: Path(tmp) / f"run-{k}.json" for k, run in enumerate(runs)}
         spans = {}
         if args.prior:
-            spans = _against_the_others(runs, profiles)
+            spans = _against_the_others(runs, profiles, earlier=args.prior == "earlier")
         for run in runs if not args.prior else []:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -129,7 +139,7 @@ def main() -> None:
             spans[run] = span
         pairs = right_after({run: end for run, (_, end) in spans.items()}, list(recorded), args.within)
         print(f"CPU: {cpu}; {len(runs)} calibration runs in {args.runs}"
-              f"{', each read against the pool of the others' if args.prior else ', each alone'}; "
+              f"{({'others': ', each read against the pool of the others', 'earlier': ', each read against the pool of the runs before it'}).get(args.prior, ', each alone')}; "
               f"{len(recorded)} recorded typical runs, {len(pairs)} of them right after a calibration")
         for run in runs:
             profile = profiles[run]

@@ -36,3 +36,13 @@ def test_the_store_knows_when_it_measured_its_first_and_last_point_or_unit(tmp_p
         store.add_unit("g", "t", "step", {"batch": 1}, 1e-5, False, 0.01)
         first, last = store.measured_span()
         assert before <= first <= last <= time.time()
+
+
+def test_a_run_is_read_against_the_others_or_only_those_made_before_it(
+        benchmark_script: Callable[[str], Any]) -> None:
+    fr = benchmark_script("fresh_runs")
+    spans = [(0.0, 10.0), (20.0, 30.0), (25.0, 40.0), (50.0, 60.0)]
+    assert fr.prior_runs(spans, 1, earlier=False) == [0, 2, 3]
+    assert fr.prior_runs(spans, 3, earlier=True) == [0, 1, 2]
+    assert fr.prior_runs(spans, 2, earlier=True) == [0]  # run 1 was still measuring when run 2 began
+    assert fr.prior_runs(spans, 0, earlier=True) == []
