@@ -84,14 +84,14 @@ def test_a_full_calibration_keeps_another_machines_default(tmp_path: Path) -> No
     assert own == own_profile_path("cpu", tmp_path) != default and own.name.startswith("cpu-")
 
 
-def test_a_full_calibration_never_replaces_a_pool_of_this_machine(tmp_path: Path) -> None:
-    from gru_sim.model.library import calibration_out_path, here_fingerprint, is_pool, own_profile_path
+def test_a_pool_is_told_from_a_single_run(tmp_path: Path) -> None:
+    from gru_sim.model.library import here_fingerprint, is_pool
 
-    default = tmp_path / "cpu-default.json"
-    default.write_text(json.dumps({"fingerprint": here_fingerprint("cpu"),
-                                   "self_check": {"runs": [{"store": "a"}, {"store": "b"}]}}))
-    assert is_pool(default)
-    # The pool stays where later calibrations of this kind find it; this run gets its own file.
-    assert calibration_out_path("cpu", tmp_path) == own_profile_path("cpu", tmp_path)
-    default.write_text(json.dumps({"fingerprint": here_fingerprint("cpu"), "self_check": {}}))
-    assert not is_pool(default) and calibration_out_path("cpu", tmp_path) == default
+    path = tmp_path / "cpu-default.json"
+    path.write_text(json.dumps({"fingerprint": here_fingerprint("cpu"),
+                                "self_check": {"runs": [{"store": "a"}, {"store": "b"}]}}))
+    assert is_pool(path)
+    path.write_text(json.dumps({"fingerprint": here_fingerprint("cpu"), "self_check": {}}))
+    assert not is_pool(path)
+    path.write_text("not json")
+    assert not is_pool(path)

@@ -170,11 +170,12 @@ def is_pool(path: Path) -> bool:
 
 def calibration_out_path(device: str, directory: Path) -> Path:
     """Where a full calibration goes without ``--out``: ``<device>-default.json``, unless that file
-    describes another machine or pools several runs of this one (then it stays, and this run gets its
-    own, :func:`own_profile_path`), so that a checkout's library keeps every machine kind calibrated in
-    it, and the pool later calibrations of this kind are read against (``calibrate.prior``)."""
+    describes another machine (then it stays, and this machine gets its own, :func:`own_profile_path`),
+    so that a checkout's library keeps every machine kind calibrated in it. A pool of this machine
+    there is replaced: ``predict`` and the others then use the user's own calibration, and the run
+    was read against the pool before it was written (``calibrate.prior``)."""
     default = directory / f"{device}-default.json"
     fp = _fingerprint_of(default) if default.is_file() else None
-    if fp is not None and (mismatch(fp, here_fingerprint(device)) or is_pool(default)):
+    if fp is not None and mismatch(fp, here_fingerprint(device)):
         return own_profile_path(device, directory)
     return default
