@@ -11,6 +11,7 @@ machine predicted for is the client's question, not the worker's).
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import logging
 import tempfile
@@ -24,6 +25,8 @@ EXTRA = "gru-sim[dask]"
 # Tasks in flight at once per worker thread: enough to keep every worker busy, few enough that the
 # client never holds more than a handful of finished chunks it has not written yet.
 IN_FLIGHT_PER_WORKER = 2
+# How many times a task the cluster cancelled (its worker lost) is submitted again before giving up.
+LOST_TASK_RESUBMITS = 3
 # Seconds to wait for a scheduler to answer before giving up.
 CONNECT_TIMEOUT_S = 20
 
@@ -139,9 +142,25 @@ def map_in_order(client: Any, fn: Callable[..., Any], tasks: Sequence[tuple[Any,
             submitted += 1
 
     submit()
+    lost: dict[int, int] = {}
     while next_out < total:
         fut = next(pending)
-        done[futures.pop(fut)] = fut.result()
+        k = futures.pop(fut)
+        try:
+            done[k] = fut.result()
+        except concurrent.futures.CancelledError as err:
+            # A worker lost mid-task can leave its task cancelled ("already forgotten") instead of run
+            # again: submit it once more (the shared arguments again too, in case their copies went
+            # with the worker).
+            lost[k] = lost.get(k, 0) + 1
+            if lost[k] > LOST_TASK_RESUBMITS:
+                raise ClusterError(f"a task was cancelled {lost[k]} times on the cluster ({err}): "
+                                   "check the workers' logs") from None
+            shared_futures = [client.scatter([value], broadcast=True)[0] for value in shared]
+            again = client.submit(fn, *shared_futures, *tasks[k], pure=False, retries=2)
+            futures[again] = k
+            pending.add(again)
+            continue
         fut.release()
         while next_out in done:
             yield done.pop(next_out)

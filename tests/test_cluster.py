@@ -199,3 +199,26 @@ def test_a_worker_lost_mid_sweep_leaves_no_gap_and_no_duplicate(tmp_path: Path) 
     rows = _parquet_rows(tmp_path / "cluster" / "sweep.parquet")
     assert rows["row"] == list(range(grid.size))
     assert rows == _parquet_rows(tmp_path / "serial" / "sweep.parquet")
+
+
+def _cancels_itself_once(marker: str, value: int) -> int:
+    """A task that, on its first try, has the cluster cancel it (as a worker lost mid-task can); the
+    marker file says a try was made."""
+    from distributed import Future, get_client, get_worker
+
+    path = Path(marker)
+    if not path.exists():
+        path.write_text("tried")
+        key = get_worker().get_current_task()
+        get_client().cancel(Future(key))
+        time.sleep(5.0)
+    return value * 10
+
+
+def test_a_task_the_cluster_cancels_is_submitted_again_and_yielded_once(client, tmp_path: Path) -> None:
+    from gru_sim.distributed import map_in_order
+
+    marker = str(tmp_path / "tried")
+    out = list(map_in_order(client, _cancels_itself_once, [(k,) for k in range(6)], shared=(marker,)))
+    assert out == [0, 10, 20, 30, 40, 50]
+    assert Path(marker).exists()
