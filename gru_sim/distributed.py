@@ -133,12 +133,15 @@ def map_in_order(client: Any, fn: Callable[..., Any], tasks: Sequence[tuple[Any,
     submitted = next_out = 0
     total = len(tasks)
 
+    def submit_task(k: int) -> None:
+        fut = client.submit(fn, *shared_futures, *tasks[k], pure=False, retries=2)
+        futures[fut] = k
+        pending.add(fut)
+
     def submit() -> None:
         nonlocal submitted
         while submitted < total and submitted - next_out < limit:
-            fut = client.submit(fn, *shared_futures, *tasks[submitted], pure=False, retries=2)
-            futures[fut] = submitted
-            pending.add(fut)
+            submit_task(submitted)
             submitted += 1
 
     submit()
@@ -157,9 +160,7 @@ def map_in_order(client: Any, fn: Callable[..., Any], tasks: Sequence[tuple[Any,
                 raise ClusterError(f"a task was cancelled {lost[k]} times on the cluster ({err}): "
                                    "check the workers' logs") from None
             shared_futures = [client.scatter([value], broadcast=True)[0] for value in shared]
-            again = client.submit(fn, *shared_futures, *tasks[k], pure=False, retries=2)
-            futures[again] = k
-            pending.add(again)
+            submit_task(k)
             continue
         fut.release()
         while next_out in done:

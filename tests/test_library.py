@@ -83,15 +83,3 @@ def test_a_full_calibration_keeps_another_machines_default(tmp_path: Path) -> No
     own = calibration_out_path("cpu", tmp_path)
     assert own == own_profile_path("cpu", tmp_path) != default and own.name.startswith("cpu-")
 
-
-def test_a_pool_is_told_from_a_single_run(tmp_path: Path) -> None:
-    from gru_sim.model.library import here_fingerprint, is_pool
-
-    path = tmp_path / "cpu-default.json"
-    path.write_text(json.dumps({"fingerprint": here_fingerprint("cpu"),
-                                "self_check": {"runs": [{"store": "a"}, {"store": "b"}]}}))
-    assert is_pool(path)
-    path.write_text(json.dumps({"fingerprint": here_fingerprint("cpu"), "self_check": {}}))
-    assert not is_pool(path)
-    path.write_text("not json")
-    assert not is_pool(path)

@@ -59,11 +59,10 @@ def shrink_cells(fresh: np.ndarray, prior: np.ndarray, chance_log_sd: float) -> 
     """``fresh`` (seconds, NaN where not timed) read against ``prior`` (the pool's seconds at the same
     cells, NaN where it has none): cells either lacks are returned as timed."""
     fresh = np.asarray(fresh, dtype=float)
-    prior = np.asarray(prior, dtype=float)
-    both = np.isfinite(fresh) & np.isfinite(prior) & (fresh > 0) & (prior > 0)
+    both, d = _log_ratios(fresh, prior)
     if both.sum() < 3:
         return fresh, Shrinkage(1.0, 0.0, chance_log_sd, 1.0, int(both.sum()))
-    d = np.log(fresh[both]) - np.log(prior[both])
+    prior = np.asarray(prior, dtype=float)
     level = float(np.median(d))
     seen = robust_log_sd(d)
     weight = 1.0 if seen <= 0 else float(min(max(1.0 - (chance_log_sd / seen) ** 2, 0.0), 1.0))
@@ -109,10 +108,15 @@ def gemm_deviations(fresh: GemmTable, prior: GemmTable) -> dict[str, np.ndarray]
                                                         (prior.m, prior.k, prior.n), prior.seconds))}
 
 
-def _deviation(fresh: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    fresh = np.asarray(fresh, dtype=float)
+def _log_ratios(fresh: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The cells both timed (a mask) and log(fresh / prior) over them."""
+    fresh, prior = np.asarray(fresh, dtype=float), np.asarray(prior, dtype=float)
     both = np.isfinite(fresh) & np.isfinite(prior) & (fresh > 0) & (prior > 0)
-    d = np.log(fresh[both]) - np.log(prior[both])
+    return both, np.log(fresh[both]) - np.log(prior[both])
+
+
+def _deviation(fresh: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    d = _log_ratios(fresh, prior)[1]
     return d - np.median(d) if d.size else d
 
 

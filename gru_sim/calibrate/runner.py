@@ -35,9 +35,9 @@ from ..measure.timing import TimingPolicy
 from ..model.profile import Profile, save_profile
 from . import design
 from .build import build_profile, fit_model
-from .prior import UnitPrior
 from .drift import DriftTracker
 from .jobs import JobSpec, job_differences
+from .prior import UnitPrior
 from .store import MeasurementStore
 from .unit_grid import UnitTimer
 

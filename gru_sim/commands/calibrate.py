@@ -109,7 +109,7 @@ def _prior_for(args: argparse.Namespace, spec: "JobSpec") -> "UnitPrior | None":
     from ..calibrate.jobs import job_differences
     from ..calibrate.prior import UnitPrior
     from ..errors import ProfileError
-    from ..model.library import describe, here_fingerprint, is_pool, known_profiles, mismatch
+    from ..model.library import describe, here_fingerprint, known_profiles, mismatch
     from ..model.profile import load_profile
 
     if getattr(args, "no_prior", False):
@@ -134,7 +134,7 @@ def _prior_for(args: argparse.Namespace, spec: "JobSpec") -> "UnitPrior | None":
         here = here_fingerprint(spec.device)
         pools = []
         for path, fp in known_profiles(spec.device):
-            if mismatch(fp, here) or not is_pool(path):
+            if mismatch(fp, here):
                 continue
             try:
                 profile = load_profile(path)

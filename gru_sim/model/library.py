@@ -158,16 +158,6 @@ def own_profile_path(device: str, directory: Path) -> Path:
     return directory / f"{device}-{file_slug(machine_label())}-{os.cpu_count() or 1}c.json"
 
 
-def is_pool(path: Path) -> bool:
-    """Whether the profile at ``path`` pools several calibration runs (``gru-sim calibrate --pool``)."""
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    runs = (doc.get("self_check") or {}).get("runs") if isinstance(doc, dict) else None
-    return isinstance(runs, list) and len(runs) >= 2
-
-
 def calibration_out_path(device: str, directory: Path) -> Path:
     """Where a full calibration goes without ``--out``: ``<device>-default.json``, unless that file
     describes another machine (then it stays, and this machine gets its own, :func:`own_profile_path`),
