@@ -199,6 +199,53 @@ def test_the_step_table_returns_its_measurements_at_its_grid_points() -> None:
             assert table.step_parts_s(b, h)[0] == pytest.approx(true_step_s(b, h, "inference"), rel=1e-9)
 
 
+def _synthetic_training_table(hiddens: list[int], batches: list[int]) -> tuple[StepTable, object]:
+    """A training table generated from three physical parts: three matmuls (B·H² work and an H² weight
+    read), the weight gradient written every step whatever the batch (H²) and the gate ops (B·H)."""
+    def mm(b: float, h: float) -> float:
+        return 2e-11 * b * h * h + 4e-10 * h * h
+
+    def step(b: float, h: float) -> float:
+        return 3 * mm(b, h) + 5e-9 * h * h + 3e-9 * b * h
+
+    table = StepTable(tuple(batches), tuple(hiddens), [[step(b, h) for b in batches] for h in hiddens],
+                      [[mm(b, h) for b in batches] for h in hiddens], 4, None, 3)
+    return table, step
+
+
+def test_past_the_largest_hidden_size_a_training_steps_weight_work_grows_with_the_weights() -> None:
+    # Autograd writes each step's 3H x H weight gradient whatever the batch: past the grid that part
+    # grows as H², like the three matmuls, and only the gate ops as H. Grown as H with the gates, a
+    # training step at H = 4,096, B = 4 was priced at 98 ms where it took 182 ms on one AMD EPYC thread.
+    hiddens, batches = [256, 512, 1024, 2048], [1, 2, 4, 8, 16, 32]
+    table, step = _synthetic_training_table(hiddens, batches)
+    for b in (1, 4, 32):
+        assert table.step_parts_s(b, 2048)[0] == pytest.approx(step(b, 2048), rel=1e-9)
+        for h in (2896, 4096):
+            # The smallest batch's gate ops are counted with the weight work: within a few percent.
+            assert table.step_parts_s(b, h)[0] == pytest.approx(step(b, h), rel=0.03), (b, h)
+    as_inference = StepTable(table.batch, table.hidden, table.step_s, table.matmul_s, 4, None, 1)
+    assert as_inference.step_parts_s(4, 4096)[0] < 0.7 * step(4, 4096)  # grown as H: the old reading
+    # cuDNN writes the weight gradient once per call: its training steps keep no per-step weight work,
+    # and a table says so through its profile.
+    cudnn = StepTable.from_dict({**table.to_dict(), "weight_grad_each_step": False})
+    assert cudnn.weight_work_s() == 0.0 and table.weight_work_s() > 0.0
+    assert StepTable.from_dict(cudnn.to_dict()).step_parts_s(4, 4096) == cudnn.step_parts_s(4, 4096)
+    assert cudnn.step_parts_s(4, 4096)[0] < table.step_parts_s(4, 4096)[0]
+
+
+def test_the_array_reading_of_a_step_table_past_its_hidden_sizes_is_the_scalar_one() -> None:
+    from gru_sim.model.batch_tables import StepLookup
+
+    table, _ = _synthetic_training_table([256, 512, 1024, 2048], [1, 2, 4, 8, 16, 32])
+    for t in (table, step_table("inference"), step_table("training")):
+        bs = np.array([1.0, 3.0, 4.0, 50.0, 1.0, 7.0])
+        hs = np.array([2 * t.hidden[-1], 3000.0, t.hidden[-1] + 1.0, 1.5 * t.hidden[-1], t.hidden[0], t.hidden[-1]])
+        step, mm = StepLookup(t).step_parts(bs, hs)
+        for k, (b, h) in enumerate(zip(bs, hs)):
+            assert (step[k], mm[k]) == pytest.approx(t.step_parts_s(b, h), rel=1e-12)
+
+
 def test_past_the_largest_hidden_size_the_weight_read_moves_to_the_slower_level() -> None:
     # The largest timed W_hh (3·1024²·4 B = 12 MiB) lives in L3; at 4× the hidden size (192 MiB) it
     # comes from DRAM: the step costs more than the r² scaling of the edge, by the weight read.

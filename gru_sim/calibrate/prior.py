@@ -202,7 +202,7 @@ class UnitPrior:
                                                                      cells["intercepts"], self._chance(f"{key}:intercepts"))
             intercepts = tuple(float(v) for v in shrunk)
         return StepTable(fresh.batch, fresh.hidden, step_s, matmul_s, fresh.element_bytes, fresh.levels,
-                         fresh.matmuls_per_step, fresh.call_fixed_s, intercepts)
+                         fresh.matmuls_per_step, fresh.call_fixed_s, intercepts, fresh.weight_grad_each_step)
 
     def gemm(self, key: str, fresh: GemmTable) -> GemmTable:
         prior = self.gemms.get(key)

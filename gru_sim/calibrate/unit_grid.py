@@ -537,7 +537,10 @@ def step_table(store: MeasurementStore, spec: JobSpec, group: str, mode: str, dt
                      [[matmuls.get((b, h), nan) for b in batches] for h in hiddens],
                      DTYPE_BYTES[dtype], memory_levels(store, spec.device, dtype, threads),
                      MATMULS_PER_TRAINING_STEP if mode == "training" else 1, fixed_s,
-                     tuple(intercepts.get(h, nan) for h in hiddens) if intercepts else None)
+                     tuple(intercepts.get(h, nan) for h in hiddens) if intercepts else None,
+                     # cuDNN's nn.GRU computes the weight gradient once per call; autograd over ATen's
+                     # CPU steps, or over GRUCell anywhere, every step.
+                     not (spec.device == "cuda" and GroupKey.parse(group).impl == "torch-gru"))
 
 
 def gemm_table(store: MeasurementStore, device: str, dtype: str, threads: int,

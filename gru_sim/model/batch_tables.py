@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .units import GemmTable, MemoryLevels, StepTable
+from .units import GemmTable, StepTable, beyond_hidden_step_s
 
 # Floor of a step-table value before its logarithm, as StepTable._lookup takes it.
 _TINY_S = 1e-12
@@ -38,6 +38,8 @@ class StepLookup:
             self.log_step, self.log_matmul = np.log(self.step), np.log(self.matmul)
         self.levels = table.levels
         self.element_bytes = table.element_bytes
+        self.matmuls_per_step = table.matmuls_per_step
+        self.weight_work_s = table.weight_work_s()
 
     def _row(self, arr: np.ndarray, log_arr: np.ndarray, h_index: np.ndarray | int, batch: np.ndarray) -> np.ndarray:
         b = self.b
@@ -77,35 +79,17 @@ class StepLookup:
             out_mm[inside] = self._lookup(self.matmul, self.log_matmul, batch[inside], hidden[inside])
         beyond = ~inside
         if beyond.any():
-            b, h = batch[beyond], hidden[beyond]
             last = len(self.hs) - 1
-            step0 = self._row(self.step, self.log_step, last, b)
-            mm0 = self._row(self.matmul, self.log_matmul, last, b)
-            r = h / self.hs[-1]
-            mm = mm0 * r * r
-            if self.levels is not None:
-                w0 = 3.0 * self.hs[-1] ** 2 * self.element_bytes
-                w1 = 3.0 * h ** 2 * self.element_bytes
-                bw0 = self.levels.bandwidth_for(float(w0))
-                mm = mm + np.maximum(w1 * (1.0 / _bandwidth_for(self.levels, w1) - 1.0 / bw0), 0.0)
-            out[beyond] = mm + (step0 - mm0) * r
-            out_mm[beyond] = mm
+            b = batch[beyond]
+            out[beyond], out_mm[beyond] = beyond_hidden_step_s(
+                self._row(self.step, self.log_step, last, b), self._row(self.matmul, self.log_matmul, last, b),
+                self.weight_work_s, float(self.hs[-1]), hidden[beyond], self.matmuls_per_step, self.element_bytes,
+                self.levels)
         return out, out_mm
 
     def step_s(self, batch: np.ndarray, hidden: np.ndarray) -> np.ndarray:
         """The whole step in seconds (StepTable.step_parts_s(...)[0]) for each (batch, hidden)."""
         return self.step_parts(batch, hidden)[0]
-
-
-def _bandwidth_for(levels: MemoryLevels, working_set_bytes: np.ndarray) -> np.ndarray:
-    """MemoryLevels.bandwidth_for over an array: the bandwidth of the smallest level that holds each."""
-    out = np.full(working_set_bytes.shape, float(levels.bandwidth_bytes_per_s[-1]))
-    placed = np.zeros(working_set_bytes.shape, dtype=bool)
-    for cap, bw in zip(levels.capacity_bytes, levels.bandwidth_bytes_per_s):
-        fits = ~placed if cap is None else (~placed & (working_set_bytes <= cap))
-        out[fits] = bw
-        placed |= fits
-    return out
 
 
 class GemmLookup:

@@ -120,6 +120,16 @@ class MemoryLevels:
                 return bw
         return self.bandwidth_bytes_per_s[-1]
 
+    def bandwidth_for_many(self, working_set_bytes: np.ndarray) -> np.ndarray:
+        """:meth:`bandwidth_for` of every working set in an array."""
+        out = np.full(working_set_bytes.shape, float(self.bandwidth_bytes_per_s[-1]))
+        placed = np.zeros(working_set_bytes.shape, dtype=bool)
+        for cap, bw in zip(self.capacity_bytes, self.bandwidth_bytes_per_s):
+            fits = ~placed if cap is None else (~placed & (working_set_bytes <= cap))
+            out[fits] = bw
+            placed |= fits
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {"names": list(self.names), "capacity_bytes": list(self.capacity_bytes),
                 "bandwidth_bytes_per_s": list(self.bandwidth_bytes_per_s)}
@@ -156,6 +166,9 @@ class StepTable:
     ``matmuls_per_step`` is how many matmuls of the step's size a step runs (1; 3 for training:
     forward, data and weight gradients). ``call_fixed_s`` is the measured fixed cost of a call of
     this mode (one layer and direction, the smallest sizes; None when not measured).
+    ``weight_grad_each_step``: a training step writes its recurrent weight gradient itself (ATen's CPU
+    path, where autograd records every step's matmul), so past the largest hidden size that part of
+    the step grows with the weights (:meth:`weight_work_s`); cuDNN computes it once per call instead.
 
     ``call_fixed_by_hidden_s`` (one per hidden size, NaN where not measured; None in tables timed
     before it was) is the fixed cost of a one-layer call at each hidden size with the smallest batch:
@@ -175,6 +188,7 @@ class StepTable:
     matmuls_per_step: int = 1
     call_fixed_s: float | None = None
     call_fixed_by_hidden_s: tuple[float, ...] | None = None
+    weight_grad_each_step: bool = True
     _step: np.ndarray = field(init=False, repr=False)
     _matmul: np.ndarray = field(init=False, repr=False)
 
@@ -283,24 +297,28 @@ class StepTable:
         return float("nan")  # beyond: see step_parts_s
 
     def step_parts_s(self, batch: float, hidden: float) -> tuple[float, float]:
-        """(whole step, matmul alone) in seconds at ``batch`` × ``hidden``.
-
-        Past the largest measured hidden size ``H₀`` (ratio ``r = H/H₀``): the matmul's FLOPs grow
-        as r², the gates' as r, and the weight read W(H) = 3H²·bytes is re-priced at the measured
-        bandwidth of the level W(H) falls into instead of the level W(H₀) lived in.
-        """
+        """(whole step, matmul alone) in seconds at ``batch`` × ``hidden``; past the largest measured
+        hidden size, see :func:`beyond_hidden_step_s`."""
         hs = self.hidden
         if hidden <= hs[-1]:
             return self._lookup(self._step, batch, hidden), self._lookup(self._matmul, batch, hidden)
-        step0 = self._row(self._step, len(hs) - 1, batch)
-        mm0 = self._row(self._matmul, len(hs) - 1, batch)
-        r = hidden / hs[-1]
-        mm = mm0 * r * r
-        if self.levels is not None:
-            w0, w1 = 3.0 * hs[-1] ** 2 * self.element_bytes, 3.0 * hidden ** 2 * self.element_bytes
-            bw0, bw1 = self.levels.bandwidth_for(w0), self.levels.bandwidth_for(w1)
-            mm += max(w1 * (1.0 / bw1 - 1.0 / bw0), 0.0)
-        return mm + (step0 - mm0) * r, mm
+        last = len(hs) - 1
+        step, mm = beyond_hidden_step_s(np.array([self._row(self._step, last, batch)]),
+                                        np.array([self._row(self._matmul, last, batch)]), self.weight_work_s(),
+                                        hs[-1], np.array([float(hidden)]), self.matmuls_per_step,
+                                        self.element_bytes, self.levels)
+        return float(step[0]), float(mm[0])
+
+    def weight_work_s(self) -> float:
+        """Seconds a training step at the largest measured hidden size spends on its weights whatever the
+        batch: the smallest batch's step less its matmuls (``matmuls_per_step`` of them). Autograd
+        writes each step's recurrent weight gradient, 3H² values, and adds it to the gradient buffer (a
+        buffer past glibc's mmap threshold faulted in afresh), so this part grows as H², not with the
+        batch's gate work. 0 for an inference table, whose steps touch the weights only in the matmul."""
+        if self.matmuls_per_step <= 1 or not self.weight_grad_each_step:
+            return 0.0
+        last = len(self.hidden) - 1
+        return max(float(self._step[last, 0]) - self.matmuls_per_step * float(self._matmul[last, 0]), 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         def listed(a: np.ndarray) -> list[list[float | None]]:
@@ -312,7 +330,8 @@ class StepTable:
                 "call_fixed_s": self.call_fixed_s,
                 **({"call_fixed_by_hidden_s": [None if not math.isfinite(v) else float(v)
                                                for v in self.call_fixed_by_hidden_s]}
-                   if self.call_fixed_by_hidden_s is not None else {})}
+                   if self.call_fixed_by_hidden_s is not None else {}),
+                **({} if self.weight_grad_each_step else {"weight_grad_each_step": False})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StepTable":
@@ -324,7 +343,8 @@ class StepTable:
                    MemoryLevels.from_dict(data["levels"]) if data.get("levels") else None,
                    int(data.get("matmuls_per_step", 1)), data.get("call_fixed_s"),
                    tuple(math.nan if v is None else float(v) for v in data["call_fixed_by_hidden_s"])
-                   if data.get("call_fixed_by_hidden_s") is not None else None)
+                   if data.get("call_fixed_by_hidden_s") is not None else None,
+                   bool(data.get("weight_grad_each_step", True)))
 
     @classmethod
     def median_of(cls, tables: Sequence["StepTable"]) -> "StepTable":
@@ -347,7 +367,8 @@ class StepTable:
         return cls(batch, hidden, step, matmul, first.element_bytes,
                    MemoryLevels.median_of(levels) if levels else None, first.matmuls_per_step,
                    float(np.exp(np.median(np.log(fixed)))) if fixed else None,
-                   tuple(float(v) for v in log_median(by_hidden)[:, 0]) if by_hidden else None)
+                   tuple(float(v) for v in log_median(by_hidden)[:, 0]) if by_hidden else None,
+                   first.weight_grad_each_step)
 
 
 def intercepts_at(measured: dict[int, float], hiddens: Sequence[int]) -> dict[int, float]:
@@ -363,6 +384,30 @@ def intercepts_at(measured: dict[int, float], hiddens: Sequence[int]) -> dict[in
         else:
             out[h] = float(np.exp(np.interp(math.log(h), np.log(hs), np.log([measured[k] for k in hs]))))
     return out
+
+
+def beyond_hidden_step_s(step0: np.ndarray, matmul0: np.ndarray, weight_work0_s: float, hidden0: float,
+                         hidden: np.ndarray, matmuls_per_step: int, element_bytes: int,
+                         levels: MemoryLevels | None) -> tuple[np.ndarray, np.ndarray]:
+    """(whole step, matmul alone) past the largest measured hidden size ``hidden0``, from that row's
+    step and matmul at the same batch (``step0``, ``matmul0``), at ratio ``r = H / hidden0``:
+
+    * the step's matmuls (``matmuls_per_step`` of them: the forward, and in training the two backward)
+      grow as r² (FLOPs B·3H·H), and the forward's weight read W(H) = 3H²·bytes is re-priced at the
+      measured bandwidth of the level W(H) falls into instead of the one W(hidden0) lived in;
+    * a training step's weight work (``weight_work0_s``, :meth:`StepTable.weight_work_s`: writing and
+      accumulating its 3H² weight gradient) grows as r² — grown as r with the gates, a training step at
+      H = 4,096, B = 4 was priced at 98 ms where it takes 182 ms on one AMD EPYC thread (2026-12-05);
+    * the rest — the gate ops, ATen's dispatch — grows as r.
+    """
+    r = hidden / hidden0
+    mm = matmul0 * r * r
+    if levels is not None:
+        w0, w1 = 3.0 * hidden0 ** 2 * element_bytes, 3.0 * hidden ** 2 * element_bytes
+        mm = mm + np.maximum(w1 * (1.0 / levels.bandwidth_for_many(w1) - 1.0 / levels.bandwidth_for(w0)), 0.0)
+    rest0 = np.maximum(step0 - matmul0, 0.0)  # all but the forward matmul; at r = 1 the step is step0
+    quadratic = np.minimum((matmuls_per_step - 1) * matmul0 + weight_work0_s, rest0)
+    return mm + quadratic * r * r + (rest0 - quadratic) * r, mm
 
 
 def _layer_fixed_by_hidden(measured: dict[int, float]) -> tuple[np.ndarray, np.ndarray] | None:
