@@ -145,3 +145,22 @@ def test_a_round_batch_keeps_its_speed_against_its_slower_odd_neighbour() -> Non
     fixed = monotone_fit(disturbed, batch=batch, batch_block=4)
     assert fixed[0, 0] < 0.8 * disturbed[0, 0]
     assert fixed[0, 0] <= fixed[0, 4] * (1 + 1e-9) <= fixed[0, 5] * (1 + 1e-9)  # 4, 8, 12 non-decreasing
+
+
+def test_a_matmul_row_timed_short_of_saturation_grows_at_the_tables_compute_bound_rate() -> None:
+    # A GEMM speeds up with its rows until compute-bound: 40% of the peak at B = 1, the peak from B = 64.
+    # The large hidden size's row stops at B = 32 (still at 80%); grown in proportion to that point, B = 256
+    # would cost a quarter more than it does. The small rows, timed to B = 256, show the peak.
+    peak = 1e11
+
+    def mm(b: float, h: float) -> float:
+        return 2.0 * b * h * 3 * h / (peak * min(0.4 + 0.6 * (b / 64.0) ** 0.5, 1.0))
+
+    hidden = (256, 512, 2048)
+    rows = [[mm(b, h) if (h < 2048 or b <= 32) else np.nan for b in BATCH] for h in hidden]
+    t = StepTable(tuple(int(b) for b in BATCH), hidden, [[3 * v for v in r] for r in rows], rows)
+    got = t._matmul[2]
+    for j, b in enumerate(BATCH):
+        assert got[j] == pytest.approx(mm(b, 2048), rel=0.12 if b > 32 else 1e-9), b
+    assert got[-1] == pytest.approx(mm(256, 2048), rel=0.05)  # in proportion to B = 32: +21%
+    assert np.all(np.diff(got) > 0)

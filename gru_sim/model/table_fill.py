@@ -6,7 +6,10 @@ sizes (a training row at H = 2048 may hold one point). This module fills those g
 step's physical parts rather than from the last two points of a row:
 
 * the **matmuls** — ``matmuls_per_step`` matmuls ``[B,H]×[H,3H]``, whose own row is timed further and,
-  past that, grows linearly in B (a GEMM that large is compute-bound);
+  past that, grows by each further sequence's FLOPs at the fastest rate the table's matmuls reached
+  (:func:`saturated_flops_per_s`): a GEMM that large is compute-bound, and the row's last timed point
+  need not be (at H = 2,048 on one AMD EPYC thread the matmul ran 52 GFLOP/s at B = 32, its last timed
+  point, and 83 at B = 128: grown in proportion to B = 32, B = 128 was priced 62 ms where it takes 39);
 * the **rest** — gate pointwise ops, allocations and, in training, the gradients' pointwise work —
   ``rest(B) = a(H) + κ·B·H``: a per-step part that does not grow with the batch (dispatch, the weight
   gradient's accumulation into ``3H×H``) and a part proportional to the elements the gates touch.
@@ -48,14 +51,38 @@ def fill_holes(batch: np.ndarray, row: np.ndarray) -> np.ndarray:
     return out
 
 
-def fill_matmul_row(batch: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """Complete one hidden size's matmul row: batch sizes too costly to time run at the rate of the
-    largest one timed (a GEMM that large is compute-bound), so time grows linearly in B."""
+# The share of a table's matmul FLOP rates (over its timed cells of at least SATURATION_MIN_BATCH
+# sequences) taken as the rate a compute-bound matmul reaches: a high percentile rather than the
+# maximum, so that one reading taken in a fast moment does not set it.
+SATURATION_PERCENTILE = 90.0
+SATURATION_MIN_BATCH = 16
+
+
+def saturated_flops_per_s(batch: np.ndarray, hidden: Sequence[int], matmul: np.ndarray) -> float | None:
+    """The FLOP rate the table's recurrent matmuls ``[B,H]×[H,3H]`` reach once compute-bound: the
+    ``SATURATION_PERCENTILE``th percentile of their timed cells' rates at ``SATURATION_MIN_BATCH``
+    sequences or more (None when there are none)."""
+    flops = 2.0 * 3.0 * np.outer(np.asarray(hidden, dtype=float) ** 2, batch)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rates = flops / matmul
+    use = np.isfinite(rates) & (rates > 0) & (batch[None, :] >= SATURATION_MIN_BATCH)
+    return float(np.percentile(rates[use], SATURATION_PERCENTILE)) if use.any() else None
+
+
+def fill_matmul_row(batch: np.ndarray, row: np.ndarray, hidden: float | None = None,
+                    flops_per_s: float | None = None) -> np.ndarray:
+    """Complete one hidden size's matmul row: past the largest batch timed, each further sequence
+    costs its FLOPs (2·H·3H) at ``flops_per_s`` (:func:`saturated_flops_per_s`), never faster than
+    the row's own timed points already run (a slower table rate than the row's leaves it growing in
+    proportion); without a rate, time grows in proportion to B from the last point."""
     out = fill_holes(batch, row)
     known = np.flatnonzero(np.isfinite(out))
     if known.size:
         last = known[-1]
-        out[last + 1:] = out[last] * batch[last + 1:] / batch[last]
+        per_sequence = out[last] / batch[last]
+        if hidden is not None and flops_per_s:
+            per_sequence = min(per_sequence, 2.0 * 3.0 * hidden * hidden / flops_per_s)
+        out[last + 1:] = out[last] + per_sequence * (batch[last + 1:] - batch[last])
     return out
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.optimize import isotonic_regression
 
 from ..config import GATES
-from .table_fill import complete_step_rows, fill_matmul_row, monotone_fit
+from .table_fill import complete_step_rows, fill_matmul_row, monotone_fit, saturated_flops_per_s
 
 if TYPE_CHECKING:
     from ..config import GruConfig
@@ -199,7 +199,8 @@ class StepTable:
         if len(self.batch) < 1 or len(self.hidden) < 1:
             raise ValueError("a step table needs at least one batch and one hidden size")
         matmul = monotone_fit(self.matmul_s, batch=self.batch, batch_block=BATCH_BLOCK_ROWS)
-        self._matmul = np.array([fill_matmul_row(b, r) for r in matmul])
+        rate = saturated_flops_per_s(b, self.hidden, matmul)
+        self._matmul = np.array([fill_matmul_row(b, r, h, rate) for h, r in zip(self.hidden, matmul)])
         step = monotone_fit(self.step_s, batch=self.batch, batch_block=BATCH_BLOCK_ROWS)
         self._step = complete_step_rows(b, self.hidden, step, self._matmul,
                                         self.matmuls_per_step)
