@@ -72,9 +72,9 @@ def saturated_flops_per_s(batch: np.ndarray, hidden: Sequence[int], matmul: np.n
 def fill_matmul_row(batch: np.ndarray, row: np.ndarray, hidden: float | None = None,
                     flops_per_s: float | None = None) -> np.ndarray:
     """Complete one hidden size's matmul row: past the largest batch timed, each further sequence
-    costs its FLOPs (2·H·3H) at ``flops_per_s`` (:func:`saturated_flops_per_s`), never faster than
-    the row's own timed points already run (a slower table rate than the row's leaves it growing in
-    proportion); without a rate, time grows in proportion to B from the last point."""
+    costs its FLOPs (2·H·3H) at ``flops_per_s`` (:func:`saturated_flops_per_s`) — or what a sequence
+    cost at that last point, where that is less (a row already running faster than the table's rate
+    keeps its own); without a rate, time grows in proportion to B from the last point."""
     out = fill_holes(batch, row)
     known = np.flatnonzero(np.isfinite(out))
     if known.size:
