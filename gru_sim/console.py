@@ -100,6 +100,15 @@ def print_validation(result: Any) -> None:
         lines.append(("machine", f"the same configuration in separate rounds: a median {spread.median_pct:.1f}% apart "
                                  f"(p90 {spread.p90_pct:.1f}%, n={spread.n}): this machine's own spread, under "
                                  "which no model's error can go"))
+    pace = result.summary.machine_pace
+    if pace is not None:
+        said = "; ".join(f"t{g.rsplit('/t', 1)[-1]} {v['reference_x']:.2f}x (kernels {v['kernels_x']:.2f}x)"
+                         for g, v in sorted(pace.groups.items()))
+        at = ", ".join(f"{name} {f.median_ape:.1f}% (n={f.n})" for name, f in (("inside", pace.inside_range),
+                                                                               ("beyond", pace.extrapolated))
+                       if f.n and f.median_ape is not None)
+        lines.append(("pace", f"the calibration's reference call took {said} its time at the profile's typical "
+                              f"speed" + (f"; at that speed the median APE would be {at}" if at else "")))
     print_table(lines)
     level = result.summary.overall.common_level
     if level is not None and result.summary.overall.n >= MIN_LEVEL_POINTS and abs(math.log(level)) > LEVEL_NOTE:

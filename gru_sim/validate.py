@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .atomic import write_text_atomic
+from .calibrate.drift import KERNEL_ELASTICITY, REFERENCE
 from .config import GruConfig
 from .errors import GruSimError, OutOfMemoryError
 from .groups import GroupKey
@@ -37,6 +38,9 @@ from .validation import Validation, measured_row, summarise
 LOG_AXES = ("batch", "seq_len", "input_size", "hidden_size")
 # Drift verdict: canaries whose median latency moved by more than this share of the calibrated value.
 DRIFT_THRESHOLD = 0.20
+# Timings of the calibration's reference call per group each time the machine's pace is read (before
+# each round and after the last): their median is one reading.
+PACE_TIMINGS = 3
 Progress = Callable[[int, int, str], None]
 
 
@@ -112,9 +116,30 @@ def _measure(config: GruConfig, policy: ValidationPolicy) -> Any:
     return m
 
 
+def reference_now_s(group: GroupKey) -> float:
+    """The calibration's reference call (:data:`gru_sim.calibrate.drift.REFERENCE`) on ``group``, now:
+    the median of ``PACE_TIMINGS`` timings."""
+    from .measure.units import reference_call_s
+
+    return float(np.median([reference_call_s(REFERENCE["batch"], REFERENCE["hidden"], REFERENCE["steps"],
+                                             group.dtype, group.impl, group.device, group.threads)
+                            for _ in range(PACE_TIMINGS)]))
+
+
+def typical_reference_s(profile: Profile, configs: list[GruConfig]) -> dict[str, float]:
+    """Per group of ``configs``: the reference call's time at the speed the profile was calibrated at
+    (``self_check.speed_drift``; {} for a profile that does not record it, as one built before did not)."""
+    drift = profile.self_check.get("speed_drift") or {}
+    groups = {str(GroupKey.of(c)) for c in configs}
+    return {g: float(v["typical_reference_s"]) for g, v in drift.items()
+            if g in groups and v.get("typical_reference_s")}
+
+
 def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolicy = ValidationPolicy(),
              progress: Progress | None = None, seed: int = 0) -> Validation:
-    """Measure ``configs`` in ``policy.rounds`` rounds and compare with ``profile``'s predictions."""
+    """Measure ``configs`` in ``policy.rounds`` rounds and compare with ``profile``'s predictions;
+    where the profile records its reference call's time, that call is timed before each round and after
+    the last, and the machine's pace against the calibration is reported beside the errors."""
     if policy.rounds < 1:
         raise GruSimError(f"rounds(={policy.rounds}) must be at least 1")
     progress = progress or (lambda done, total, what: None)
@@ -124,7 +149,15 @@ def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolic
     failed: dict[int, str] = {}
     rng = np.random.default_rng(seed + 7919)
     total, done = policy.rounds * len(configs), 0
+    typical = typical_reference_s(profile, configs)
+    paces: dict[str, list[float]] = {g: [] for g in typical}
+
+    def read_pace() -> None:
+        for g in typical:
+            paces[g].append(reference_now_s(GroupKey.parse(g)))
+
     for r in range(policy.rounds):
+        read_pace()
         for k in (range(len(configs)) if r == 0 else rng.permutation(len(configs))):
             progress(done, total, str(configs[k].to_dict()))
             done += 1
@@ -134,6 +167,11 @@ def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolic
                 taken[k].append(_measure(configs[k], policy))
             except OutOfMemoryError as err:
                 failed[int(k)] = str(err)
+    read_pace()
+    pace = {}
+    for g, readings in paces.items():
+        ratio = float(np.median(readings)) / typical[g]
+        pace[g] = {"reference_x": ratio, "kernels_x": ratio ** KERNEL_ELASTICITY, "readings": len(readings)}
     rows: list[dict[str, Any]] = []
     probes_left = policy.memory_probes
     for k, (config, pred) in enumerate(zip(configs, predictions)):
@@ -154,7 +192,7 @@ def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolic
                                  measured_mem, rounds_s))
     progress(total, total, "done")
     return Validation(profile=profile.summary(), fingerprint=fingerprint(configs[0].device if configs else "cpu"),
-                      summary=summarise(rows), rows=tuple(rows))
+                      summary=summarise(rows, pace), rows=tuple(rows))
 
 
 def write_validation(validation: Validation, out_dir: str | Path) -> tuple[Path, Path]:

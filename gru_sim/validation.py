@@ -96,12 +96,42 @@ class RoundSpread:
 
 
 @dataclass(frozen=True)
+class MachinePace:
+    """How fast the machine ran while it was validated, against the speed the profile was calibrated at:
+    per hardware group, the calibration's reference call timed before each round and after the last,
+    its median over the profile's typical time (``reference_x``, >1: slower now) and the kernels'
+    slowdown that implies (``kernels_x``: that to the measured power the calibration takes it to,
+    :data:`gru_sim.calibrate.drift.KERNEL_ELASTICITY`). ``inside_range`` and ``extrapolated`` are the
+    error figures with each measurement divided by its group's ``kernels_x``: the profile's error at the
+    pace it was made at — read from a measurement of the machine, not fitted to the configurations'
+    own errors as the common level is."""
+
+    groups: dict[str, dict[str, float]]
+    inside_range: ErrorFigures
+    extrapolated: ErrorFigures
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"groups": {g: dict(v) for g, v in self.groups.items()}, "inside_range": self.inside_range.to_dict(),
+                "extrapolated": self.extrapolated.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "MachinePace | None":
+        """None for a validation.json written without it (a profile that does not say its pace)."""
+        if not data:
+            return None
+        return cls({g: dict(v) for g, v in data["groups"].items()}, ErrorFigures.from_dict(data["inside_range"]),
+                   ErrorFigures.from_dict(data["extrapolated"]))
+
+
+@dataclass(frozen=True)
 class ValidationSummary:
     """The error figures of a validation. Points flagged noisy even when re-measured are kept apart
     (``noisy``) and out of the others; ``per_axis`` splits the inside points into thirds (low, mid,
     high) of each size axis, or by value for the others, and the beyond points by the axis they leave
     the range along; ``memory`` compares the peak memory probed; ``oom`` counts configurations that did
-    not fit; ``machine_spread`` how far apart each configuration's rounds were (:class:`RoundSpread`)."""
+    not fit; ``machine_spread`` how far apart each configuration's rounds were (:class:`RoundSpread`);
+    ``machine_pace`` the machine's speed against the profile's calibration (:class:`MachinePace`; None
+    where the profile does not record its reference call's time)."""
 
     overall: ErrorFigures
     inside_range: ErrorFigures
@@ -111,13 +141,15 @@ class ValidationSummary:
     memory: ErrorFigures
     oom: int
     machine_spread: RoundSpread = RoundSpread(0)
+    machine_pace: MachinePace | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"overall": self.overall.to_dict(), "inside_range": self.inside_range.to_dict(),
                 "extrapolated": self.extrapolated.to_dict(),
                 "per_axis": {axis: {k: f.to_dict() for k, f in parts.items()} for axis, parts in self.per_axis.items()},
                 "noisy": self.noisy.to_dict(), "memory": self.memory.to_dict(), "oom": self.oom,
-                "machine_spread": self.machine_spread.to_dict()}
+                "machine_spread": self.machine_spread.to_dict(),
+                "machine_pace": None if self.machine_pace is None else self.machine_pace.to_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ValidationSummary":
@@ -126,7 +158,8 @@ class ValidationSummary:
                    extrapolated=f(data["extrapolated"]),
                    per_axis={axis: {k: f(v) for k, v in parts.items()} for axis, parts in data["per_axis"].items()},
                    noisy=f(data["noisy"]), memory=f(data["memory"]), oom=int(data["oom"]),
-                   machine_spread=RoundSpread.from_dict(data.get("machine_spread")))
+                   machine_spread=RoundSpread.from_dict(data.get("machine_spread")),
+                   machine_pace=MachinePace.from_dict(data.get("machine_pace")))
 
 
 @dataclass(frozen=True)
@@ -182,8 +215,22 @@ def _figures(rows: list[dict[str, Any]]) -> ErrorFigures:
                            [r["latency_interval_s"] for r in rows])
 
 
-def summarise(rows: Sequence[dict[str, Any]]) -> ValidationSummary:
-    """Overall, inside-range and extrapolated figures, per axis, and noisy points apart."""
+def _at_pace(rows: list[dict[str, Any]], kernels_x: Mapping[str, float]) -> ErrorFigures:
+    """The figures of ``rows`` with each measurement divided by its group's kernel slowdown."""
+    def group(r: dict[str, Any]) -> str:
+        c = r["config"]
+        return f"{c['device']}/{c['dtype']}/{c['impl']}/t{c['threads']}"
+
+    paced = [r for r in rows if group(r) in kernels_x]
+    return ErrorFigures.of([r["measured_latency_s"] / kernels_x[group(r)] for r in paced],
+                           [r["predicted_latency_s"] for r in paced], [r["latency_interval_s"] for r in paced])
+
+
+def summarise(rows: Sequence[dict[str, Any]], pace: Mapping[str, Mapping[str, float]] | None = None
+              ) -> ValidationSummary:
+    """Overall, inside-range and extrapolated figures, per axis, and noisy points apart; with ``pace``
+    (per group: ``reference_x`` and ``kernels_x``, see :class:`MachinePace`) the figures at the
+    profile's pace too."""
     ok = [r for r in rows if r["status"] == "ok"]
     quiet = [r for r in ok if not r["noisy"]]
     inside = [r for r in quiet if not r["extrapolated"]]
@@ -209,4 +256,8 @@ def summarise(rows: Sequence[dict[str, Any]]) -> ValidationSummary:
         memory=ErrorFigures.of([r["measured_peak_memory_bytes"] for r in mem],
                                [r["predicted_peak_memory_bytes"] for r in mem]),
         oom=sum(r["status"] == "oom" for r in rows),
-        machine_spread=RoundSpread.of([r.get("measured_rounds_s") or () for r in quiet]))
+        machine_spread=RoundSpread.of([r.get("measured_rounds_s") or () for r in quiet]),
+        machine_pace=None if not pace else MachinePace(
+            {g: dict(v) for g, v in pace.items()},
+            _at_pace(inside, {g: v["kernels_x"] for g, v in pace.items()}),
+            _at_pace(beyond, {g: v["kernels_x"] for g, v in pace.items()})))

@@ -67,3 +67,14 @@ def test_the_reference_call_is_timed_for_real() -> None:
     from gru_sim.measure.units import reference_call_s
 
     assert 0 < reference_call_s(2, 16, 4, "float32", "torch-gru", "cpu", 1) < 0.1
+
+
+def test_a_profile_records_the_reference_calls_typical_time_a_pools_the_median_of_its_runs() -> None:
+    # The speed every unit was taken to: what `gru-sim validate` reads the machine's pace against.
+    from gru_sim.calibrate.build import _speed_summary
+
+    runs = [SpeedModel({G: _readings([t] * 8 + [3 * t])}) for t in (1e-3, 1.2e-3, 2e-3)]
+    assert runs[0].summary()[G]["typical_reference_s"] == pytest.approx(1e-3)
+    pooled = _speed_summary(runs)[G]
+    assert pooled["typical_reference_s"] == pytest.approx(1.2e-3)
+    assert pooled["readings"] == 27

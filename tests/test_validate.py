@@ -194,3 +194,59 @@ def test_each_round_measures_every_configuration_and_a_noisy_round_is_not_the_fi
     assert seen.count(1) == 3 and seen.count(2) == 4
     assert result.summary.machine_spread.n == 2
     assert result.summary.machine_spread.median_pct == pytest.approx((800.0 + 200.0) / 2)
+
+
+def test_validate_reads_the_machines_pace_against_the_profiles_calibration(
+        profile_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    # The calibration's reference call takes 1.3x its typical time while validating: the kernels run
+    # 1.3^0.75 slower, every measurement that much over a profile exact at its own pace. The pace is a
+    # measurement of the machine, read before each round and after the last; divided out, nothing is left.
+    from types import SimpleNamespace
+
+    import gru_sim.validate as v
+    from gru_sim.calibrate.drift import KERNEL_ELASTICITY
+    from gru_sim.console import print_validation
+    from gru_sim.groups import GroupKey
+    from gru_sim.predict import Predictor
+    from gru_sim.report import render_validation_report
+    from gru_sim.validation import Validation
+
+    profile = load_profile(profile_path)
+    configs = [GruConfig(batch=2, seq_len=4, input_size=8, hidden_size=8),
+               GruConfig(batch=3, seq_len=5, input_size=4, hidden_size=6)]
+    group = str(GroupKey.of(configs[0]))
+    profile = dataclasses.replace(profile, self_check={**profile.self_check, "speed_drift": {
+        group: {"readings": 40, "fastest_x": 0.9, "slowest_x": 1.3, "typical_reference_s": 0.001}}})
+    slow = 1.3 ** KERNEL_ELASTICITY
+    predictor = Predictor(profile)
+    readings: list[str] = []
+
+    def fake_reference(g: GroupKey) -> float:
+        readings.append(str(g))
+        return 0.0013
+
+    monkeypatch.setattr(v, "reference_now_s", fake_reference)
+    monkeypatch.setattr(v, "measure_gru", lambda config, **_: SimpleNamespace(
+        latency_s=predictor.predict(config).latency_s * slow, latency_iqr_s=0.0, noisy=False))
+    result = v.validate(profile, configs, v.ValidationPolicy(memory_probes=0, rounds=2))
+    assert readings == [group] * 3  # before each of the two rounds, and after the last
+    pace = result.summary.machine_pace
+    assert pace is not None and pace.groups[group]["reference_x"] == pytest.approx(1.3)
+    assert pace.groups[group]["kernels_x"] == pytest.approx(slow) and pace.groups[group]["readings"] == 3
+    assert result.summary.overall.median_ape == pytest.approx(100 * (1 - 1 / slow), rel=1e-6)
+    assert pace.inside_range.n + pace.extrapolated.n == len(configs)
+    for part in (pace.inside_range, pace.extrapolated):
+        assert part.n == 0 or part.median_ape == pytest.approx(0.0, abs=1e-9)
+    assert ValidationSummary.from_dict(json.loads(json.dumps(result.summary.to_dict()))) == result.summary
+    old = result.summary.to_dict()
+    old.pop("machine_pace")  # a validation.json written before the pace was read reads back without it
+    assert ValidationSummary.from_dict(old).machine_pace is None
+    print_validation(result)
+    assert "reference call took t1 1.30x (kernels 1.22x)" in capsys.readouterr().out
+    html = render_validation_report(result, tmp_path / "v.html").read_text()
+    assert "pace" in html and "1.30×" in html
+    # A profile that does not record its reference call's time: nothing is read, no pace is reported.
+    readings.clear()
+    plain = v.validate(load_profile(profile_path), configs, v.ValidationPolicy(memory_probes=0, rounds=1))
+    assert readings == [] and plain.summary.machine_pace is None

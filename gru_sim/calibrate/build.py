@@ -202,14 +202,20 @@ def _canaries(train: list[StoredPoint]) -> list[dict[str, Any]]:
 
 
 def _speed_summary(speeds: list[SpeedModel]) -> dict[str, dict[str, float]]:
-    """Per group, over every run: readings, and the slowest and fastest moments against each run's typical."""
+    """Per group, over every run: readings, the slowest and fastest moments against each run's typical,
+    and the reference call's typical seconds — the median over the runs of each run's own (a pool's
+    units are the median of the runs' units, each taken to its run's typical speed)."""
     out: dict[str, dict[str, float]] = {}
+    typical: dict[str, list[float]] = {}
     for summary in (speed.summary() for speed in speeds):
         for group, s in summary.items():
             have = out.setdefault(group, {"readings": 0, "fastest_x": s["fastest_x"], "slowest_x": s["slowest_x"]})
             have["readings"] += s["readings"]
             have["fastest_x"] = min(have["fastest_x"], s["fastest_x"])
             have["slowest_x"] = max(have["slowest_x"], s["slowest_x"])
+            typical.setdefault(group, []).append(s["typical_reference_s"])
+    for group, values in typical.items():
+        out[group]["typical_reference_s"] = float(np.median(values))
     return out
 
 

@@ -70,6 +70,7 @@ class SpeedModel:
 
     def __init__(self, readings: dict[str, list[tuple[float, float]]]) -> None:
         self._series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._typical_s: dict[str, float] = {}
         for group, rows in readings.items():
             if len(rows) < MIN_READINGS:
                 continue
@@ -77,6 +78,7 @@ class SpeedModel:
             v = np.array([s for _, s in rows])
             smooth = np.array([np.median(v[max(0, k - SMOOTH // 2): k + SMOOTH // 2 + 1]) for k in range(len(v))])
             self._series[group] = (at, (smooth / np.median(smooth)) ** KERNEL_ELASTICITY)
+            self._typical_s[group] = float(np.median(smooth))
 
     @classmethod
     def from_store(cls, store: MeasurementStore, groups: list[str]) -> "SpeedModel":
@@ -103,6 +105,9 @@ class SpeedModel:
         return float(min(lo, 0.0)), float(max(hi, 0.0))
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Per group: readings, and the kernels' slowest and fastest moments against typical (×)."""
-        return {g: {"readings": int(len(at)), "fastest_x": float(np.min(x)), "slowest_x": float(np.max(x))}
+        """Per group: readings, the kernels' slowest and fastest moments against typical (×), and the
+        reference call's seconds at the run's typical speed (``typical_reference_s``: the speed every
+        unit and whole call was taken to, against which ``gru-sim validate`` reads the machine's pace)."""
+        return {g: {"readings": int(len(at)), "fastest_x": float(np.min(x)), "slowest_x": float(np.max(x)),
+                    "typical_reference_s": self._typical_s[g]}
                 for g, (at, x) in self._series.items()}

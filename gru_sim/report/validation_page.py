@@ -44,6 +44,12 @@ def validation_section(validation: Validation, anchor: str = "validation",
               "-" if overall.common_level is None else f"{overall.common_level:.2f}×",
               "" if overall.median_ape_after_level is None
               else f"the machine's speed against the profile's; {overall.median_ape_after_level:.1f}% APE after it"),
+             *([("the machine's pace", ", ".join(f"t{g.rsplit('/t', 1)[-1]} {v['reference_x']:.2f}×"
+                                                 for g, v in sorted(summary.machine_pace.groups.items())),
+                 "the calibration's reference call against its time at the profile's typical speed"
+                 + ("" if summary.machine_pace.inside_range.median_ape is None else
+                    f"; at that speed {summary.machine_pace.inside_range.median_ape:.1f}% APE inside the range"))]
+               if summary.machine_pace is not None else []),
              *([("the machine's own spread", f"{summary.machine_spread.median_pct:.1f}%",
                  f"the same configuration between rounds (median; p90 {summary.machine_spread.p90_pct:.1f}%): "
                  "no model's error can go below it")] if summary.machine_spread.n else []),
