@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .groups import GroupKey
 from .model.costmodel import AXES
 from .model.metrics import ape, bootstrap_median_ci, common_level, error_summary
 
@@ -219,7 +220,7 @@ def _at_pace(rows: list[dict[str, Any]], kernels_x: Mapping[str, float]) -> Erro
     """The figures of ``rows`` with each measurement divided by its group's kernel slowdown."""
     def group(r: dict[str, Any]) -> str:
         c = r["config"]
-        return f"{c['device']}/{c['dtype']}/{c['impl']}/t{c['threads']}"
+        return str(GroupKey(c["device"], c["dtype"], c["impl"], c["threads"]))
 
     paced = [r for r in rows if group(r) in kernels_x]
     return ErrorFigures.of([r["measured_latency_s"] / kernels_x[group(r)] for r in paced],
