@@ -74,7 +74,8 @@ def run_tables(spec: JobSpec, stores: Sequence[MeasurementStore], speeds: Sequen
 
 def fit_runs(spec: JobSpec, runs: Sequence[tuple[MeasurementStore, list[StoredPoint]]], seed: int,
              cv_folds: int = 5, prior: UnitPrior | None = None,
-             tables: tuple[list[dict[str, StepTable]], list[dict[str, GemmTable]]] | None = None) -> GruCostModel:
+             tables: tuple[list[dict[str, StepTable]], list[dict[str, GemmTable]]] | None = None,
+             speeds: Sequence[SpeedModel] | None = None) -> GruCostModel:
     """:func:`fit_model` over several calibration runs of ``spec`` on one kind of machine, each a store
     and its whole-call points: every unit is the geometric median of the runs that timed it (each
     run's timings at its own typical speed), and the residual is fitted on the whole calls of all runs.
@@ -82,10 +83,11 @@ def fit_runs(spec: JobSpec, runs: Sequence[tuple[MeasurementStore, list[StoredPo
     minutes into every unit; the median of runs taken at different times does not. One run's
     interval is widened by its speed's spread; a pool's comes from its out-of-fold errors alone.
     ``prior``: the pooled tables of earlier runs of this job on this machine kind, each table read
-    against them (:mod:`.prior`). ``tables``: the runs' tables (:func:`run_tables`), when already read."""
+    against them (:mod:`.prior`). ``tables`` and ``speeds``: the runs' tables (:func:`run_tables`) and
+    speed models, when already read."""
     groups = _groups(spec)
     keys = [key for key, *_ in groups]
-    speeds = [SpeedModel.from_store(store, keys) for store, _ in runs]
+    speeds = speeds or [SpeedModel.from_store(store, keys) for store, _ in runs]
     step_runs, gemm_runs = tables or run_tables(spec, [store for store, _ in runs], speeds)
     steps, gemms, modes = {}, {}, {}
     for key, dtype, _impl, threads in groups:
@@ -247,7 +249,7 @@ def build_profile(spec: JobSpec, stores: MeasurementStore | Sequence[Measurement
     keys = [key for key, *_ in _groups(spec)]
     speeds = [SpeedModel.from_store(store, keys) for store in runs]
     tables = run_tables(spec, runs, speeds)
-    model = fit_runs(spec, list(zip(runs, trains)), spec.seed, prior=prior, tables=tables)
+    model = fit_runs(spec, list(zip(runs, trains)), spec.seed, prior=prior, tables=tables, speeds=speeds)
     self_check: dict[str, Any] = {role: _check(model, [p for p in pts if p.role == role])
                                   for role in ("train", "holdout", "beyond")}
     self_check["noisy"] = _check(model, [p for p in ok if p.noisy and p.role in ("holdout", "beyond")])
@@ -282,5 +284,8 @@ def build_profile(spec: JobSpec, stores: MeasurementStore | Sequence[Measurement
                        "latency_s": p.latency_s, "latency_iqr_s": p.latency_iqr_s, "noisy": p.noisy,
                        "first_call_s": p.first_call_s, "peak_memory_bytes": p.peak_memory_bytes}
                       for p in listed],
-        unit_scatter_log_sd=UnitPrior.from_runs(*tables).chance_log_sd if pooled else None,
+        # A pool's chance scatter about its tables: the model's own, unless they were read against a prior.
+        unit_scatter_log_sd=(None if not pooled else
+                             UnitPrior.from_runs(*tables).chance_log_sd if prior is not None else
+                             UnitPrior.from_pool(model.step_tables_, model.gemm_tables_, *tables).chance_log_sd),
     )

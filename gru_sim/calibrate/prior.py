@@ -141,6 +141,13 @@ class UnitPrior:
                  for key in sorted({k for r in steps_by_run for k in r})}
         gemms = {key: GemmTable.median_of([r[key] for r in gemms_by_run if key in r])
                  for key in sorted({k for r in gemms_by_run for k in r})}
+        return cls.from_pool(steps, gemms, steps_by_run, gemms_by_run)
+
+    @classmethod
+    def from_pool(cls, steps: dict[str, StepTable], gemms: dict[str, GemmTable],
+                  steps_by_run: Sequence[dict[str, StepTable]], gemms_by_run: Sequence[dict[str, GemmTable]]
+                  ) -> "UnitPrior":
+        """:meth:`from_runs` where the pooled tables (the runs' medians, by the same keys) are at hand."""
         devs: dict[str, list[np.ndarray]] = {}
         for run in steps_by_run:
             for key, table in run.items():
