@@ -107,22 +107,6 @@ def _measure_once(c: GruConfig) -> Any:
     return m
 
 
-# Readings of the reference call per thread count at each point the typical shapes' measuring is
-# sampled (before the first round and after each).
-REFERENCE_READINGS = 3
-
-
-def reference_now_s(group: GroupKey) -> float:
-    """The median of ``REFERENCE_READINGS`` timings of the calibration's reference call
-    (:mod:`gru_sim.calibrate.drift`) for ``group``, now."""
-    from gru_sim.calibrate.drift import REFERENCE
-    from gru_sim.measure.units import reference_call_s
-
-    return float(np.median([reference_call_s(REFERENCE["batch"], REFERENCE["hidden"], REFERENCE["steps"],
-                                             group.dtype, group.impl, group.device, group.threads)
-                            for _ in range(REFERENCE_READINGS)]))
-
-
 def calibration_reference_s(profile_path: Path) -> dict[int, float]:
     """Thread count → the median time of the reference call while the profile's own calibration
     measured, read from the store beside it; empty for a profile without one (a pool, a quick
@@ -147,14 +131,10 @@ def machine_speed_against_calibration(calibrating_s: dict[int, float], measuring
     while the profile was calibrated (its median over the readings, over the calibration's median),
     and what that makes of the kernels (to the power ``drift.KERNEL_ELASTICITY``): a run judged in
     another spell than its calibration's is off by about that much whatever the model."""
-    from gru_sim.calibrate.drift import KERNEL_ELASTICITY
+    from gru_sim.validate import pace_against
 
-    out = {}
-    for threads, readings in measuring_s.items():
-        if threads in calibrating_s and readings:
-            ratio = float(np.median(readings)) / calibrating_s[threads]
-            out[threads] = {"reference_x": ratio, "kernels_x": ratio ** KERNEL_ELASTICITY}
-    return out
+    return {threads: pace_against(readings, calibrating_s[threads])
+            for threads, readings in measuring_s.items() if threads in calibrating_s and readings}
 
 
 def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0, shapes_path: Path = SHAPES,
@@ -173,6 +153,8 @@ def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0, shapes_p
     calibrating = calibration_reference_s(profile_path)
     groups = {GroupKey.parse(g).threads: GroupKey.parse(g) for g in profile.cost_model.coef_}
     measuring: dict[int, list[float]] = {t: [] for t in threads if t in calibrating}
+
+    from gru_sim.validate import reference_now_s
 
     def sample_speed() -> None:
         for t in measuring:

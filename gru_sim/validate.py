@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -126,6 +126,14 @@ def reference_now_s(group: GroupKey) -> float:
                             for _ in range(PACE_TIMINGS)]))
 
 
+def pace_against(readings_s: Sequence[float], typical_s: float) -> dict[str, float]:
+    """The machine's pace: the reference call's median reading over its ``typical_s`` (``reference_x``,
+    >1: slower now) and the kernels' slowdown that implies (``kernels_x``, to the power the calibration
+    takes it to, :data:`gru_sim.calibrate.drift.KERNEL_ELASTICITY`)."""
+    ratio = float(np.median(readings_s)) / typical_s
+    return {"reference_x": ratio, "kernels_x": ratio ** KERNEL_ELASTICITY}
+
+
 def typical_reference_s(profile: Profile, configs: list[GruConfig]) -> dict[str, float]:
     """Per group of ``configs``: the reference call's time at the speed the profile was calibrated at
     (``self_check.speed_drift``; {} for a profile that does not record it, as one built before did not)."""
@@ -168,10 +176,7 @@ def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolic
             except OutOfMemoryError as err:
                 failed[int(k)] = str(err)
     read_pace()
-    pace = {}
-    for g, readings in paces.items():
-        ratio = float(np.median(readings)) / typical[g]
-        pace[g] = {"reference_x": ratio, "kernels_x": ratio ** KERNEL_ELASTICITY, "readings": len(readings)}
+    pace = {g: {**pace_against(readings, typical[g]), "readings": len(readings)} for g, readings in paces.items()}
     rows: list[dict[str, Any]] = []
     probes_left = policy.memory_probes
     for k, (config, pred) in enumerate(zip(configs, predictions)):
