@@ -1,0 +1,195 @@
+"""Large calls measured each in a process of its own: what fresh memory costs a call the profile does
+not price.
+
+glibc's malloc maps a request of 32 MiB or more (the ceiling of its dynamic mmap threshold on 64-bit,
+``mallopt(3)``) afresh and unmaps it on free, unless a freed block of the heap fits it. A process that
+runs one call shape over and over — a serving worker, a batch job, ``gru-sim measure`` — therefore
+faults such buffers in on every call; a process that ran other shapes before (the calibration's, the
+benchmarks' recorded runs) often holds freed blocks that fit, and pays less or nothing. The profile's
+tables and whole calls were timed in the second kind of process.
+
+For each of ``--shapes`` (default: the large calls of ``benchmarks/data/big_shapes.csv``) at each thread
+count, in a fresh process: the call's median latency as ``gru-sim measure`` times it and the minor page
+faults of one more call, beside the pages of the buffers of 32 MiB or more the call allocates by ATen's
+CPU path (:func:`fresh_buffer_bytes`). The machine's cost of a fresh page is timed too (writing a 96 MiB
+buffer allocated afresh, less writing one in use, in a process of its own). Printed: the profile's
+error against each fresh-process measurement as predicted and with the counted faults priced at that
+cost, and, where ``--recorded`` holds runs of the same shapes, how much slower the fresh process ran
+than their median. Measures about six minutes with the default shapes.
+
+    .venv/bin/python benchmarks/fresh_process.py [--profile calibration/profiles/cpu-default.json]
+        [--shapes benchmarks/data/big_shapes.csv] [--recorded benchmarks/data/big_measured.csv]
+        [--threads 1 2] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PROFILE = "calibration/profiles/cpu-default.json"
+DEFAULT_SHAPES = "benchmarks/data/big_shapes.csv"
+DEFAULT_RECORDED = "benchmarks/data/big_measured.csv"
+# glibc's largest dynamic mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX = 4 MiB · sizeof(long)).
+MMAP_CEILING_BYTES = 32 * 2**20
+PAGE_BYTES = 4096
+PROBE_BYTES = 96 * 2**20
+
+CHILD = r"""
+import json, resource, sys, time
+import torch
+args = json.loads(sys.argv[1])
+torch.set_num_threads(args["threads"])
+if args.get("probe_bytes"):
+    n = args["probe_bytes"] // 4
+    kept = torch.empty(n)
+    kept.fill_(0.0)
+    def median(f):
+        f()
+        ts = []
+        for _ in range(15):
+            t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+        return sorted(ts)[len(ts) // 2]
+    fresh = median(lambda: torch.empty(n).fill_(1.0))
+    reused = median(lambda: kept.fill_(1.0))
+    print(json.dumps({"fresh_s": fresh, "reused_s": reused}))
+    sys.exit()
+from gru_sim.config import GruConfig
+from gru_sim.measure import measure_gru
+from gru_sim.measure.kernels import build_call
+config = GruConfig(**args["config"])
+m = measure_gru(config, probe_memory=False, check_error=False)
+call = build_call(config)
+call()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+call()
+print(json.dumps({"latency_s": m.latency_s, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+"""
+
+
+def fresh_buffer_bytes(config: dict[str, Any]) -> int:
+    """Bytes of the buffers of at least ``MMAP_CEILING_BYTES`` one call of ``config`` (torch-gru on the
+    CPU, float32) allocates: per layer and direction the input projection's ``[T, B, 3H]`` output and
+    the stacked ``[T, B, H]`` outputs, per bidirectional layer their ``[T, B, 2H]`` concatenation; in
+    training also the projection output's gradient, the gradient of each upper layer's input, and the
+    weights' gradients (``p.grad`` is cleared before each call)."""
+    t, b, i, h, layers = (int(config[k]) for k in ("seq_len", "batch", "input_size", "hidden_size", "num_layers"))
+    d = 2 if config.get("bidirectional") in (True, "true", "True") else 1
+    training = config.get("mode", "inference") == "training"
+    f32 = 4
+    sizes: list[int] = []
+    for layer in range(layers):
+        layer_in = i if layer == 0 else d * h
+        for _ in range(d):
+            sizes += [t * b * 3 * h * f32, t * b * h * f32]
+            if training:
+                sizes += [t * b * 3 * h * f32, 3 * h * layer_in * f32, 3 * h * h * f32]
+        if d == 2:
+            sizes.append(t * b * 2 * h * f32)
+        if training and layer > 0:
+            sizes.append(t * b * layer_in * f32)
+    return sum(s for s in sizes if s >= MMAP_CEILING_BYTES)
+
+
+def _child(args: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(args)], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode:
+        sys.exit(f"a measuring process failed: {proc.stderr.strip()[-1500:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def fresh_page_s(threads: int) -> float:
+    """Seconds a fresh 4 KiB page costs a write at ``threads`` threads on this machine."""
+    out = _child({"threads": threads, "probe_bytes": PROBE_BYTES})
+    return max(out["fresh_s"] - out["reused_s"], 0.0) / (PROBE_BYTES / PAGE_BYTES)
+
+
+def read_shapes(path: Path) -> list[dict[str, Any]]:
+    with path.open() as f:
+        return [{"name": r["name"], "batch": int(r["batch"]), "seq_len": int(r["seq_len"]),
+                 "input_size": int(r["input_size"]), "hidden_size": int(r["hidden_size"]),
+                 "num_layers": int(r.get("num_layers") or 1), "bidirectional": r.get("bidirectional") == "true",
+                 "mode": r.get("mode") or "inference"} for r in csv.DictReader(f)]
+
+
+def recorded_medians(path: Path, cpu: str) -> dict[tuple[str, int], float]:
+    """(name, threads) → median seconds over every run recorded in ``path`` on this CPU kind."""
+    if not path.is_file():
+        return {}
+    by: dict[tuple[str, int], list[float]] = {}
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            if r["cpu_model"] == cpu:
+                by.setdefault((r["name"], int(r["threads"])), []).append(float(r["measured_s"]))
+    return {k: float(np.median(v)) for k, v in by.items()}
+
+
+def _figures(log_errors: list[float]) -> str:
+    e = np.asarray(log_errors)
+    return f"{100 * np.median(np.abs(np.expm1(e))):5.1f}% / {100 * np.expm1(np.median(e)):+5.1f}%"
+
+
+def main() -> None:
+    from gru_sim.config import GruConfig
+    from gru_sim.machine import machine_label
+    from gru_sim.model.profile import load_profile
+    from gru_sim.predict import Predictor
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default=DEFAULT_PROFILE, help=f"the profile judged (default {DEFAULT_PROFILE})")
+    ap.add_argument("--shapes", default=DEFAULT_SHAPES, help=f"CSV of shapes (default {DEFAULT_SHAPES})")
+    ap.add_argument("--recorded", default=DEFAULT_RECORDED,
+                    help=f"runs of the same shapes recorded in one long process (default {DEFAULT_RECORDED})")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts (default 1 2)")
+    ap.add_argument("--json", type=Path, help="also write every row here")
+    args = ap.parse_args()
+    resolve = lambda p: Path(p) if Path(p).is_absolute() else ROOT / p  # noqa: E731
+    shapes = read_shapes(resolve(args.shapes))
+    predictor = Predictor(load_profile(resolve(args.profile)))
+    cpu = machine_label()
+    recorded = recorded_medians(resolve(args.recorded), cpu)
+    print(f"CPU: {cpu}; profile {args.profile}; each call in a fresh process")
+    rows: list[dict[str, Any]] = []
+    for threads in args.threads:
+        page_s = fresh_page_s(threads)
+        print(f"{threads} thread(s): a fresh 4 KiB page costs {page_s * 1e6:.2f} µs "
+              f"({page_s * 2**20 / PAGE_BYTES * 1e3:.2f} ms a MiB)")
+        for shape in shapes:
+            config = {k: v for k, v in shape.items() if k != "name"} | {"threads": threads}
+            out = _child({"threads": threads, "config": config})
+            predicted = predictor.predict(GruConfig(**config)).latency_s
+            pages = fresh_buffer_bytes(config) / PAGE_BYTES
+            row = {"name": shape["name"], "config": config, "measured_s": out["latency_s"], "faults": out["faults"],
+                   "fresh_buffer_pages": pages, "predicted_s": predicted, "fault_s": out["faults"] * page_s,
+                   "recorded_s": recorded.get((shape["name"], threads))}
+            rows.append(row)
+            rec = (f"  fresh/recorded {row['measured_s'] / row['recorded_s']:.2f}x" if row["recorded_s"] else "")
+            print(f"  {shape['name']:28s} t{threads} {out['latency_s'] * 1e3:9.1f} ms  faults {out['faults']:7d} "
+                  f"(buffers >= 32 MiB: {pages:7.0f} pages)  predicted {100 * (predicted / out['latency_s'] - 1):+6.1f}%"
+                  f"  with the faults priced {100 * ((predicted + row['fault_s']) / out['latency_s'] - 1):+6.1f}%{rec}")
+    for threads in args.threads:
+        sel = [r for r in rows if r["config"]["threads"] == threads]
+        as_is = [float(np.log(r["predicted_s"] / r["measured_s"])) for r in sel]
+        priced = [float(np.log((r["predicted_s"] + r["fault_s"]) / r["measured_s"])) for r in sel]
+        line = f"{threads} thread(s), n={len(sel)}: against the fresh process {_figures(as_is)}, faults priced {_figures(priced)}"
+        with_rec = [r for r in sel if r["recorded_s"]]
+        if with_rec:
+            slower = np.median([r["measured_s"] / r["recorded_s"] for r in with_rec])
+            line += (f"; against the recorded runs {_figures([float(np.log(r['predicted_s'] / r['recorded_s'])) for r in with_rec])}, "
+                     f"faults priced {_figures([float(np.log((r['predicted_s'] + r['fault_s']) / r['recorded_s'])) for r in with_rec])}; "
+                     f"the fresh process {slower:.2f}x their median")
+        print(line)
+    if args.json:
+        args.json.write_text(json.dumps({"cpu_model": cpu, "profile": args.profile, "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
