@@ -25,7 +25,6 @@ than their median. Measures about six minutes with the default shapes.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from accuracy import recorded_runs, typical_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROFILE = "calibration/profiles/cpu-default.json"
@@ -112,23 +113,14 @@ def fresh_page_s(threads: int) -> float:
     return max(out["fresh_s"] - out["reused_s"], 0.0) / (PROBE_BYTES / PAGE_BYTES)
 
 
-def read_shapes(path: Path) -> list[dict[str, Any]]:
-    with path.open() as f:
-        return [{"name": r["name"], "batch": int(r["batch"]), "seq_len": int(r["seq_len"]),
-                 "input_size": int(r["input_size"]), "hidden_size": int(r["hidden_size"]),
-                 "num_layers": int(r.get("num_layers") or 1), "bidirectional": r.get("bidirectional") == "true",
-                 "mode": r.get("mode") or "inference"} for r in csv.DictReader(f)]
-
-
 def recorded_medians(path: Path, cpu: str) -> dict[tuple[str, int], float]:
     """(name, threads) → median seconds over every run recorded in ``path`` on this CPU kind."""
     if not path.is_file():
         return {}
     by: dict[tuple[str, int], list[float]] = {}
-    with path.open() as f:
-        for r in csv.DictReader(f):
-            if r["cpu_model"] == cpu:
-                by.setdefault((r["name"], int(r["threads"])), []).append(float(r["measured_s"]))
+    for run in recorded_runs(path, cpu).values():
+        for key, seconds in run.items():
+            by.setdefault(key, []).append(seconds)
     return {k: float(np.median(v)) for k, v in by.items()}
 
 
@@ -138,7 +130,6 @@ def _figures(log_errors: list[float]) -> str:
 
 
 def main() -> None:
-    from gru_sim.config import GruConfig
     from gru_sim.machine import machine_label
     from gru_sim.model.profile import load_profile
     from gru_sim.predict import Predictor
@@ -152,7 +143,6 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write every row here")
     args = ap.parse_args()
     resolve = lambda p: Path(p) if Path(p).is_absolute() else ROOT / p  # noqa: E731
-    shapes = read_shapes(resolve(args.shapes))
     predictor = Predictor(load_profile(resolve(args.profile)))
     cpu = machine_label()
     recorded = recorded_medians(resolve(args.recorded), cpu)
@@ -162,17 +152,17 @@ def main() -> None:
         page_s = fresh_page_s(threads)
         print(f"{threads} thread(s): a fresh 4 KiB page costs {page_s * 1e6:.2f} µs "
               f"({page_s * 2**20 / PAGE_BYTES * 1e3:.2f} ms a MiB)")
-        for shape in shapes:
-            config = {k: v for k, v in shape.items() if k != "name"} | {"threads": threads}
+        for name, shape in typical_shapes([threads], resolve(args.shapes)):
+            config = shape.to_dict()
             out = _child({"threads": threads, "config": config})
-            predicted = predictor.predict(GruConfig(**config)).latency_s
+            predicted = predictor.predict(shape).latency_s
             pages = fresh_buffer_bytes(config) / PAGE_BYTES
-            row = {"name": shape["name"], "config": config, "measured_s": out["latency_s"], "faults": out["faults"],
+            row = {"name": name, "config": config, "measured_s": out["latency_s"], "faults": out["faults"],
                    "fresh_buffer_pages": pages, "predicted_s": predicted, "fault_s": out["faults"] * page_s,
-                   "recorded_s": recorded.get((shape["name"], threads))}
+                   "recorded_s": recorded.get((name, threads))}
             rows.append(row)
             rec = (f"  fresh/recorded {row['measured_s'] / row['recorded_s']:.2f}x" if row["recorded_s"] else "")
-            print(f"  {shape['name']:28s} t{threads} {out['latency_s'] * 1e3:9.1f} ms  faults {out['faults']:7d} "
+            print(f"  {name:28s} t{threads} {out['latency_s'] * 1e3:9.1f} ms  faults {out['faults']:7d} "
                   f"(buffers >= 32 MiB: {pages:7.0f} pages)  predicted {100 * (predicted / out['latency_s'] - 1):+6.1f}%"
                   f"  with the faults priced {100 * ((predicted + row['fault_s']) / out['latency_s'] - 1):+6.1f}%{rec}")
     for threads in args.threads:

@@ -7,6 +7,7 @@ import math
 import sys
 from typing import Any, Sequence
 
+from .groups import GroupKey
 from .units import fmt_seconds
 
 # A validation of at least this many configurations whose common level (predicted / measured) is off
@@ -102,7 +103,7 @@ def print_validation(result: Any) -> None:
                                  "which no model's error can go"))
     pace = result.summary.machine_pace
     if pace is not None:
-        said = "; ".join(f"t{g.rsplit('/t', 1)[-1]} {v['reference_x']:.2f}x (kernels {v['kernels_x']:.2f}x)"
+        said = "; ".join(f"t{GroupKey.parse(g).threads} {v['reference_x']:.2f}x (kernels {v['kernels_x']:.2f}x)"
                          for g, v in sorted(pace.groups.items()))
         at = ", ".join(f"{name} {f.median_ape:.1f}% (n={f.n})" for name, f in (("inside", pace.inside_range),
                                                                                ("beyond", pace.extrapolated))

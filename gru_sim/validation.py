@@ -227,6 +227,12 @@ def _at_pace(rows: list[dict[str, Any]], kernels_x: Mapping[str, float]) -> Erro
                            [r["predicted_latency_s"] for r in paced], [r["latency_interval_s"] for r in paced])
 
 
+def _machine_pace(pace: Mapping[str, Mapping[str, float]], inside: list[dict[str, Any]],
+                  beyond: list[dict[str, Any]]) -> MachinePace:
+    kernels_x = {g: v["kernels_x"] for g, v in pace.items()}
+    return MachinePace({g: dict(v) for g, v in pace.items()}, _at_pace(inside, kernels_x), _at_pace(beyond, kernels_x))
+
+
 def summarise(rows: Sequence[dict[str, Any]], pace: Mapping[str, Mapping[str, float]] | None = None
               ) -> ValidationSummary:
     """Overall, inside-range and extrapolated figures, per axis, and noisy points apart; with ``pace``
@@ -258,7 +264,4 @@ def summarise(rows: Sequence[dict[str, Any]], pace: Mapping[str, Mapping[str, fl
                                [r["predicted_peak_memory_bytes"] for r in mem]),
         oom=sum(r["status"] == "oom" for r in rows),
         machine_spread=RoundSpread.of([r.get("measured_rounds_s") or () for r in quiet]),
-        machine_pace=None if not pace else MachinePace(
-            {g: dict(v) for g, v in pace.items()},
-            _at_pace(inside, {g: v["kernels_x"] for g, v in pace.items()}),
-            _at_pace(beyond, {g: v["kernels_x"] for g, v in pace.items()})))
+        machine_pace=None if not pace else _machine_pace(pace, inside, beyond))

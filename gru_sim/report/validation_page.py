@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..groups import GroupKey
 from ..validation import ErrorFigures, Validation
 from . import validation_figures as va
 from .page import Figure, Section, ape_pct, cards, footer, pct, render_page, table, write_html
@@ -44,7 +45,7 @@ def validation_section(validation: Validation, anchor: str = "validation",
               "-" if overall.common_level is None else f"{overall.common_level:.2f}×",
               "" if overall.median_ape_after_level is None
               else f"the machine's speed against the profile's; {overall.median_ape_after_level:.1f}% APE after it"),
-             *([("the machine's pace", ", ".join(f"t{g.rsplit('/t', 1)[-1]} {v['reference_x']:.2f}×"
+             *([("the machine's pace", ", ".join(f"t{GroupKey.parse(g).threads} {v['reference_x']:.2f}×"
                                                  for g, v in sorted(summary.machine_pace.groups.items())),
                  "the calibration's reference call against its time at the profile's typical speed"
                  + ("" if summary.machine_pace.inside_range.median_ape is None else
