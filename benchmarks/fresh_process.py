@@ -143,6 +143,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write every row here")
     args = ap.parse_args()
     resolve = lambda p: Path(p) if Path(p).is_absolute() else ROOT / p  # noqa: E731
+    if not resolve(args.shapes).is_file():
+        sys.exit(f"{args.shapes}: no such file of shapes (a name column, then shape flags by name)")
     predictor = Predictor(load_profile(resolve(args.profile)))
     cpu = machine_label()
     recorded = recorded_medians(resolve(args.recorded), cpu)

@@ -65,3 +65,10 @@ def test_it_measures_a_tiny_shape_in_a_fresh_process(tmp_path: Path) -> None:
     assert re.search(r"tiny\s+t1\s+[\d.]+ ms\s+faults\s+\d+ \(buffers >= 32 MiB:\s+0 pages\)\s+predicted\s+[+-][\d.]+%", out), out
     assert re.search(r"1 thread\(s\), n=1: against the fresh process", out), out
     assert (tmp_path / "o.json").is_file()
+
+
+def test_a_missing_shapes_file_is_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fresh_process.py"), "--shapes",
+                           str(tmp_path / "none.csv")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == f"{tmp_path / 'none.csv'}: no such file of shapes (a name column, then shape flags by name)"
