@@ -1,21 +1,23 @@
-"""Large calls measured each in a process of its own: what fresh memory costs a call the profile does
-not price.
+"""Large calls measured in a process of their own and, right after, in one long process that has run
+every shape before them: whether a call's fresh memory costs a dedicated process more than the long
+process the profile was timed in.
 
 glibc's malloc maps a request of 32 MiB or more (the ceiling of its dynamic mmap threshold on 64-bit,
-``mallopt(3)``) afresh and unmaps it on free, unless a freed block of the heap fits it. A process that
-runs one call shape over and over — a serving worker, a batch job, ``gru-sim measure`` — therefore
-faults such buffers in on every call; a process that ran other shapes before (the calibration's, the
-benchmarks' recorded runs) often holds freed blocks that fit, and pays less or nothing. The profile's
-tables and whole calls were timed in the second kind of process.
+``mallopt(3)``) afresh and unmaps it on free, unless a freed block of the heap fits it, so a call with
+such buffers faults their pages in on every call. A process that ran other shapes before may hold freed
+blocks that fit and pay less. The profile's tables and whole calls were timed in such a long process; a
+serving worker, a batch job or ``gru-sim measure`` runs one shape in a process of its own.
 
 For each of ``--shapes`` (default: the large calls of ``benchmarks/data/big_shapes.csv``) at each thread
-count, in a fresh process: the call's median latency as ``gru-sim measure`` times it and the minor page
-faults of one more call, beside the pages of the buffers of 32 MiB or more the call allocates by ATen's
-CPU path (:func:`fresh_buffer_bytes`). The machine's cost of a fresh page is timed too (writing a 96 MiB
-buffer allocated afresh, less writing one in use, in a process of its own). Printed: the profile's
-error against each fresh-process measurement as predicted and with the counted faults priced at that
-cost, and, where ``--recorded`` holds runs of the same shapes, how much slower the fresh process ran
-than their median. Measures about six minutes with the default shapes.
+count: the call's median latency as ``gru-sim measure`` times it, in a fresh process, then in this
+(long) process, each with the minor page faults of one more call, beside the pages of the buffers of
+32 MiB or more the call allocates by ATen's CPU path (:func:`fresh_buffer_bytes`). The two timings of a
+shape are taken back to back, so the machine's slow and fast spells, which move a large call by 10-20%
+over an hour on a shared VM, fall on both alike. The machine's cost of a fresh page is timed too (writing
+a 96 MiB buffer allocated afresh, less writing one in use, in a process of its own), to say what share of
+each call its faults are. Printed: the fresh process against the long one, and the profile against each
+(and against the median of ``--recorded`` runs of the same shapes where there are some). Measures about
+eleven minutes with the default shapes.
 
     .venv/bin/python benchmarks/fresh_process.py [--profile calibration/profiles/cpu-default.json]
         [--shapes benchmarks/data/big_shapes.csv] [--recorded benchmarks/data/big_measured.csv]
@@ -63,17 +65,28 @@ if args.get("probe_bytes"):
     reused = median(lambda: kept.fill_(1.0))
     print(json.dumps({"fresh_s": fresh, "reused_s": reused}))
     sys.exit()
-from gru_sim.config import GruConfig
-from gru_sim.measure import measure_gru
-from gru_sim.measure.kernels import build_call
-config = GruConfig(**args["config"])
-m = measure_gru(config, probe_memory=False, check_error=False)
-call = build_call(config)
-call()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-call()
-print(json.dumps({"latency_s": m.latency_s, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
+sys.path.insert(0, args["benchmarks"])
+from fresh_process import measure_here
+print(json.dumps(measure_here(args["config"])))
 """
+
+
+def measure_here(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` timed in this process as ``gru-sim measure`` times it, and the minor page faults of one
+    more call."""
+    import resource
+
+    from gru_sim.config import GruConfig
+    from gru_sim.measure import measure_gru
+    from gru_sim.measure.kernels import build_call
+
+    shape = GruConfig(**config)
+    m = measure_gru(shape, probe_memory=False, check_error=False)
+    call = build_call(shape)
+    call()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    call()
+    return {"latency_s": m.latency_s, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}
 
 
 def fresh_buffer_bytes(config: dict[str, Any]) -> int:
@@ -148,7 +161,7 @@ def main() -> None:
     predictor = Predictor(load_profile(resolve(args.profile)))
     cpu = machine_label()
     recorded = recorded_medians(resolve(args.recorded), cpu)
-    print(f"CPU: {cpu}; profile {args.profile}; each call in a fresh process")
+    print(f"CPU: {cpu}; profile {args.profile}; each call in a fresh process, then in this long one")
     rows: list[dict[str, Any]] = []
     for threads in args.threads:
         page_s = fresh_page_s(threads)
@@ -156,28 +169,32 @@ def main() -> None:
               f"({page_s * 2**20 / PAGE_BYTES * 1e3:.2f} ms a MiB)")
         for name, shape in typical_shapes([threads], resolve(args.shapes)):
             config = shape.to_dict()
-            out = _child({"threads": threads, "config": config})
+            fresh = _child({"threads": threads, "config": config, "benchmarks": str(ROOT / "benchmarks")})
+            long_ = measure_here(config)
             predicted = predictor.predict(shape).latency_s
             pages = fresh_buffer_bytes(config) / PAGE_BYTES
-            row = {"name": name, "config": config, "measured_s": out["latency_s"], "faults": out["faults"],
-                   "fresh_buffer_pages": pages, "predicted_s": predicted, "fault_s": out["faults"] * page_s,
-                   "recorded_s": recorded.get((name, threads))}
+            row = {"name": name, "config": config, "fresh_s": fresh["latency_s"], "fresh_faults": fresh["faults"],
+                   "long_s": long_["latency_s"], "long_faults": long_["faults"], "fresh_buffer_pages": pages,
+                   "page_s": page_s, "predicted_s": predicted, "recorded_s": recorded.get((name, threads))}
             rows.append(row)
-            rec = (f"  fresh/recorded {row['measured_s'] / row['recorded_s']:.2f}x" if row["recorded_s"] else "")
-            print(f"  {name:28s} t{threads} {out['latency_s'] * 1e3:9.1f} ms  faults {out['faults']:7d} "
-                  f"(buffers >= 32 MiB: {pages:7.0f} pages)  predicted {100 * (predicted / out['latency_s'] - 1):+6.1f}%"
-                  f"  with the faults priced {100 * ((predicted + row['fault_s']) / out['latency_s'] - 1):+6.1f}%{rec}")
+            rec = (f"  recorded {100 * (predicted / row['recorded_s'] - 1):+6.1f}%" if row["recorded_s"] else "")
+            print(f"  {name:28s} t{threads}  fresh {row['fresh_s'] * 1e3:8.1f} ms, faults {row['fresh_faults']:7d}"
+                  f" ({100 * row['fresh_faults'] * page_s / row['fresh_s']:4.1f}% of it)  long {row['long_s'] * 1e3:8.1f} ms,"
+                  f" faults {row['long_faults']:7d}  (buffers >= 32 MiB: {pages:7.0f} pages)"
+                  f"  fresh/long {row['fresh_s'] / row['long_s']:5.2f}x  predicted: fresh"
+                  f" {100 * (predicted / row['fresh_s'] - 1):+6.1f}%  long {100 * (predicted / row['long_s'] - 1):+6.1f}%{rec}")
     for threads in args.threads:
         sel = [r for r in rows if r["config"]["threads"] == threads]
-        as_is = [float(np.log(r["predicted_s"] / r["measured_s"])) for r in sel]
-        priced = [float(np.log((r["predicted_s"] + r["fault_s"]) / r["measured_s"])) for r in sel]
-        line = f"{threads} thread(s), n={len(sel)}: against the fresh process {_figures(as_is)}, faults priced {_figures(priced)}"
+        ratio = [r["fresh_s"] / r["long_s"] for r in sel]
+        faults = [r["fresh_faults"] / max(r["long_faults"], 1) for r in sel]
+        line = (f"{threads} thread(s), n={len(sel)}: the fresh process {np.median(ratio):.2f}x the long one "
+                f"({min(ratio):.2f}-{max(ratio):.2f}x), its faults {np.median(faults):.2f}x; the profile against the fresh "
+                f"process {_figures([float(np.log(r['predicted_s'] / r['fresh_s'])) for r in sel])}, against the long one "
+                f"{_figures([float(np.log(r['predicted_s'] / r['long_s'])) for r in sel])}")
         with_rec = [r for r in sel if r["recorded_s"]]
         if with_rec:
-            slower = np.median([r["measured_s"] / r["recorded_s"] for r in with_rec])
-            line += (f"; against the recorded runs {_figures([float(np.log(r['predicted_s'] / r['recorded_s'])) for r in with_rec])}, "
-                     f"faults priced {_figures([float(np.log((r['predicted_s'] + r['fault_s']) / r['recorded_s'])) for r in with_rec])}; "
-                     f"the fresh process {slower:.2f}x their median")
+            line += (f", against the recorded runs' median "
+                     f"{_figures([float(np.log(r['predicted_s'] / r['recorded_s'])) for r in with_rec])}")
         print(line)
     if args.json:
         args.json.write_text(json.dumps({"cpu_model": cpu, "profile": args.profile, "rows": rows}, indent=1) + "\n")

@@ -1,5 +1,6 @@
 """benchmarks/fresh_process.py: which buffers of a call reach glibc's mmap ceiling, and the script's
-plumbing on a tiny shape (this checks the plumbing, not the machine)."""
+plumbing on a tiny shape, timed in a fresh process and in the script's own (this checks the plumbing, not
+the machine)."""
 
 from __future__ import annotations
 
@@ -62,8 +63,10 @@ def test_it_measures_a_tiny_shape_in_a_fresh_process(tmp_path: Path) -> None:
                           "--threads", "1", "--recorded", str(tmp_path / "none.csv"), "--json", str(tmp_path / "o.json")],
                          capture_output=True, text=True, check=True, cwd=ROOT, timeout=300).stdout
     assert re.search(r"a fresh 4 KiB page costs [\d.]+ µs", out), out
-    assert re.search(r"tiny\s+t1\s+[\d.]+ ms\s+faults\s+\d+ \(buffers >= 32 MiB:\s+0 pages\)\s+predicted\s+[+-][\d.]+%", out), out
-    assert re.search(r"1 thread\(s\), n=1: against the fresh process", out), out
+    assert re.search(r"tiny\s+t1\s+fresh\s+[\d.]+ ms, faults\s+\d+ \(\s*[\d.]+% of it\)\s+long\s+[\d.]+ ms, faults\s+\d+"
+                     r"\s+\(buffers >= 32 MiB:\s+0 pages\)\s+fresh/long\s+[\d.]+x\s+predicted: fresh\s+[+-][\d.]+%\s+long\s+[+-][\d.]+%",
+                     out), out
+    assert re.search(r"1 thread\(s\), n=1: the fresh process [\d.]+x the long one .*the profile against the fresh process", out), out
     assert (tmp_path / "o.json").is_file()
 
 
