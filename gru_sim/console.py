@@ -76,14 +76,15 @@ def print_validation(result: Any) -> None:
         if r["status"] != "ok":
             rows.append([*head, "-", "-", "-", r["status"]])
             continue
-        note = ", ".join(filter(None, ["beyond: " + ",".join(r["extrapolated_axes"]) if r["extrapolated"] else "",
+        note = ", ".join(filter(None, [r.get("application") or "",
+                                       "beyond: " + ",".join(r["extrapolated_axes"]) if r["extrapolated"] else "",
                                        "noisy" if r["noisy"] else ""]))
         rows.append([*head, fmt_seconds(r["measured_latency_s"]), fmt_seconds(r["predicted_latency_s"]),
                      f"{r['ape']:.1f}%", note])
     print_table(rows, header=["mode", "B", "T", "I", "H", "L", "bi", "thr", "measured", "predicted", "APE", "note"],
                 right=range(1, 11))
     lines = []
-    for name in ("inside_range", "extrapolated", "overall", "noisy", "memory"):
+    for name in ("inside_range", "extrapolated", "applications", "overall", "noisy", "memory"):
         s = getattr(result.summary, name)
         if not s.n:
             continue
@@ -106,7 +107,8 @@ def print_validation(result: Any) -> None:
         said = "; ".join(f"t{GroupKey.parse(g).threads} {v['reference_x']:.2f}x (kernels {v['kernels_x']:.2f}x)"
                          for g, v in sorted(pace.groups.items()))
         at = ", ".join(f"{name} {f.median_ape:.1f}% (n={f.n})" for name, f in (("inside", pace.inside_range),
-                                                                               ("beyond", pace.extrapolated))
+                                                                               ("beyond", pace.extrapolated),
+                                                                               ("applications", pace.applications))
                        if f.n and f.median_ape is not None)
         lines.append(("pace", f"the calibration's reference call took {said} its time at the profile's typical "
                               f"speed" + (f"; at that speed the median APE would be {at}" if at else "")))

@@ -2,7 +2,10 @@
 
 ``choose_configs`` picks configurations the profile was never fitted on — a random sample inside the
 calibrated ranges and slices beyond them along each axis — and ``validate`` measures them with the
-real kernels and compares. Each configuration is measured once per round (two by default, the second
+real kernels and compares. The random sample draws shapes the way the calibration's design does (odd
+sizes, log-uniform): ``application_configs`` adds the shapes people run, shipped with gru-sim
+(``gru_sim/data/shapes/typical_shapes.csv``: keyword spotting, speech, NLP, translation, time series,
+recommendation), which the design never draws and which are reported apart. Each configuration is measured once per round (two by default, the second
 in a shuffled order): its figure is the median of its rounds, and how far apart they lie is reported
 as the machine's own spread. A measurement flagged noisy is taken again; one still noisy in every
 round is reported apart rather than mixed in. ``quick_check`` re-measures the profile's canary
@@ -12,6 +15,7 @@ upgrade, say).
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from dataclasses import dataclass
@@ -23,12 +27,13 @@ import numpy as np
 from .atomic import write_text_atomic
 from .calibrate.drift import KERNEL_ELASTICITY, REFERENCE
 from .config import GruConfig
-from .errors import GruSimError, OutOfMemoryError
+from .errors import ConfigError, GruSimError, OutOfMemoryError
 from .groups import GroupKey
 from .measure import measure_gru
 from .measure.fingerprint import fingerprint
 from .measure.memory import peak_memory_cpu
 from .measure.timing import TimingPolicy
+from .locations import PACKAGE_DATA_DIR
 from .machine import differences
 from .model.costmodel import AXES
 from .predict import Predictor
@@ -42,6 +47,10 @@ DRIFT_THRESHOLD = 0.20
 # each round and after the last): their median is one reading.
 PACE_TIMINGS = 3
 Progress = Callable[[int, int, str], None]
+
+
+# The application shapes ``validate --apps`` measures: a hold-out no calibration fits on.
+APPLICATION_SHAPES = PACKAGE_DATA_DIR / "shapes" / "typical_shapes.csv"
 
 
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> int:
@@ -96,6 +105,27 @@ def choose_configs(profile: Profile, sample: int, seed: int = 0, max_call_s: flo
     return out
 
 
+def application_configs(profile: Profile, path: Path = APPLICATION_SHAPES) -> list[tuple[str, GruConfig]]:
+    """``(name, config)`` for every shape of ``path`` (a ``name`` column, then shape-flag columns) in
+    every hardware group of ``profile`` (device, dtype, implementation, threads)."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as err:
+        raise GruSimError(f"{path}: cannot read the application shapes: {err.strerror}") from None
+    out = []
+    for group in _groups(profile):
+        for line, row in enumerate(rows, start=2):
+            shape = {k: v for k, v in row.items() if k != "name"}
+            try:
+                config = GruConfig.from_mapping({**shape, "dtype": group.dtype, "impl": group.impl,
+                                                 "device": group.device, "threads": str(group.threads)})
+            except ConfigError as err:
+                raise GruSimError(f"{path}:{line}: {err}") from None
+            out.append((row.get("name") or f"shape{line - 1}", config))
+    return out
+
+
 @dataclass(frozen=True)
 class ValidationPolicy:
     """How to measure: the harness policy, how many peak-memory probes, re-measuring noisy points, and
@@ -144,12 +174,17 @@ def typical_reference_s(profile: Profile, configs: list[GruConfig]) -> dict[str,
 
 
 def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolicy = ValidationPolicy(),
-             progress: Progress | None = None, seed: int = 0) -> Validation:
+             progress: Progress | None = None, seed: int = 0,
+             applications: Sequence[str | None] | None = None) -> Validation:
     """Measure ``configs`` in ``policy.rounds`` rounds and compare with ``profile``'s predictions;
     where the profile records its reference call's time, that call is timed before each round and after
-    the last, and the machine's pace against the calibration is reported beside the errors."""
+    the last, and the machine's pace against the calibration is reported beside the errors.
+    ``applications``: per configuration, the application shape's name (None where it is not one)."""
     if policy.rounds < 1:
         raise GruSimError(f"rounds(={policy.rounds}) must be at least 1")
+    names = list(applications) if applications is not None else [None] * len(configs)
+    if len(names) != len(configs):
+        raise GruSimError(f"{len(names)} application names for {len(configs)} configurations")
     progress = progress or (lambda done, total, what: None)
     predictor = Predictor(profile)
     predictions = [predictor.predict(c) for c in configs]
@@ -181,7 +216,7 @@ def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolic
     probes_left = policy.memory_probes
     for k, (config, pred) in enumerate(zip(configs, predictions)):
         if not taken[k]:
-            rows.append({"config": config.to_dict(), "status": "oom", "message": failed[k]})
+            rows.append({"config": config.to_dict(), "application": names[k], "status": "oom", "message": failed[k]})
             continue
         measured_mem = None
         if probes_left > 0 and config.device == "cpu" and pred.peak_memory_bytes >= 8 * 2**20:
@@ -194,7 +229,7 @@ def validate(profile: Profile, configs: list[GruConfig], policy: ValidationPolic
         trusted = [m for m in ms if not m.noisy] or ms
         rows.append(measured_row(pred, float(np.median([m.latency_s for m in trusted])),
                                  float(np.median([m.latency_iqr_s for m in trusted])), all(m.noisy for m in ms),
-                                 measured_mem, rounds_s))
+                                 measured_mem, rounds_s, names[k]))
     progress(total, total, "done")
     return Validation(profile=profile.summary(), fingerprint=fingerprint(configs[0].device if configs else "cpu"),
                       summary=summarise(rows, pace), rows=tuple(rows))

@@ -1,6 +1,6 @@
 """What a validation found: for configurations the profile was never fitted on, the measured and the
 predicted latency of each, and the error figures over them — overall, inside and beyond the
-calibrated range, per axis, noisy measurements apart, and how far apart the machine put the same
+calibrated range, on the shipped application shapes, per axis, noisy measurements apart, and how far apart the machine put the same
 configuration's rounds — as frozen records and as validation.json.
 
 No torch here (measuring is :mod:`gru_sim.validate`'s job), so the report can read these.
@@ -110,10 +110,11 @@ class MachinePace:
     groups: dict[str, dict[str, float]]
     inside_range: ErrorFigures
     extrapolated: ErrorFigures
+    applications: ErrorFigures = ErrorFigures(0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"groups": {g: dict(v) for g, v in self.groups.items()}, "inside_range": self.inside_range.to_dict(),
-                "extrapolated": self.extrapolated.to_dict()}
+                "extrapolated": self.extrapolated.to_dict(), "applications": self.applications.to_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "MachinePace | None":
@@ -121,13 +122,17 @@ class MachinePace:
         if not data:
             return None
         return cls({g: dict(v) for g, v in data["groups"].items()}, ErrorFigures.from_dict(data["inside_range"]),
-                   ErrorFigures.from_dict(data["extrapolated"]))
+                   ErrorFigures.from_dict(data["extrapolated"]),
+                   ErrorFigures.from_dict(data.get("applications") or {"n": 0}))
 
 
 @dataclass(frozen=True)
 class ValidationSummary:
     """The error figures of a validation. Points flagged noisy even when re-measured are kept apart
-    (``noisy``) and out of the others; ``per_axis`` splits the inside points into thirds (low, mid,
+    (``noisy``) and out of the others. ``inside_range`` and ``extrapolated`` are the sampled (or given)
+    configurations inside and beyond the calibrated range, ``applications`` the shipped application
+    shapes (rows with an ``application`` name: ``validate --apps``), ``overall`` all of them;
+    ``per_axis`` splits the inside points into thirds (low, mid,
     high) of each size axis, or by value for the others, and the beyond points by the axis they leave
     the range along; ``memory`` compares the peak memory probed; ``oom`` counts configurations that did
     not fit; ``machine_spread`` how far apart each configuration's rounds were (:class:`RoundSpread`);
@@ -143,10 +148,11 @@ class ValidationSummary:
     oom: int
     machine_spread: RoundSpread = RoundSpread(0)
     machine_pace: MachinePace | None = None
+    applications: ErrorFigures = ErrorFigures(0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"overall": self.overall.to_dict(), "inside_range": self.inside_range.to_dict(),
-                "extrapolated": self.extrapolated.to_dict(),
+                "extrapolated": self.extrapolated.to_dict(), "applications": self.applications.to_dict(),
                 "per_axis": {axis: {k: f.to_dict() for k, f in parts.items()} for axis, parts in self.per_axis.items()},
                 "noisy": self.noisy.to_dict(), "memory": self.memory.to_dict(), "oom": self.oom,
                 "machine_spread": self.machine_spread.to_dict(),
@@ -160,7 +166,8 @@ class ValidationSummary:
                    per_axis={axis: {k: f(v) for k, v in parts.items()} for axis, parts in data["per_axis"].items()},
                    noisy=f(data["noisy"]), memory=f(data["memory"]), oom=int(data["oom"]),
                    machine_spread=RoundSpread.from_dict(data.get("machine_spread")),
-                   machine_pace=MachinePace.from_dict(data.get("machine_pace")))
+                   machine_pace=MachinePace.from_dict(data.get("machine_pace")),
+                   applications=f(data.get("applications") or {"n": 0}))
 
 
 @dataclass(frozen=True)
@@ -187,12 +194,15 @@ class Validation:
 
 
 def measured_row(prediction: Any, measured_latency_s: float, measured_iqr_s: float, noisy: bool,
-                 measured_peak_memory_bytes: int | None = None, rounds_s: Sequence[float] = ()) -> dict[str, Any]:
+                 measured_peak_memory_bytes: int | None = None, rounds_s: Sequence[float] = (),
+                 application: str | None = None) -> dict[str, Any]:
     """The validation.json row of a configuration measured and predicted (``prediction``: a
     :class:`gru_sim.predict.Prediction`); ``rounds_s``: its median latency in each round, when it was
-    measured in several (``measured_latency_s`` is then their median)."""
+    measured in several (``measured_latency_s`` is then their median); ``application``: the name of
+    the shipped application shape it is (None for a sampled or given configuration)."""
     return {
         "config": prediction.config.to_dict(),
+        "application": application,
         "status": "ok",
         "measured_latency_s": measured_latency_s,
         **({"measured_rounds_s": [float(x) for x in rounds_s]} if rounds_s else {}),
@@ -228,9 +238,10 @@ def _at_pace(rows: list[dict[str, Any]], kernels_x: Mapping[str, float]) -> Erro
 
 
 def _machine_pace(pace: Mapping[str, Mapping[str, float]], inside: list[dict[str, Any]],
-                  beyond: list[dict[str, Any]]) -> MachinePace:
+                  beyond: list[dict[str, Any]], apps: list[dict[str, Any]]) -> MachinePace:
     kernels_x = {g: v["kernels_x"] for g, v in pace.items()}
-    return MachinePace({g: dict(v) for g, v in pace.items()}, _at_pace(inside, kernels_x), _at_pace(beyond, kernels_x))
+    return MachinePace({g: dict(v) for g, v in pace.items()}, _at_pace(inside, kernels_x), _at_pace(beyond, kernels_x),
+                       _at_pace(apps, kernels_x))
 
 
 def summarise(rows: Sequence[dict[str, Any]], pace: Mapping[str, Mapping[str, float]] | None = None
@@ -240,8 +251,9 @@ def summarise(rows: Sequence[dict[str, Any]], pace: Mapping[str, Mapping[str, fl
     profile's pace too."""
     ok = [r for r in rows if r["status"] == "ok"]
     quiet = [r for r in ok if not r["noisy"]]
-    inside = [r for r in quiet if not r["extrapolated"]]
-    beyond = [r for r in quiet if r["extrapolated"]]
+    apps = [r for r in quiet if r.get("application")]
+    inside = [r for r in quiet if not r["extrapolated"] and not r.get("application")]
+    beyond = [r for r in quiet if r["extrapolated"] and not r.get("application")]
     per_axis: dict[str, dict[str, ErrorFigures]] = {}
     for axis in (*AXES, "bidirectional", "mode", "threads"):
         along = [r for r in beyond if axis in r["extrapolated_axes"]]
@@ -264,4 +276,5 @@ def summarise(rows: Sequence[dict[str, Any]], pace: Mapping[str, Mapping[str, fl
                                [r["predicted_peak_memory_bytes"] for r in mem]),
         oom=sum(r["status"] == "oom" for r in rows),
         machine_spread=RoundSpread.of([r.get("measured_rounds_s") or () for r in quiet]),
-        machine_pace=None if not pace else _machine_pace(pace, inside, beyond))
+        machine_pace=None if not pace else _machine_pace(pace, inside, beyond, apps),
+        applications=_figures(apps))

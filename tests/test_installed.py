@@ -99,6 +99,20 @@ def test_installed_calibrate_finds_the_shipped_job_specs(installed: Installed) -
 
 
 @pytest.mark.slow
+def test_installed_validate_finds_the_application_shapes(installed: Installed) -> None:
+    code = ("from gru_sim.model.profile import load_profile\n"
+            "from gru_sim.validate import APPLICATION_SHAPES, application_configs\n"
+            "import gru_sim.locations as l\n"
+            "p = load_profile(l.PACKAGE_PROFILES_DIR / 'cpu-default.json')\n"
+            "print(APPLICATION_SHAPES, len(application_configs(p)))\n")
+    proc = subprocess.run([str(installed.python), "-c", code], cwd=installed.work, env=installed.env,
+                          capture_output=True, text=True, check=True)
+    path, count = proc.stdout.split()
+    assert Path(path) == installed.site_packages / "gru_sim" / "data" / "shapes" / "typical_shapes.csv"
+    assert int(count) >= 40  # 20 shapes at each of the shipped profile's thread counts
+
+
+@pytest.mark.slow
 def test_installed_help_lists_the_data_folder_and_the_shipped_profiles(installed: Installed) -> None:
     proc = installed.run("calibrate", "--help")
     assert proc.returncode == 0, proc.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -250,3 +251,100 @@ def test_validate_reads_the_machines_pace_against_the_profiles_calibration(
     readings.clear()
     plain = v.validate(load_profile(profile_path), configs, v.ValidationPolicy(memory_probes=0, rounds=1))
     assert readings == [] and plain.summary.machine_pace is None
+
+
+def test_the_application_shapes_ship_with_the_package_and_come_at_every_group(profile_path: Path) -> None:
+    from gru_sim.groups import GroupKey
+    from gru_sim.validate import APPLICATION_SHAPES, application_configs
+
+    profile = load_profile(profile_path)
+    groups = sorted(GroupKey.parse(g) for g in profile.cost_model.coef_)
+    apps = application_configs(profile)
+    assert APPLICATION_SHAPES.is_file() and "gru_sim" in APPLICATION_SHAPES.parts  # inside the package
+    rows = APPLICATION_SHAPES.read_text().strip().splitlines()[1:]
+    assert len(apps) == len(rows) * len(groups) and len(rows) >= 20
+    names = {name for name, _ in apps}
+    assert {"kws-streaming", "asr-bidirectional", "nmt-encoder", "ts-sensor"} <= names
+    for group in groups:
+        mine = [c for _, c in apps if GroupKey.of(c) == group]
+        assert len(mine) == len(rows)
+    kws = next(c for name, c in apps if name == "kws-streaming")
+    assert (kws.batch, kws.seq_len, kws.input_size, kws.hidden_size) == (1, 49, 40, 64)
+    # benchmarks/ reads the same file (a link), so the benchmark's hold-out and validate's are one.
+    assert (Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "typical_shapes.csv").resolve() \
+        == APPLICATION_SHAPES.resolve()
+
+
+def test_a_bad_application_shapes_file_is_one_line_naming_the_line(profile_path: Path, tmp_path: Path) -> None:
+    from gru_sim.errors import GruSimError
+    from gru_sim.validate import application_configs
+
+    bad = tmp_path / "shapes.csv"
+    bad.write_text("name,batch,seq_len,input_size,hidden_size\nok,1,2,3,4\nbroken,1,two,3,4\n")
+    with pytest.raises(GruSimError, match=r"shapes\.csv:3: "):
+        application_configs(load_profile(profile_path), bad)
+    with pytest.raises(GruSimError, match="cannot read the application shapes"):
+        application_configs(load_profile(profile_path), tmp_path / "none.csv")
+
+
+def test_application_rows_are_reported_apart_from_the_sample(capsys: pytest.CaptureFixture[str]) -> None:
+    sample = [_row(1.0, 1.02), _row(1.0, 0.98), _row(1.0, 1.5, extrapolated=True, axes={"batch": 2.0})]
+    apps = [dict(_row(1.0, 1.2), application="kws-streaming"), dict(_row(1.0, 1.3), application="nmt-encoder")]
+    s = summarise(sample + apps)
+    assert s.inside_range.n == 2 and s.extrapolated.n == 1 and s.applications.n == 2 and s.overall.n == 5
+    assert s.inside_range.median_ape == pytest.approx(2.0)
+    assert s.applications.median_ape == pytest.approx(25.0)
+    assert ValidationSummary.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    old = s.to_dict()
+    old.pop("applications")  # a validation.json written before reads back without them
+    assert ValidationSummary.from_dict(old).applications.n == 0
+    from gru_sim.console import print_validation
+    from gru_sim.validation import Validation
+
+    print_validation(Validation(profile={}, fingerprint={}, summary=s, rows=tuple(sample + apps)))
+    out = capsys.readouterr().out
+    assert re.search(r"applications\s+n=2\s+median APE 25\.0%", out), out
+    assert "kws-streaming" in out
+
+
+def test_the_report_names_the_application_shapes_figure(tmp_path: Path) -> None:
+    from gru_sim.report.validation_page import render_validation_report
+    from gru_sim.validation import Validation
+
+    sample = [_row(1.0, 1.02), _row(1.0, 0.98)]
+    apps = [dict(_row(1.0, 1.2), application="kws-streaming"), dict(_row(1.0, 1.3), application="nmt-encoder")]
+    rows = tuple(sample + apps)
+    path = render_validation_report(Validation(profile={}, fingerprint={}, summary=summarise(rows), rows=rows),
+                                    tmp_path / "report.html")
+    html = path.read_text()
+    assert "application shapes (shipped hold-out)" in html
+    assert "median APE over 2 shapes people run" in html
+    assert "2 application shapes, " in html
+    # Without application rows neither the card nor the table's row appears.
+    plain = render_validation_report(Validation(profile={}, fingerprint={}, summary=summarise(sample),
+                                                rows=tuple(sample)), tmp_path / "plain.html").read_text()
+    assert "application shapes" not in plain
+
+
+def test_validate_help_names_the_application_shapes_and_the_profile_it_takes() -> None:
+    proc = subprocess.run([GRU_SIM, "validate", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "--apps also measure the application shapes shipped with gru-" in text
+    assert "default: the cpu profile matching this machine among the known ones, else the nearest" in text
+
+
+@pytest.mark.slow
+def test_validate_labels_the_application_rows_it_measures(profile_path: Path) -> None:
+    from gru_sim.errors import GruSimError
+    from gru_sim.validate import ValidationPolicy, validate
+
+    profile = load_profile(profile_path)
+    configs = [GruConfig(batch=2, seq_len=4, input_size=8, hidden_size=8),
+               GruConfig(batch=1, seq_len=3, input_size=4, hidden_size=6)]
+    result = validate(profile, configs, ValidationPolicy(rounds=1, memory_probes=0), applications=[None, "tiny-app"])
+    assert [r["application"] for r in result.rows] == [None, "tiny-app"]
+    assert result.summary.applications.n + result.summary.noisy.n >= 1
+    assert result.summary.inside_range.n + result.summary.extrapolated.n <= 1
+    with pytest.raises(GruSimError, match="1 application names for 2 configurations"):
+        validate(profile, configs, ValidationPolicy(rounds=1), applications=["one"])

@@ -28,18 +28,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise GruSimError(f"--sample(={args.sample}) must be >= 0")
     configs = (read_configs_csv(args.configs) if args.configs
                else v.choose_configs(profile, 20 if args.sample is None else args.sample, seed=args.seed))
+    names: list[str | None] = [None] * len(configs)
+    if args.apps:
+        apps = v.application_configs(profile)
+        configs += [c for _, c in apps]
+        names += [name for name, _ in apps]
     if not configs:
-        raise GruSimError("no configuration to validate: raise --sample or pass --configs FILE.csv")
+        raise GruSimError("no configuration to validate: raise --sample, pass --configs FILE.csv or add --apps")
     out = Path(args.out or Path("reports") / f"validation-{Path(str(profile.path)).stem}")
     from rich.progress import Progress as Bar
 
     with Bar(console=console(stderr=True)) as bar:
         task = bar.add_task("measuring", total=len(configs) * args.rounds)
         result = v.validate(profile, configs, v.ValidationPolicy(rounds=args.rounds), seed=args.seed,
-                            progress=lambda done, total, what: bar.update(task, completed=done, total=total))
+                            progress=lambda done, total, what: bar.update(task, completed=done, total=total),
+                            applications=names)
     json_path, report_path = v.write_validation(result, out)
     print_validation(result)
     print(f"wrote {json_path} and {report_path}")
+    if not args.apps and not args.configs:
+        print("gru-sim validate: the random sample draws shapes the way the calibration does; add --apps to "
+              "measure the application shapes people run too (reported apart)", file=sys.stderr)
     worst = result.summary.overall.median_ape
     if args.max_median_ape is not None and worst is None and result.summary.noisy.median_ape is not None:
         worst = result.summary.noisy.median_ape

@@ -14,7 +14,8 @@ from .profile_section import profile_section
 
 # The summaries of validation.json shown in the table, in order.
 SUMMARY_PARTS = (("overall", "every quiet measurement"), ("inside_range", "inside the calibrated range"),
-                 ("extrapolated", "beyond the calibrated range"), ("noisy", "noisy even when re-measured"))
+                 ("extrapolated", "beyond the calibrated range"),
+                 ("applications", "application shapes (shipped hold-out)"), ("noisy", "noisy even when re-measured"))
 
 
 def render_validation_report(validation: Validation, path: str | Path) -> Path:
@@ -37,6 +38,7 @@ def validation_section(validation: Validation, anchor: str = "validation",
     rows = validation.rows
     summary = validation.summary
     overall = summary.overall
+    apps = sum(bool(r.get("application")) for r in rows)
     items = [("median APE", ape_pct(overall.median_ape), f"95% CI {_ci(overall)}" if overall.median_ape_ci95 else ""),
              ("p90 APE", ape_pct(overall.p90_ape), ""),
              ("within ±10%", pct(overall.within_10pct), ""),
@@ -54,12 +56,19 @@ def validation_section(validation: Validation, anchor: str = "validation",
              *([("the machine's own spread", f"{summary.machine_spread.median_pct:.1f}%",
                  f"the same configuration between rounds (median; p90 {summary.machine_spread.p90_pct:.1f}%): "
                  "no model's error can go below it")] if summary.machine_spread.n else []),
+             *([("application shapes", ape_pct(summary.applications.median_ape),
+                 f"median APE over {summary.applications.n} shapes people run (keyword spotting, speech, NLP, "
+                 "translation, time series, recommendation), which the random sample draws rarely; "
+                 f"90% interval coverage {pct(summary.applications.interval_coverage)}")]
+               if summary.applications.n else []),
              ("configurations", str(len(rows)),
-              f"{sum(bool(r.get('extrapolated')) for r in rows)} beyond the range, "
+              (f"{apps} application shapes, " if apps else "")
+              + f"{sum(bool(r.get('extrapolated')) for r in rows)} beyond the range, "
               f"{sum(bool(r.get('noisy')) for r in rows)} noisy"
               + (f", {summary.oom} did not fit in memory" if summary.oom else ""))]
     s.html(cards(items))
-    parts = [(label, getattr(summary, name)) for name, label in SUMMARY_PARTS]
+    parts = [(label, getattr(summary, name)) for name, label in SUMMARY_PARTS
+             if name != "applications" or summary.applications.n]
     if summary.memory.n:
         parts.append(("peak memory (probed)", summary.memory))
     s.html(table(["configurations", "count", "median APE", "95% CI of the median", "p90 APE", "within ±10%",
