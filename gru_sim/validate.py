@@ -5,8 +5,8 @@ calibrated ranges and slices beyond them along each axis — and ``validate`` me
 real kernels and compares. The random sample draws shapes the way the calibration's design does (odd
 sizes, log-uniform): ``application_configs`` adds the shapes people run, shipped with gru-sim
 (``gru_sim/data/shapes/typical_shapes.csv``: keyword spotting, speech, NLP, translation, time series,
-recommendation), which the design never draws and which are reported apart. Each configuration is measured once per round (two by default, the second
-in a shuffled order): its figure is the median of its rounds, and how far apart they lie is reported
+recommendation), which the design never draws and which are reported apart. Each configuration is
+measured once per round (two by default, the second in a shuffled order): its figure is the median of its rounds, and how far apart they lie is reported
 as the machine's own spread. A measurement flagged noisy is taken again; one still noisy in every
 round is reported apart rather than mixed in. ``quick_check`` re-measures the profile's canary
 configurations to tell whether the profile still describes this machine (after a driver or torch
@@ -26,7 +26,7 @@ import numpy as np
 
 from .atomic import write_text_atomic
 from .calibrate.drift import KERNEL_ELASTICITY, REFERENCE
-from .config import GruConfig
+from .config import GruConfig, broken_rules
 from .errors import ConfigError, GruSimError, OutOfMemoryError
 from .groups import GroupKey
 from .measure import measure_gru
@@ -107,23 +107,25 @@ def choose_configs(profile: Profile, sample: int, seed: int = 0, max_call_s: flo
 
 def application_configs(profile: Profile, path: Path = APPLICATION_SHAPES) -> list[tuple[str, GruConfig]]:
     """``(name, config)`` for every shape of ``path`` (a ``name`` column, then shape-flag columns) in
-    every hardware group of ``profile`` (device, dtype, implementation, threads)."""
+    every hardware group of ``profile`` (device, dtype, implementation, threads) that can run it (the
+    NumPy reference has no backward pass: it takes the inference shapes only)."""
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     except OSError as err:
         raise GruSimError(f"{path}: cannot read the application shapes: {err.strerror}") from None
-    out = []
-    for group in _groups(profile):
-        for line, row in enumerate(rows, start=2):
-            shape = {k: v for k, v in row.items() if k != "name"}
-            try:
-                config = GruConfig.from_mapping({**shape, "dtype": group.dtype, "impl": group.impl,
-                                                 "device": group.device, "threads": str(group.threads)})
-            except ConfigError as err:
-                raise GruSimError(f"{path}:{line}: {err}") from None
-            out.append((row.get("name") or f"shape{line - 1}", config))
-    return out
+    shapes = []
+    for line, row in enumerate(rows, start=2):
+        shape = {k: v for k, v in row.items() if k != "name"}
+        try:
+            mode = GruConfig.from_mapping(shape).mode
+        except ConfigError as err:
+            raise GruSimError(f"{path}:{line}: {err}") from None
+        shapes.append((row.get("name") or f"shape{line - 1}", shape, mode))
+    return [(name, GruConfig.from_mapping({**shape, "dtype": g.dtype, "impl": g.impl, "device": g.device,
+                                           "threads": str(g.threads)}))
+            for g in _groups(profile) for name, shape, mode in shapes
+            if not broken_rules(g.device, g.dtype, g.impl, mode)]
 
 
 @dataclass(frozen=True)

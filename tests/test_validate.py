@@ -275,6 +275,18 @@ def test_the_application_shapes_ship_with_the_package_and_come_at_every_group(pr
         == APPLICATION_SHAPES.resolve()
 
 
+def test_the_numpy_reference_takes_only_the_inference_application_shapes(profile_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import gru_sim.validate as v
+    from gru_sim.groups import GroupKey
+
+    monkeypatch.setattr(v, "_groups", lambda profile: [GroupKey("cpu", "float64", "numpy-reference", 1)])
+    apps = v.application_configs(load_profile(profile_path))
+    inference = [r for r in v.APPLICATION_SHAPES.read_text().strip().splitlines()[1:] if r.endswith(",inference")]
+    assert len(apps) == len(inference) > 0
+    assert all(c.mode == "inference" and c.impl == "numpy-reference" and c.dtype == "float64" for _, c in apps)
+
+
 def test_a_bad_application_shapes_file_is_one_line_naming_the_line(profile_path: Path, tmp_path: Path) -> None:
     from gru_sim.errors import GruSimError
     from gru_sim.validate import application_configs
