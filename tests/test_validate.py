@@ -211,7 +211,6 @@ def test_validate_reads_the_machines_pace_against_the_profiles_calibration(
     from gru_sim.groups import GroupKey
     from gru_sim.predict import Predictor
     from gru_sim.report import render_validation_report
-    from gru_sim.validation import Validation
 
     profile = load_profile(profile_path)
     configs = [GruConfig(batch=2, seq_len=4, input_size=8, hidden_size=8),
