@@ -112,11 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, help="random configs inside the calibrated ranges (default 20); "
                    "one config beyond the range per axis is added")
     p.add_argument("--configs", help="CSV of configurations to validate instead (shape-flag columns)")
-    p.add_argument("--apps", action="store_true",
+    p.add_argument("--apps", action=argparse.BooleanOptionalAction, default=None,
                    help="also measure the application shapes shipped with gru-sim (20 shapes of keyword spotting, "
                         "speech, NLP, translation, time series and recommendation, at each thread count of the "
-                        "profile; about two minutes more on 2 cores), which the random sample draws rarely: "
-                        "reported apart")
+                        "profile), which the random sample, drawn like the calibration's design, rarely resembles: "
+                        "reported apart (default: on, unless --configs is given; --no-apps saves about two "
+                        "minutes on 2 cores)")
     p.add_argument("--max-median-ape", type=float, help="exit 1 when the median APE exceeds this percentage")
     p.add_argument("--quick", action="store_true", help="re-measure the profile's canaries: is it still valid here?")
     p.add_argument("--seed", type=int, default=0, help="seed of the random sample (default 0)")

@@ -139,3 +139,8 @@ def test_a_real_validation_report_shows_the_headline_figures_of_its_json(tmp_pat
     assert cards["within ±10%"] == _shown(overall["within_10pct"], True)
     assert cards["90% interval coverage"] == _shown(overall["interval_coverage"], True)
     assert cards["configurations"] == str(len(doc["rows"]))
+    # Without --configs the shipped application shapes are measured too, and shown apart.
+    apps = doc["summary"]["applications"]
+    assert apps["n"] + sum(1 for r in doc["rows"] if r.get("application") and r.get("noisy")) \
+        == sum(1 for r in doc["rows"] if r.get("application")) >= 20
+    assert cards["application shapes"] == _shown(apps["median_ape"], False)

@@ -341,7 +341,8 @@ def test_validate_help_names_the_application_shapes_and_the_profile_it_takes() -
     proc = subprocess.run([GRU_SIM, "validate", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
-    assert "--apps also measure the application shapes shipped with gru-" in text
+    assert "--apps, --no-apps also measure the application shapes shipped with gru-" in text
+    assert "(default: on, unless --configs is given;" in text
     assert "default: the cpu profile matching this machine among the known ones, else the nearest" in text
 
 

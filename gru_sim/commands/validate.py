@@ -29,7 +29,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     configs = (read_configs_csv(args.configs) if args.configs
                else v.choose_configs(profile, 20 if args.sample is None else args.sample, seed=args.seed))
     names: list[str | None] = [None] * len(configs)
-    if args.apps:
+    with_apps = not args.configs if args.apps is None else args.apps
+    if with_apps:
         apps = v.application_configs(profile)
         configs += [c for _, c in apps]
         names += [name for name, _ in apps]
@@ -46,9 +47,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     json_path, report_path = v.write_validation(result, out)
     print_validation(result)
     print(f"wrote {json_path} and {report_path}")
-    if not args.apps and not args.configs:
-        print("gru-sim validate: the random sample draws shapes the way the calibration does; add --apps to "
-              "measure the application shapes people run too (reported apart)", file=sys.stderr)
+    if not with_apps and not args.configs:
+        print("gru-sim validate: the random sample draws shapes the way the calibration does; without --no-apps "
+              "the application shapes people run are measured too (reported apart)", file=sys.stderr)
     worst = result.summary.overall.median_ape
     if args.max_median_ape is not None and worst is None and result.summary.noisy.median_ape is not None:
         worst = result.summary.noisy.median_ape
