@@ -1,7 +1,7 @@
 """What a validation found: for configurations the profile was never fitted on, the measured and the
 predicted latency of each, and the error figures over them — overall, inside and beyond the
-calibrated range, on the shipped application shapes, per axis, noisy measurements apart, and how far apart the machine put the same
-configuration's rounds — as frozen records and as validation.json.
+calibrated range, on the shipped application shapes, per axis, noisy measurements apart, and how far
+apart the machine put the same configuration's rounds — as frozen records and as validation.json.
 
 No torch here (measuring is :mod:`gru_sim.validate`'s job), so the report can read these.
 """
@@ -131,7 +131,8 @@ class ValidationSummary:
     """The error figures of a validation. Points flagged noisy even when re-measured are kept apart
     (``noisy``) and out of the others. ``inside_range`` and ``extrapolated`` are the sampled (or given)
     configurations inside and beyond the calibrated range, ``applications`` the shipped application
-    shapes (rows with an ``application`` name: ``validate --apps``), ``overall`` all of them;
+    shapes (rows with an ``application`` name, see :func:`gru_sim.validate.application_configs`),
+    ``overall`` all of them;
     ``per_axis`` splits the inside points into thirds (low, mid,
     high) of each size axis, or by value for the others, and the beyond points by the axis they leave
     the range along; ``memory`` compares the peak memory probed; ``oom`` counts configurations that did
