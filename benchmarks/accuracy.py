@@ -298,9 +298,11 @@ def run_validate(profile_path: Path, sample: int, out_dir: Path
                  ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """``gru-sim validate --sample``'s figures inside and beyond the range, how far apart its two
     rounds of each configuration lay (the machine's own spread), and its rows (configuration,
-    measured and predicted seconds: another profile can be judged on them without measuring)."""
+    measured and predicted seconds: another profile can be judged on them without measuring). Its
+    random sample only (``--no-apps``): this script measures the application shapes itself."""
     proc = subprocess.run([GRU_SIM, "validate", "--profile", str(profile_path), "--sample", str(sample),
-                           "--out", str(out_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           "--no-apps", "--out", str(out_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
     if proc.returncode not in (0, 1):
         sys.exit(f"gru-sim validate failed: {proc.stderr.strip()}")
     doc = json.loads((out_dir / "validation.json").read_text())

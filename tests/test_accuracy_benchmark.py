@@ -129,3 +129,27 @@ def test_the_calibrations_reference_is_read_from_the_store_beside_the_profile(tm
     from gru_sim.groups import GroupKey
 
     assert acc.calibration_reference_s(profile) == {GroupKey.parse(groups[0]).threads: pytest.approx(5e-4)}
+
+
+def test_its_validate_figures_are_the_random_samples_alone(acc: Any, monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    # gru-sim validate measures the application shapes by default; this script measures them itself, so
+    # its "validate" figures (inside and beyond the range) must stay the random sample's.
+    import json
+    import subprocess
+
+    seen: list[list[str]] = []
+
+    def fake_run(cmd, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(list(cmd))
+        out = Path(cmd[cmd.index("--out") + 1])
+        out.mkdir(parents=True)
+        row = {"config": {}, "measured_latency_s": 1.0, "predicted_latency_s": 1.1,
+               "latency_interval_s": [0.9, 1.3], "extrapolated": False, "noisy": False}
+        (out / "validation.json").write_text(json.dumps({"rows": [row], "summary": {}}))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(acc.subprocess, "run", fake_run)
+    figures, spread, rows = acc.run_validate(tmp_path / "p.json", 40, tmp_path / "v")
+    assert "--no-apps" in seen[0] and seen[0][seen[0].index("--sample") + 1] == "40"
+    assert figures["inside"]["n"] == 1 and figures["beyond"]["n"] == 0 and len(rows) == 1
