@@ -52,12 +52,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gru_sim.config import GruConfig
+from gru_sim.config import GruConfig, read_named_configs_csv
 from gru_sim.groups import GroupKey
 from gru_sim.machine import machine_label
 from gru_sim.measure import measure_gru
@@ -93,10 +94,8 @@ def figures(measured: list[float], predicted: list[float], intervals: list[tuple
 
 def typical_shapes(threads: list[int], path: Path = SHAPES) -> list[tuple[str, GruConfig]]:
     """Every shape of ``path`` (a ``name`` column, then shape flags by name) at every thread count."""
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    return [(r["name"], GruConfig.from_mapping({**{k: v for k, v in r.items() if k != "name"}, "threads": str(t)}))
-            for t in threads for r in rows]
+    shapes = read_named_configs_csv(path, what="shapes")
+    return [(name, replace(c, threads=t)) for t in threads for name, c in shapes]
 
 
 def _measure_once(c: GruConfig) -> Any:

@@ -112,20 +112,31 @@ def read_configs_csv(path: str | Path, defaults: Mapping[str, Any] | None = None
     """Configs from a CSV whose columns are shape-flag names (``batch``, ``seq_len``, ``layers`` or
     ``num_layers``, ...); empty cells and missing columns take ``defaults``, then GruConfig's own.
     A bad row is an error naming the file and line."""
+    return [c for _, c in read_named_configs_csv(path, defaults, name_column=None)]
+
+
+def read_named_configs_csv(path: str | Path, defaults: Mapping[str, Any] | None = None,
+                           name_column: str | None = "name", what: str = "configurations"
+                           ) -> list[tuple[str, GruConfig]]:
+    """``(name, config)`` for every row of a CSV of shape flags (see :func:`read_configs_csv`) whose
+    ``name_column`` names each row (``shape<n>`` where its cell is empty; with ``name_column`` None
+    there is none, and a ``name`` column is an unknown field). ``what`` names the file's content in
+    the error a file that cannot be read gives."""
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
     except OSError as err:
-        raise ConfigError(f"{path}: cannot read the configurations: {err.strerror}") from None
+        raise ConfigError(f"{path}: cannot read the {what}: {err.strerror}") from None
     out = []
     for line, row in enumerate(rows, start=2):
-        given = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+        given = {k: v for k, v in row.items() if k is not None and k != name_column and v not in (None, "")}
         try:
-            out.append(GruConfig.from_mapping({**(defaults or {}), **given}))
+            config = GruConfig.from_mapping({**(defaults or {}), **given})
         except ConfigError as err:
             raise ConfigError(f"{path}:{line}: {err}") from None
+        out.append(((row.get(name_column) if name_column else None) or f"shape{line - 1}", config))
     if not out:
-        raise ConfigError(f"{path}: no configurations (a header row and at least one row)")
+        raise ConfigError(f"{path}: no {what} (a header row and at least one row)")
     return out
 
 

@@ -6,8 +6,8 @@ real kernels and compares. The random sample draws shapes the way the calibratio
 sizes, log-uniform): ``application_configs`` adds the shapes people run, shipped with gru-sim
 (``gru_sim/data/shapes/typical_shapes.csv``: keyword spotting, speech, NLP, translation, time series,
 recommendation), which the design never draws and which are reported apart. Each configuration is
-measured once per round (two by default, the second in a shuffled order): its figure is the median of its rounds, and how far apart they lie is reported
-as the machine's own spread. A measurement flagged noisy is taken again; one still noisy in every
+measured once per round (two by default, the second in a shuffled order): its figure is the median of
+its rounds, and how far apart they lie is reported as the machine's own spread. A measurement flagged noisy is taken again; one still noisy in every
 round is reported apart rather than mixed in. ``quick_check`` re-measures the profile's canary
 configurations to tell whether the profile still describes this machine (after a driver or torch
 upgrade, say).
@@ -15,10 +15,9 @@ upgrade, say).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -26,8 +25,8 @@ import numpy as np
 
 from .atomic import write_text_atomic
 from .calibrate.drift import KERNEL_ELASTICITY, REFERENCE
-from .config import GruConfig, broken_rules
-from .errors import ConfigError, GruSimError, OutOfMemoryError
+from .config import GruConfig, broken_rules, read_named_configs_csv
+from .errors import GruSimError, OutOfMemoryError
 from .groups import GroupKey
 from .measure import measure_gru
 from .measure.fingerprint import fingerprint
@@ -49,7 +48,7 @@ PACE_TIMINGS = 3
 Progress = Callable[[int, int, str], None]
 
 
-# The application shapes ``validate --apps`` measures: a hold-out no calibration fits on.
+# The application shapes ``validate`` measures (unless ``--no-apps``): a hold-out no calibration fits on.
 APPLICATION_SHAPES = PACKAGE_DATA_DIR / "shapes" / "typical_shapes.csv"
 
 
@@ -109,23 +108,9 @@ def application_configs(profile: Profile, path: Path = APPLICATION_SHAPES) -> li
     """``(name, config)`` for every shape of ``path`` (a ``name`` column, then shape-flag columns) in
     every hardware group of ``profile`` (device, dtype, implementation, threads) that can run it (the
     NumPy reference has no backward pass: it takes the inference shapes only)."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as err:
-        raise GruSimError(f"{path}: cannot read the application shapes: {err.strerror}") from None
-    shapes = []
-    for line, row in enumerate(rows, start=2):
-        shape = {k: v for k, v in row.items() if k != "name"}
-        try:
-            mode = GruConfig.from_mapping(shape).mode
-        except ConfigError as err:
-            raise GruSimError(f"{path}:{line}: {err}") from None
-        shapes.append((row.get("name") or f"shape{line - 1}", shape, mode))
-    return [(name, GruConfig.from_mapping({**shape, "dtype": g.dtype, "impl": g.impl, "device": g.device,
-                                           "threads": str(g.threads)}))
-            for g in _groups(profile) for name, shape, mode in shapes
-            if not broken_rules(g.device, g.dtype, g.impl, mode)]
+    shapes = read_named_configs_csv(path, what="application shapes")
+    return [(name, replace(c, dtype=g.dtype, impl=g.impl, device=g.device, threads=g.threads))
+            for g in _groups(profile) for name, c in shapes if not broken_rules(g.device, g.dtype, g.impl, c.mode)]
 
 
 @dataclass(frozen=True)
