@@ -7,10 +7,10 @@ sizes, log-uniform): ``application_configs`` adds the shapes people run, shipped
 (``gru_sim/data/shapes/typical_shapes.csv``: keyword spotting, speech, NLP, translation, time series,
 recommendation), which the design never draws and which are reported apart. Each configuration is
 measured once per round (two by default, the second in a shuffled order): its figure is the median of
-its rounds, and how far apart they lie is reported as the machine's own spread. A measurement flagged noisy is taken again; one still noisy in every
-round is reported apart rather than mixed in. ``quick_check`` re-measures the profile's canary
-configurations to tell whether the profile still describes this machine (after a driver or torch
-upgrade, say).
+its rounds, and how far apart they lie is reported as the machine's own spread. A measurement flagged
+noisy is taken again; one still noisy in every round is reported apart rather than mixed in.
+``quick_check`` re-measures the profile's canary configurations to tell whether the profile still
+describes this machine (after a driver or torch upgrade, say).
 """
 
 from __future__ import annotations
