@@ -17,7 +17,12 @@ median of its rounds) to ``CSV``; ``--measured CSV``
 measures nothing and judges a profile against the median of every run recorded there on this CPU kind
 (``benchmarks/data/typical_measured.csv``: the runs recorded on the machine the shipped profile was
 made on) — a figure that does not move with the spell it is taken in, and the same on any re-run —
-and prints beside it the floor: one recorded run against the median of the others.
+and prints beside it the floor: one recorded run against the median of the others. For a record of
+another set of shapes, it also prints the figures *at the machine's pace of the hour*: each of that
+set's runs is brought to the profile's pace by the profile's level on the typical runs recorded
+within two hours of it (``--pace-from``, ``--pace-window-h``). The sets were recorded in a few runs
+each, at hours when the machine ran up to 25 % slower or 15 % faster than the profile expects; this
+takes that pace out, measured on other shapes, and leaves the set's own bias in.
 
 After a fresh calibration (or with ``--profile P`` whose calibration store is beside it), the run also
 times the calibration's reference call (``gru_sim.calibrate.drift``) before and after each round and
@@ -72,6 +77,10 @@ GRU_SIM = str(Path(sys.executable).parent / "gru-sim")
 SHAPES = ROOT / "benchmarks" / "data" / "typical_shapes.csv"
 RECORD_FIELDS = ("run_at", "cpu_model", "name", "batch", "seq_len", "input_size", "hidden_size", "num_layers",
                  "bidirectional", "mode", "threads", "measured_s")
+# A run of another set is brought to the profile's pace by the typical runs this close to it in time
+# (the machine's pace moves over hours: typical runs an hour apart mostly agree within a few per cent).
+PACE_WINDOW_H = 2.0
+TYPICAL_RECORD = ROOT / "benchmarks" / "data" / "typical_measured.csv"
 POLICY = TimingPolicy(min_sample_s=0.002, budget_s=0.3, min_samples=9, max_samples=40)
 
 
@@ -207,9 +216,43 @@ def record_run(path: Path, cpu: str, rows: list[dict[str, Any]]) -> None:
                         **{k: (str(c[k]).lower() if isinstance(c[k], bool) else c[k]) for k in RECORD_FIELDS if k in c}})
 
 
-def judge_recorded(profile_path: Path, path: Path, cpu: str) -> dict[str, Any]:
+def _config_of(row: dict[str, str]) -> GruConfig:
+    """The shape a row of recorded runs measured."""
+    return GruConfig.from_mapping({k: row[k] for k in RECORD_FIELDS[2:-1] if k != "name"})
+
+
+def paces_of_runs(profile_path: Path, path: Path, cpu: str) -> dict[tuple[str, int], float]:
+    """The machine's pace in each run recorded in ``path`` on ``cpu``, per thread count: the profile's
+    common level on the run (the geometric median of predicted / measured; above 1 the machine ran
+    faster than the profile expects)."""
+    predictor = Predictor(load_profile(profile_path))
+    with path.open() as f:
+        rows = [r for r in csv.DictReader(f) if r["cpu_model"] == cpu]
+    by_run: dict[tuple[str, int], tuple[list[float], list[float]]] = {}
+    for r in rows:
+        c = _config_of(r)
+        measured, predicted = by_run.setdefault((r["run_at"], c.threads), ([], []))
+        measured.append(float(r["measured_s"]))
+        predicted.append(predictor.predict(c).latency_s)
+    return {key: common_level(m, p)[0] for key, (m, p) in by_run.items()}
+
+
+def pace_at(paces: dict[tuple[str, int], float], run_at: str, threads: int, window_h: float) -> float | None:
+    """The machine's pace at ``run_at`` at ``threads``: the geometric median of the paces of the runs
+    within ``window_h`` hours of it; None where no run was that close."""
+    when = dt.datetime.fromisoformat(run_at)
+    near = [v for (at, t), v in paces.items()
+            if t == threads and abs((dt.datetime.fromisoformat(at) - when).total_seconds()) <= 3600.0 * window_h]
+    return float(np.exp(np.median(np.log(near)))) if near else None
+
+
+def judge_recorded(profile_path: Path, path: Path, cpu: str, paces: dict[tuple[str, int], float] | None = None,
+                   window_h: float = PACE_WINDOW_H) -> dict[str, Any]:
     """The profile's figures against the median, per shape and thread count, of every run in ``path``
-    taken on a CPU of this kind (``cpu``)."""
+    taken on a CPU of this kind (``cpu``). With ``paces`` (:func:`paces_of_runs` of another record, the
+    typical shapes'), also ``pace_matched``: the figures once each run's measurements are brought to the
+    profile's pace by the pace of the runs of that record within ``window_h`` hours — the error in how
+    time depends on the shape, with the machine's pace of the hour taken out but not this set's own level."""
     if not path.is_file():
         sys.exit(f"{path}: no such file of recorded runs (write one with --record)")
     with path.open() as f:
@@ -225,14 +268,21 @@ def judge_recorded(profile_path: Path, path: Path, cpu: str) -> dict[str, Any]:
     out_rows = []
     # The interval against every run's own measurement (what one fresh measurement meets), not the medians.
     single: list[tuple[float, tuple[float, float]]] = []
+    paced_rows, paced_runs = [], set()
     for (name, threads), runs in sorted(by_shape.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        c = GruConfig.from_mapping({k: runs[0][k] for k in RECORD_FIELDS[2:-1] if k != "name"})
+        c = _config_of(runs[0])
         seconds = [float(r["measured_s"]) for r in runs]
         record = predictor.predict(c).to_dict()
         single.extend((s, tuple(record["latency_interval_s"])) for s in seconds)
         out_rows.append({"name": name, "config": c.to_dict(), "measured_s": float(np.median(seconds)),
                          "runs": len(seconds), "spread_x": max(seconds) / min(seconds),
                          "predicted_s": record["latency_s"], "interval_s": record["latency_interval_s"]})
+        if paces is not None:
+            at_pace = [(r["run_at"], s * pace) for r, s in zip(runs, seconds)
+                       if (pace := pace_at(paces, r["run_at"], threads, window_h)) is not None]
+            if at_pace:
+                paced_runs.update(at for at, _ in at_pace)
+                paced_rows.append({**out_rows[-1], "measured_s": float(np.median([s for _, s in at_pace]))})
     out: dict[str, Any] = {"rows": out_rows, "runs": max(r["runs"] for r in out_rows),
                            "first_run": min(r["run_at"] for r in mine), "last_run": max(r["run_at"] for r in mine),
                            "median_spread_x": float(np.median([r["spread_x"] for r in out_rows]))}
@@ -241,13 +291,20 @@ def judge_recorded(profile_path: Path, path: Path, cpu: str) -> dict[str, Any]:
         "interval_coverage": float(np.mean([lo <= m <= hi for m, (lo, hi) in single])),
         "median_interval_width_x": float(np.median([hi / lo for _, (lo, hi) in single])),
     }
-    threads = sorted({r["config"]["threads"] for r in out_rows})
-    for label, sel in [("all", out_rows)] + [(f"t{t}", [r for r in out_rows if r["config"]["threads"] == t])
-                                             for t in threads] \
-            + [(mode, [r for r in out_rows if r["config"]["mode"] == mode]) for mode in ("inference", "training")]:
-        out[label] = figures([r["measured_s"] for r in sel], [r["predicted_s"] for r in sel],
-                             [tuple(r["interval_s"]) for r in sel])
+    out.update(_figures_by_slice(out_rows))
+    if paces is not None:
+        out["pace_matched"] = {"runs": len(paced_runs), "of_runs": len({r["run_at"] for r in mine}),
+                               "window_h": window_h, **_figures_by_slice(paced_rows)}
     return out
+
+
+def _figures_by_slice(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`figures` of ``rows`` in all, per thread count and per mode."""
+    threads = sorted({r["config"]["threads"] for r in rows})
+    slices = [("all", rows)] + [(f"t{t}", [r for r in rows if r["config"]["threads"] == t]) for t in threads] \
+        + [(mode, [r for r in rows if r["config"]["mode"] == mode]) for mode in ("inference", "training")]
+    return {label: figures([r["measured_s"] for r in sel], [r["predicted_s"] for r in sel],
+                           [tuple(r["interval_s"]) for r in sel]) for label, sel in slices}
 
 
 def recorded_runs(path: Path, cpu: str) -> dict[str, dict[tuple[str, int], float]]:
@@ -339,11 +396,19 @@ def main() -> None:
     ap.add_argument("--record", type=Path, help="append this run's measurements of the shapes to this CSV")
     ap.add_argument("--measured", type=Path,
                     help="measure nothing: judge --profile against the median of the runs recorded in this CSV")
+    ap.add_argument("--pace-from", type=Path, default=TYPICAL_RECORD,
+                    help="with --measured of another set: the record whose runs give the machine's pace of the "
+                         "hour (default: the typical shapes' record)")
+    ap.add_argument("--pace-window-h", type=float, default=PACE_WINDOW_H,
+                    help=f"hours around a run within which a --pace-from run counts (default {PACE_WINDOW_H:g})")
     args = ap.parse_args()
     if args.measured is not None:
         if args.profile is None:
             sys.exit("--measured judges a given profile: add --profile PATH")
-        judged = judge_recorded(args.profile, args.measured, machine_label())
+        paces = None
+        if args.pace_from.is_file() and args.pace_from.resolve() != args.measured.resolve():
+            paces = paces_of_runs(args.profile, args.pace_from, machine_label())
+        judged = judge_recorded(args.profile, args.measured, machine_label(), paces, args.pace_window_h)
         print(f"CPU: {machine_label()}; {judged['runs']} recorded runs from {judged['first_run']} to "
               f"{judged['last_run']}; the same shape's fastest and slowest run differ by a median "
               f"{judged['median_spread_x']:.2f}x")
@@ -353,6 +418,17 @@ def main() -> None:
         print(f"every recorded measurement (each run's own, n={single['n']}): 90% interval coverage "
               f"{100 * single['interval_coverage']:.1f}%, the interval {single['median_interval_width_x']:.2f}x wide "
               "(median upper over lower end)")
+        if judged.get("pace_matched", {}).get("runs"):
+            matched = judged["pace_matched"]
+            print(f"at the machine's pace of the hour (each run brought to the profile's pace by its level on the "
+                  f"{args.pace_from.name} runs within {matched['window_h']:g} h; {matched['runs']} of "
+                  f"{matched['of_runs']} runs):")
+            for label in ("all", *[k for k in matched if k.startswith("t") and k[1:].isdigit()],
+                          "inference", "training"):
+                print(f"  at pace, {label:9s}: {fmt(matched[label])}")
+        elif paces is not None:
+            print(f"no {args.pace_from.name} run lies within {args.pace_window_h:g} h of these runs: "
+                  "no figure at the machine's pace of the hour")
         judged["run_to_run"] = spread = run_to_run(args.measured, machine_label())
         if "mean_median_ape" in spread:  # three runs or more: one against the median of the others
             print(f"one recorded run against the median of the others (the machine's own spread between runs: "

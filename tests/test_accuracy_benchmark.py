@@ -105,6 +105,49 @@ def test_judging_a_single_recorded_run_prints_its_figures_without_the_floor(
     assert "1 recorded runs" in out and "recorded shapes, all" in out and "against the median of the others" not in out
 
 
+def _write_runs(acc: Any, path: Path, runs: list[tuple[str, str, dict[str, float]]]) -> None:
+    """Recorded runs: (run_at, cpu, seconds by shape name) each."""
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=acc.RECORD_FIELDS)
+        w.writeheader()
+        for at, cpu, seconds in runs:
+            for name, s in seconds.items():
+                c = SHAPES[name].to_dict()
+                w.writerow({"run_at": at, "cpu_model": cpu, "name": name, "measured_s": s,
+                            **{k: c[k] for k in acc.RECORD_FIELDS if k in c}})
+
+
+def test_another_sets_runs_are_judged_at_the_machines_pace_of_the_hour_from_the_typical_runs_near_them(
+        tmp_path: Path, acc: Any) -> None:
+    profile = make_profile(tmp_path / "p.json")
+    predictor = Predictor(load_profile(profile))
+    pred = {n: predictor.predict(c).latency_s for n, c in SHAPES.items()}
+    typical, other = tmp_path / "typical.csv", tmp_path / "other.csv"
+    # The typical runs: at midnight the machine ran twice as fast as the profile expects, at 10:00 at its
+    # pace, and another CPU kind's run at midnight is no part of it.
+    _write_runs(acc, typical, [("2026-01-01T00:00:00+00:00", "Test CPU", {n: p / 2 for n, p in pred.items()}),
+                               ("2026-01-01T10:00:00+00:00", "Test CPU", pred),
+                               ("2026-01-01T00:10:00+00:00", "Other CPU", {n: p * 9 for n, p in pred.items()})])
+    paces = acc.paces_of_runs(profile, typical, "Test CPU")
+    assert paces[("2026-01-01T00:00:00+00:00", 1)] == pytest.approx(2.0)
+    assert paces[("2026-01-01T10:00:00+00:00", 2)] == pytest.approx(1.0)
+    assert acc.pace_at(paces, "2026-01-01T01:30:00+00:00", 1, 2.0) == pytest.approx(2.0)
+    assert acc.pace_at(paces, "2026-01-01T05:00:00+00:00", 1, 2.0) is None  # no typical run within 2 h
+    # The other set's run at 00:30 ran in the fast spell (half the predicted time: 50 % off as measured,
+    # exact at the machine's pace); its run at 05:00 has no typical run near it and is left out at pace.
+    _write_runs(acc, other, [("2026-01-01T00:30:00+00:00", "Test CPU", {n: p / 2 for n, p in pred.items()}),
+                             ("2026-01-01T05:00:00+00:00", "Test CPU", {n: p / 2 for n, p in pred.items()})])
+    judged = acc.judge_recorded(profile, other, "Test CPU", paces, 2.0)
+    assert judged["all"]["median_ape"] == pytest.approx(100.0)
+    matched = judged["pace_matched"]
+    assert (matched["runs"], matched["of_runs"], matched["window_h"]) == (1, 2, 2.0)
+    assert matched["all"]["median_ape"] == pytest.approx(0.0, abs=1e-9)
+    assert matched["t1"]["n"] == 1 and matched["t2"]["n"] == 1
+    # Within a wider window the 05:00 run meets the midnight pace too; without paces nothing is added.
+    assert acc.judge_recorded(profile, other, "Test CPU", paces, 6.0)["pace_matched"]["runs"] == 2
+    assert "pace_matched" not in acc.judge_recorded(profile, other, "Test CPU")
+
+
 def test_the_machines_speed_against_its_calibrations_is_the_reference_calls_ratio_and_the_kernels_by_its_power(
         acc: Any) -> None:
     from gru_sim.calibrate.drift import KERNEL_ELASTICITY
