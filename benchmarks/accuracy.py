@@ -294,7 +294,7 @@ def judge_recorded(profile_path: Path, path: Path, cpu: str, paces: dict[tuple[s
     out.update(_figures_by_slice(out_rows))
     if paces is not None:
         out["pace_matched"] = {"runs": len(paced_runs), "of_runs": len({r["run_at"] for r in mine}),
-                               "window_h": window_h, **_figures_by_slice(paced_rows)}
+                               "window_h": window_h, **_figures_by_slice(paced_rows), "rows": paced_rows}
     return out
 
 

@@ -143,6 +143,7 @@ def test_another_sets_runs_are_judged_at_the_machines_pace_of_the_hour_from_the_
     assert (matched["runs"], matched["of_runs"], matched["window_h"]) == (1, 2, 2.0)
     assert matched["all"]["median_ape"] == pytest.approx(0.0, abs=1e-9)
     assert matched["t1"]["n"] == 1 and matched["t2"]["n"] == 1
+    assert {r["name"]: r["measured_s"] for r in matched["rows"]} == pytest.approx(pred)  # brought to pace
     # Within a wider window the 05:00 run meets the midnight pace too; without paces nothing is added.
     assert acc.judge_recorded(profile, other, "Test CPU", paces, 6.0)["pace_matched"]["runs"] == 2
     assert "pace_matched" not in acc.judge_recorded(profile, other, "Test CPU")
