@@ -8,7 +8,9 @@ reference call's slowdown to that power. Measures nothing.
                                                     [--json OUT]
 
 Prints, per thread count (hardware group), the Theil–Sen and least-squares slopes with the Theil–Sen
-95 % band, the correlation and how many runs tracked their speed; then each run's two levels.
+95 % band, the correlation and how many runs tracked their speed; then the same slope by kind of unit
+(the recurrent step, the projection GEMM) and the unit's time (a small call feels a busy neighbour more
+than a long GEMM does); then each run's two levels.
 """
 
 from __future__ import annotations
@@ -32,28 +34,53 @@ from gru_sim.calibrate.pool import open_runs
 MIN_RUNS_PER_CELL = 3
 
 
-def run_levels(stores: list[Any]) -> dict[str, list[tuple[str, float, float]]]:
-    """Per hardware group: (run, reference call's median seconds, step units' level) of every run that
-    timed the reference call. The level is 1 for a run whose units are the median run's."""
-    cells: list[dict[tuple[str, int, int], float]] = []
+# Kernel sizes (a unit's median time over the runs, seconds) the slopes are also given for.
+SIZE_BINS_S = ((0.0, 2e-5), (2e-5, 1e-4), (1e-4, 1e-3), (1e-3, 1e-2), (1e-2, float("inf")))
+KINDS = ("step", "gemm")
+
+
+def run_levels(stores: list[Any], kind: str = "step", size_s: tuple[float, float] | None = None
+               ) -> dict[str, list[tuple[str, float, float]]]:
+    """Per hardware group: (run, reference call's median seconds, units' level) of every run that
+    timed the reference call. The level is the geometric median over the run's units of ``kind``
+    (``step`` or ``gemm``; a GEMM table serves the group of its thread count) of each unit against the
+    median of the runs that timed the same cell; 1 for a run whose units are the median run's.
+    ``size_s``: only the cells whose median time lies in ``[low, high)`` seconds."""
+    cells: list[dict[tuple[str, tuple[tuple[str, Any], ...]], float]] = []
     for store in stores:
-        cells.append({(u.table, int(u.params["batch"]), int(u.params["hidden"])): float(u.value)
-                      for u in store.units(kind="step") if u.value is not None and u.value > 0})
-    counts: dict[tuple[str, int, int], list[float]] = {}
+        cells.append({(u.table, tuple(sorted(u.params.items()))): float(u.value)
+                      for u in store.units(kind=kind) if u.value is not None and u.value > 0})
+    counts: dict[tuple[str, tuple[tuple[str, Any], ...]], list[float]] = {}
     for run in cells:
         for key, v in run.items():
             counts.setdefault(key, []).append(np.log(v))
     median = {key: float(np.median(v)) for key, v in counts.items() if len(v) >= MIN_RUNS_PER_CELL}
+    if size_s is not None:
+        median = {key: v for key, v in median.items() if size_s[0] <= np.exp(v) < size_s[1]}
     out: dict[str, list[tuple[str, float, float]]] = {}
     for store, run in zip(stores, cells):
-        groups = sorted({key[0].split("|")[0] for key in run})
+        # The speed-tracked groups are the step tables'; a unit belongs to the one of its thread count.
+        groups = sorted({u.table.split("|")[0] for u in store.units(kind="step")})
         for group in groups:
+            threads = group.rsplit("/", 1)[-1]
             readings = [s for _, s in store.drift(group)]
-            logs = [lv - median[key] for key, lv in ((k, np.log(v)) for k, v in run.items())
-                    if key in median and key[0].split("|")[0] == group]
+            logs = [np.log(v) - median[key] for key, v in run.items()
+                    if key in median and key[0].split("|")[0].rsplit("/", 1)[-1] == threads]
             if readings and logs:
                 out.setdefault(group, []).append((Path(store.path).name, float(np.median(readings)),
                                                   float(np.exp(np.median(logs)))))
+    return out
+
+
+def size_slopes(stores: list[Any]) -> list[dict[str, Any]]:
+    """The slope of each kind of unit (:data:`KINDS`) in each size band (:data:`SIZE_BINS_S`) per group,
+    where at least ten runs give it a level."""
+    out = []
+    for kind in KINDS:
+        for low, high in SIZE_BINS_S:
+            for group, rows in run_levels(stores, kind, (low, high)).items():
+                if len(rows) >= 10:
+                    out.append({"kind": kind, "group": group, "size_s": [low, high], **slopes(rows)})
     return out
 
 
@@ -76,6 +103,7 @@ def main() -> None:
         sys.exit(f"{args.runs}: {len(runs)} calibration runs; the levels need at least {MIN_RUNS_PER_CELL}")
     with open_runs(runs, minimum=MIN_RUNS_PER_CELL) as stores:
         levels = run_levels(stores)
+        by_size = size_slopes(stores)
     out: dict[str, Any] = {"kernel_elasticity": KERNEL_ELASTICITY, "groups": {}}
     print(f"{len(runs)} calibration runs in {args.runs}; drift.KERNEL_ELASTICITY = {KERNEL_ELASTICITY}")
     for group, rows in levels.items():
@@ -88,6 +116,14 @@ def main() -> None:
         print(f"{group}: slope {s['theil_sen']:.2f} (Theil–Sen; 95% {s['theil_sen_low']:.2f}–"
               f"{s['theil_sen_high']:.2f}), {s['least_squares']:.2f} least squares, "
               f"correlation {s['correlation']:.2f}, over {s['runs']} runs")
+    out["by_kind_and_size"] = by_size
+    print("by kind of unit and its time (the median over the runs):")
+    for row in by_size:
+        low, high = row["size_s"]
+        band = f"{1e6 * low:.0f}–{1e6 * high:.0f} µs" if np.isfinite(high) else f"≥ {1e6 * low:.0f} µs"
+        print(f"  {row['kind']:4s} {row['group']}  {band:>14s}: slope {row['theil_sen']:.2f} (95% "
+              f"{row['theil_sen_low']:.2f}–{row['theil_sen_high']:.2f}), correlation {row['correlation']:.2f}, "
+              f"{row['runs']} runs")
     for group, rows in levels.items():
         for run, ref, lv in rows:
             print(f"  {group}  {run:44s} reference {1e6 * ref:7.1f} µs   step units {lv:5.2f}x the median run")

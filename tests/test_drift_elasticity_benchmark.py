@@ -52,3 +52,27 @@ def test_a_cell_fewer_runs_timed_than_the_minimum_does_not_set_a_level(
     assert np.isfinite([r[2] for r in levels[G]]).all()
     for store in stores:
         store.close()
+
+
+def test_gemm_units_give_their_own_slope_under_the_group_of_their_thread_count_and_sizes_can_be_picked(
+        tmp_path: Path, benchmark_script: Callable[[str], Any]) -> None:
+    de = benchmark_script("drift_elasticity")
+    references = [4e-4, 5e-4, 6e-4, 8e-4, 1e-3]
+    stores = []
+    for k, r in enumerate(references):
+        store = _run(tmp_path / f"r{k}.sqlite", r, (r / 5e-4) ** 0.6)
+        # The GEMMs follow the reference call less: to the power 0.3; one small, one large per run.
+        for n, base_s in ((96, 1e-5), (3072, 5e-3)):
+            store.add_unit(G, "cpu/float32/t1", "gemm", {"m": 64, "k": 128, "n": n}, base_s * (r / 5e-4) ** 0.3,
+                           False, 0.0)
+        stores.append(store)
+    gemm = de.slopes(de.run_levels(stores, "gemm")[G])
+    assert gemm["theil_sen"] == pytest.approx(0.3) and gemm["runs"] == 5
+    assert de.slopes(de.run_levels(stores, "step")[G])["theil_sen"] == pytest.approx(0.6)
+    # Only the large GEMM in the band of 1-10 ms; none in a band no unit falls into.
+    large = de.run_levels(stores, "gemm", (1e-3, 1e-2))[G]
+    assert len(large) == 5 and de.slopes(large)["theil_sen"] == pytest.approx(0.3)
+    assert de.run_levels(stores, "gemm", (1.0, 2.0)) == {}
+    assert de.size_slopes(stores) == []  # fewer than ten runs: no slope by size
+    for store in stores:
+        store.close()
