@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gru_sim.calibrate.drift import KERNEL_ELASTICITY, MIN_READINGS, DriftTracker, SpeedModel
+from gru_sim.calibrate.drift import GEMM_ELASTICITY, KERNEL_ELASTICITY, MIN_READINGS, DriftTracker, SpeedModel
 from gru_sim.calibrate.store import MeasurementStore
 
 G = "cpu/float32/torch-gru/t1"
@@ -39,6 +39,17 @@ def test_a_slow_spell_is_divided_out_and_one_odd_reading_is_not() -> None:
     assert speed.slowdown(G, 100.0 + 10.0 * 2) == pytest.approx(1.0)  # smoothed away
     lo, hi = speed.spread(G)
     assert lo == pytest.approx(0.0) and hi == pytest.approx(KERNEL_ELASTICITY * math.log(1.5))
+
+
+def test_gemms_follow_the_reference_call_less_and_are_corrected_less() -> None:
+    speed = SpeedModel({G: _readings([1e-3] * 6 + [1.5e-3] * 6 + [1e-3] * 6)})
+    at_slow = 100.0 + 10.0 * 9
+    assert GEMM_ELASTICITY < KERNEL_ELASTICITY
+    assert speed.slowdown(G, at_slow, GEMM_ELASTICITY) == pytest.approx(1.5 ** GEMM_ELASTICITY)
+    assert speed.corrector(G, GEMM_ELASTICITY)(2.0, at_slow) == pytest.approx(2.0 / 1.5 ** GEMM_ELASTICITY)
+    # Between two readings the slowdown is interpolated in log: halfway from 1x to 1.5x is sqrt(1.5).
+    halfway = 100.0 + 10.0 * 5.5
+    assert speed.slowdown(G, halfway, 1.0) == pytest.approx(math.sqrt(1.5))
 
 
 def test_too_few_readings_or_an_untracked_group_are_left_alone() -> None:

@@ -1,6 +1,7 @@
 """The build's use of the machine's speed, end to end on a crafted store: a synthetic machine whose
 units and whole calls compose exactly, timed through a slow spell that the reference call also saw
-(felt more by the reference call than by the kernels, as measured: ``drift.KERNEL_ELASTICITY``).
+(felt more by the reference call than by the kernels, as measured: ``drift.KERNEL_ELASTICITY``, and
+less still by the projection GEMMs: ``drift.GEMM_ELASTICITY``).
 The profile must describe the machine at its typical speed (the spell divided out), and its interval
 must be wider than the same store's without the spell."""
 
@@ -16,7 +17,7 @@ import pytest
 
 from gru_sim.calibrate import store as store_module
 from gru_sim.calibrate.build import fit_model
-from gru_sim.calibrate.drift import KERNEL_ELASTICITY
+from gru_sim.calibrate.drift import GEMM_ELASTICITY, KERNEL_ELASTICITY
 from gru_sim.calibrate.jobs import JobSpec
 from gru_sim.calibrate.store import MeasurementStore
 from gru_sim.config import GruConfig
@@ -90,7 +91,7 @@ def build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spell: bool) -> tuple
         elif kind == "gemm":
             m, kk, n = what
             store.add_unit(G, gemm_key("cpu", "float32", 1), "gemm", {"m": m, "k": kk, "n": n},
-                           gemm_s(m, kk, n) * slow, False, 0.0, at=now[0])
+                           gemm_s(m, kk, n) * reference ** GEMM_ELASTICITY, False, 0.0, at=now[0])
         else:
             store.add(G, "train", what, "ok", 0.0, latency_s=call_s(what) * slow)
     tick()
@@ -151,3 +152,21 @@ def test_a_pools_interval_is_its_out_of_fold_spread_alone(tmp_path: Path, monkey
     pooled_lo, pooled_hi = pooled.log_residual_quantiles_[G]["inference"]
     assert single_hi >= math.log(KERNELS_SLOW) - 0.02  # one run: widened by the spell
     assert pooled_hi < 0.5 * single_hi and -pooled_lo < 0.5 * single_hi  # the pool: its own errors only
+
+
+def test_gemms_timed_in_the_spell_are_taken_back_by_their_own_power_not_the_steps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GEMMs felt the spell to the power GEMM_ELASTICITY: divided by it, every GEMM cell is the
+    steady machine's; divided by the steps' power (as before), those timed in the spell come out fast."""
+    from gru_sim.calibrate import build as build_module
+
+    cells = [(m, k, 3 * h) for m in (8, 64, 512, 4096) for k in (4, 16, 64) for h in (16, 64, 128)]
+    key = gemm_key("cpu", "float32", 1)
+    spelled, _ = build(tmp_path, monkeypatch, spell=True)
+    ratios = np.array([spelled.gemm_tables_[key].seconds_for(*c) / gemm_s(*c) for c in cells])  # type: ignore[attr-defined]
+    assert np.max(np.abs(ratios - 1.0)) < 0.02
+    (tmp_path / "old").mkdir()
+    monkeypatch.setattr(build_module, "GEMM_ELASTICITY", KERNEL_ELASTICITY)
+    old, _ = build(tmp_path / "old", monkeypatch, spell=True)
+    ratios = np.array([old.gemm_tables_[key].seconds_for(*c) / gemm_s(*c) for c in cells])  # type: ignore[attr-defined]
+    assert np.min(ratios) < (SLOW ** (GEMM_ELASTICITY - KERNEL_ELASTICITY)) * 1.02  # a spell cell made too fast

@@ -19,7 +19,7 @@ from ..model.memory_model import MemoryModel
 from ..model.metrics import error_summary
 from ..model.profile import Profile
 from ..model.units import GemmTable, StepTable
-from .drift import SpeedModel
+from .drift import GEMM_ELASTICITY, SpeedModel
 from .jobs import JobSpec
 from .prior import UnitPrior
 from .store import MeasurementStore, StoredPoint, StoredUnit, point_key
@@ -67,7 +67,8 @@ def run_tables(spec: JobSpec, stores: Sequence[MeasurementStore], speeds: Sequen
                     steps[k][step_key(key, mode)] = table
         gk = gemm_key(spec.device, dtype, threads)
         for k, (store, speed) in enumerate(zip(stores, speeds)):
-            if gk not in gemms[k] and (g := gemm_table(store, spec.device, dtype, threads, speed.corrector(key))) is not None:
+            if gk not in gemms[k] and (g := gemm_table(store, spec.device, dtype, threads,
+                                                        speed.corrector(key, GEMM_ELASTICITY))) is not None:
                 gemms[k][gk] = g
     return steps, gemms
 

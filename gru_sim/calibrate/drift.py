@@ -42,6 +42,12 @@ MIN_READINGS = 5
 # each run alone predicted the typical shapes 9.6 % off after the level (24 runs, each against the
 # typical run measured right after it), 8.8 % at 0.75.
 KERNEL_ELASTICITY = 0.75
+# The projection GEMMs (MKL's, compute-bound and vectorised) follow the reference call less. Over the 49
+# runs of the same machine kind, by the same slope on the runs' GEMM units instead of their step units:
+# 0.47–0.54 at 1 thread and 0.32–0.44 at 2 for GEMMs of 20 µs and more (`python
+# benchmarks/drift_elasticity.py`, "by kind of unit"). Corrected by the steps' power, a GEMM timed in a
+# slow moment was made too fast (by about 10 % at the slowest twentieth of a run's moments).
+GEMM_ELASTICITY = 0.4
 
 
 class DriftTracker:
@@ -66,7 +72,8 @@ class DriftTracker:
 class SpeedModel:
     """The slowdown of each group's kernels at any moment of the run: its smoothed reference-call time
     then over the median of the run's, to the power ``KERNEL_ELASTICITY`` (1: typical speed; 1.3:
-    every kernel 30 % slower than typical)."""
+    every kernel 30 % slower than typical) — or to another power for kernels that follow the
+    reference call less (``GEMM_ELASTICITY``)."""
 
     def __init__(self, readings: dict[str, list[tuple[float, float]]]) -> None:
         self._series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -77,23 +84,24 @@ class SpeedModel:
             at = np.array([a for a, _ in rows])
             v = np.array([s for _, s in rows])
             smooth = np.array([np.median(v[max(0, k - SMOOTH // 2): k + SMOOTH // 2 + 1]) for k in range(len(v))])
-            self._series[group] = (at, (smooth / np.median(smooth)) ** KERNEL_ELASTICITY)
+            self._series[group] = (at, np.log(smooth / np.median(smooth)))
             self._typical_s[group] = float(np.median(smooth))
 
     @classmethod
     def from_store(cls, store: MeasurementStore, groups: list[str]) -> "SpeedModel":
         return cls({g: store.drift(g) for g in groups})
 
-    def slowdown(self, group: str, at: float) -> float:
-        """How much slower than typical ``group`` ran at ``at`` (1 where not tracked)."""
+    def slowdown(self, group: str, at: float, elasticity: float = KERNEL_ELASTICITY) -> float:
+        """How much slower than typical ``group``'s kernels of ``elasticity`` ran at ``at`` (1 where
+        not tracked)."""
         series = self._series.get(group)
         if series is None or at <= 0:
             return 1.0
-        return float(np.interp(at, *series))
+        return float(np.exp(elasticity * np.interp(at, *series)))
 
-    def corrector(self, group: str) -> Callable[[float, float], float]:
-        """``(seconds, at) → seconds at typical speed`` for ``group``."""
-        return lambda seconds, at: seconds / self.slowdown(group, at)
+    def corrector(self, group: str, elasticity: float = KERNEL_ELASTICITY) -> Callable[[float, float], float]:
+        """``(seconds, at) → seconds at typical speed`` for ``group``'s kernels of ``elasticity``."""
+        return lambda seconds, at: seconds / self.slowdown(group, at, elasticity)
 
     def spread(self, group: str, interval: float = 0.9) -> tuple[float, float]:
         """The central ``interval`` of log slowdowns over the run (0, 0 when not tracked)."""
@@ -101,13 +109,14 @@ class SpeedModel:
         if series is None:
             return 0.0, 0.0
         alpha = (1.0 - interval) / 2.0
-        lo, hi = np.quantile(np.log(series[1]), [alpha, 1.0 - alpha])
+        lo, hi = np.quantile(KERNEL_ELASTICITY * series[1], [alpha, 1.0 - alpha])
         return float(min(lo, 0.0)), float(max(hi, 0.0))
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per group: readings, the kernels' slowest and fastest moments against typical (×), and the
         reference call's seconds at the run's typical speed (``typical_reference_s``: the speed every
         unit and whole call was taken to, against which ``gru-sim validate`` reads the machine's pace)."""
-        return {g: {"readings": int(len(at)), "fastest_x": float(np.min(x)), "slowest_x": float(np.max(x)),
+        return {g: {"readings": int(len(at)), "fastest_x": float(np.exp(KERNEL_ELASTICITY * np.min(x))),
+                    "slowest_x": float(np.exp(KERNEL_ELASTICITY * np.max(x))),
                     "typical_reference_s": self._typical_s[g]}
                 for g, (at, x) in self._series.items()}
