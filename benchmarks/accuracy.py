@@ -21,8 +21,8 @@ and prints beside it the floor: one recorded run against the median of the other
 another set of shapes, it also prints the figures *at the machine's pace of the hour*: each of that
 set's runs is brought to the profile's pace by the profile's level on the typical runs recorded
 within two hours of it (``--pace-from``, ``--pace-window-h``). The sets were recorded in a few runs
-each, at hours when the machine ran up to 25 % slower or 15 % faster than the profile expects; this
-takes that pace out, measured on other shapes, and leaves the set's own bias in.
+each, at hours when the shipped profile's prediction of the typical shapes came to 0.67-1.18x their
+measured time; this takes that pace out, measured on other shapes, and leaves the set's own bias in.
 
 After a fresh calibration (or with ``--profile P`` whose calibration store is beside it), the run also
 times the calibration's reference call (``gru_sim.calibrate.drift``) before and after each round and
