@@ -189,10 +189,7 @@ def measure_typical(profile_path: Path, rounds: int = 2, seed: int = 0, shapes_p
               f"{'  (noisy)' if rows[-1]['noisy'] else ''}", file=sys.stderr, flush=True)
     out: dict[str, Any] = {"rows": rows}
     quiet = [r for r in rows if not r["noisy"]]
-    for label, sel in [("all", quiet)] + [(f"t{t}", [r for r in quiet if r["config"]["threads"] == t]) for t in threads] \
-            + [(mode, [r for r in quiet if r["config"]["mode"] == mode]) for mode in ("inference", "training")]:
-        out[label] = figures([r["measured_s"] for r in sel], [r["predicted_s"] for r in sel],
-                             [tuple(r["interval_s"]) for r in sel])
+    out.update(_figures_by_slice(quiet, threads))
     out["noisy"] = len(rows) - len(quiet)
     out["machine_speed"] = {str(t): v for t, v in machine_speed_against_calibration(calibrating, measuring).items()}
     if rounds > 1:
@@ -298,9 +295,10 @@ def judge_recorded(profile_path: Path, path: Path, cpu: str, paces: dict[tuple[s
     return out
 
 
-def _figures_by_slice(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """:func:`figures` of ``rows`` in all, per thread count and per mode."""
-    threads = sorted({r["config"]["threads"] for r in rows})
+def _figures_by_slice(rows: list[dict[str, Any]], threads: list[int] | None = None) -> dict[str, Any]:
+    """:func:`figures` of ``rows`` in all, per thread count (``threads``, by default those of the rows)
+    and per mode."""
+    threads = sorted({r["config"]["threads"] for r in rows}) if threads is None else threads
     slices = [("all", rows)] + [(f"t{t}", [r for r in rows if r["config"]["threads"] == t]) for t in threads] \
         + [(mode, [r for r in rows if r["config"]["mode"] == mode]) for mode in ("inference", "training")]
     return {label: figures([r["measured_s"] for r in sel], [r["predicted_s"] for r in sel],
