@@ -394,7 +394,7 @@ def main() -> None:
     ap.add_argument("--record", type=Path, help="append this run's measurements of the shapes to this CSV")
     ap.add_argument("--measured", type=Path,
                     help="measure nothing: judge --profile against the median of the runs recorded in this CSV")
-    ap.add_argument("--pace-from", type=Path, default=TYPICAL_RECORD,
+    ap.add_argument("--pace-from", type=Path,
                     help="with --measured of another set: the record whose runs give the machine's pace of the "
                          "hour (default: the typical shapes' record)")
     ap.add_argument("--pace-window-h", type=float, default=PACE_WINDOW_H,
@@ -403,6 +403,9 @@ def main() -> None:
     if args.measured is not None:
         if args.profile is None:
             sys.exit("--measured judges a given profile: add --profile PATH")
+        if args.pace_from is not None and not args.pace_from.is_file():
+            sys.exit(f"{args.pace_from}: no such file of recorded runs (--pace-from)")
+        args.pace_from = args.pace_from or TYPICAL_RECORD
         paces = None
         if args.pace_from.is_file() and args.pace_from.resolve() != args.measured.resolve():
             paces = paces_of_runs(args.profile, args.pace_from, machine_label())

@@ -197,3 +197,13 @@ def test_its_validate_figures_are_the_random_samples_alone(acc: Any, monkeypatch
     figures, spread, rows = acc.run_validate(tmp_path / "p.json", 40, tmp_path / "v")
     assert "--no-apps" in seen[0] and seen[0][seen[0].index("--sample") + 1] == "40"
     assert figures["inside"]["n"] == 1 and figures["beyond"]["n"] == 0 and len(rows) == 1
+
+
+def test_a_missing_pace_record_given_by_name_is_one_line_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, acc: Any) -> None:
+    data = tmp_path / "runs.csv"
+    acc.record_run(data, "Test CPU", _run_rows(1.0))
+    monkeypatch.setattr(sys, "argv", ["accuracy.py", "--profile", str(make_profile(tmp_path / "p.json")),
+                                      "--measured", str(data), "--pace-from", str(tmp_path / "typo.csv")])
+    with pytest.raises(SystemExit, match="typo.csv: no such file of recorded runs"):
+        acc.main()
