@@ -14,7 +14,8 @@ from gru_sim.calibrate.design import round_size
 from gru_sim.model.costmodel import MATMULS_PER_TRAINING_STEP, RESIDUAL_TERMS, GruCostModel, gemm_key, step_key
 from gru_sim.model.memory_model import MemoryModel
 from gru_sim.model.profile import Profile, save_profile
-from gru_sim.model.units import GemmTable, MemoryLevels, StepTable, batch_grid, hidden_grid, log_grid
+from gru_sim.calibrate.grids import batch_grid, hidden_grid, log_grid
+from gru_sim.model.units import GemmTable, MemoryLevels, StepTable
 
 L2_BYTES = 1 << 20
 LEVELS = MemoryLevels(("L2", "L3", "DRAM"), (L2_BYTES, 32 << 20, None), (200e9, 80e9, 20e9))

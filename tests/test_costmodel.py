@@ -11,7 +11,8 @@ import pytest
 from gru_sim.config import GruConfig
 from gru_sim.errors import ProfileError
 from gru_sim.model.costmodel import RESIDUAL_TERMS, GruCostModel
-from gru_sim.model.units import BATCH_BLOCK_ROWS, GemmTable, MemoryLevels, StepTable, batch_grid, hidden_grid
+from gru_sim.calibrate.grids import batch_grid, hidden_grid
+from gru_sim.model.units import BATCH_BLOCK_ROWS, GemmTable, MemoryLevels, StepTable
 
 from model_fixtures import (BATCHES, HIDDENS, LEVELS, design, fitted_model, gemm_table, step_table, synthetic_latencies,
                             tables, true_coefficients, true_gemm_s, true_step_s)

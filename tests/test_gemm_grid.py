@@ -11,7 +11,8 @@ import pytest
 
 from gru_sim.calibrate.jobs import load_job
 from gru_sim.calibrate.unit_grid import gemm_axes
-from gru_sim.model.units import SMALLEST_GEMM_K, SMALLEST_GEMM_M, GemmTable, gemm_grid
+from gru_sim.calibrate.grids import SMALLEST_GEMM_K, SMALLEST_GEMM_M, gemm_grid
+from gru_sim.model.units import GemmTable
 
 JOBS = Path(__file__).resolve().parent.parent / "gru_sim" / "data" / "jobs"
 

@@ -1,5 +1,5 @@
 """The kernels the cost model composes a call from are the kernels torch really runs: the list read
-from ATen's CPU GRU (gru_sim.model.units.native_cpu_kernels) against torch.profiler's count."""
+from ATen's CPU GRU (gru_sim.model.kernel_list.native_cpu_kernels) against torch.profiler's count."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from gru_sim.config import GruConfig
-from gru_sim.model.units import native_cpu_kernels
+from gru_sim.model.kernel_list import native_cpu_kernels
 
 
 @pytest.mark.parametrize("layers,bidirectional,seq_len", [(1, False, 7), (2, True, 5), (3, False, 3)])
