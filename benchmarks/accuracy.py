@@ -357,9 +357,11 @@ def run_validate(profile_path: Path, sample: int, out_dir: Path
     proc = subprocess.run([GRU_SIM, "validate", "--profile", str(profile_path), "--sample", str(sample),
                            "--no-apps", "--out", str(out_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
-    if proc.returncode not in (0, 1):
-        sys.exit(f"gru-sim validate failed: {proc.stderr.strip()}")
-    doc = json.loads((out_dir / "validation.json").read_text())
+    found = out_dir / "validation.json"
+    if proc.returncode not in (0, 1) or not found.is_file():  # 1: it ran and found a problem to report
+        last = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}, no {found}"]
+        sys.exit(f"gru-sim validate failed: {last[0]}")
+    doc = json.loads(found.read_text())
     rows = [r for r in doc.get("rows", doc.get("records", [])) if not r.get("noisy")]
     out = {}
     for label, sel in (("inside", [r for r in rows if not r.get("extrapolated")]),

@@ -199,6 +199,21 @@ def test_its_validate_figures_are_the_random_samples_alone(acc: Any, monkeypatch
     assert figures["inside"]["n"] == 1 and figures["beyond"]["n"] == 0 and len(rows) == 1
 
 
+def test_a_validate_that_crashed_is_one_line_with_its_last_error_not_a_traceback_of_a_missing_file(
+        acc: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # A Python exception exits 1, as a validation that ran and failed its check does: the missing
+    # validation.json, not the exit status, tells them apart.
+    import subprocess
+
+    def crashed(cmd, **kwargs):  # type: ignore[no-untyped-def]
+        return subprocess.CompletedProcess(cmd, 1, "", "Traceback (most recent call last):\n  ...\n"
+                                                       "SyntaxError: invalid syntax\n")
+
+    monkeypatch.setattr(acc.subprocess, "run", crashed)
+    with pytest.raises(SystemExit, match="^gru-sim validate failed: SyntaxError: invalid syntax$"):
+        acc.run_validate(tmp_path / "p.json", 40, tmp_path / "v")
+
+
 def test_a_missing_pace_record_given_by_name_is_one_line_naming_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, acc: Any) -> None:
     data = tmp_path / "runs.csv"
