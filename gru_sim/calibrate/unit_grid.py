@@ -24,9 +24,9 @@ from ..config import DTYPE_BYTES, GATES
 from ..machine import cache_levels
 from ..model.costmodel import MATMULS_PER_TRAINING_STEP, gemm_key, step_key
 from ..model.units import BATCH_BLOCK_ROWS, UNALIGNED_EXTRA_COLUMNS, GemmTable, MemoryLevels, StepTable, intercepts_at
-from .grids import batch_grid, gemm_grid, hidden_grid, round_grid
 from ..groups import GroupKey
 from .drift import DriftTracker
+from .grids import batch_grid, gemm_grid, hidden_grid, round_grid
 from .jobs import JobSpec
 from .store import MeasurementStore
 

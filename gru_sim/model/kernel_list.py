@@ -10,11 +10,11 @@ if TYPE_CHECKING:
 
 
 def native_cpu_kernels(config: "GruConfig") -> dict[str, int]:
-    """The ATen ops one inference call of ``torch.nn.GRU`` runs on CPU, as counts — the units above
-    are built on this list (``aten/src/ATen/native/RNN.cpp``: ``FullLayer`` precomputes the input
-    projection of all steps as one ``linear``, then ``GRUCell`` runs per step one ``linear`` of the
-    hidden state, two ``sigmoid_`` and one ``tanh_`` on chunks of the gates, and the blend; each
-    layer-direction's outputs are stacked, and so are the final hidden states)."""
+    """The ATen ops one inference call of ``torch.nn.GRU`` runs on CPU, as counts — the cost model's
+    units (:mod:`.units`) are built on this list (``aten/src/ATen/native/RNN.cpp``: ``FullLayer``
+    precomputes the input projection of all steps as one ``linear``, then ``GRUCell`` runs per step
+    one ``linear`` of the hidden state, two ``sigmoid_`` and one ``tanh_`` on chunks of the gates, and
+    the blend; each layer-direction's outputs are stacked, and so are the final hidden states)."""
     layer_directions = config.num_layers * config.directions
     steps = layer_directions * config.seq_len
     return {"aten::addmm": layer_directions + steps, "aten::sigmoid_": 2 * steps, "aten::tanh_": steps,
