@@ -39,46 +39,53 @@ SIZE_BINS_S = ((0.0, 2e-5), (2e-5, 1e-4), (1e-4, 1e-3), (1e-3, 1e-2), (1e-2, flo
 KINDS = ("step", "gemm")
 
 
-def run_levels(stores: list[Any], kind: str = "step", size_s: tuple[float, float] | None = None
-               ) -> dict[str, list[tuple[str, float, float]]]:
-    """Per hardware group: (run, reference call's median seconds, units' level) of every run that
-    timed the reference call. The level is the geometric median over the run's units of ``kind``
-    (``step`` or ``gemm``; a GEMM table serves the group of its thread count) of each unit against the
-    median of the runs that timed the same cell; 1 for a run whose units are the median run's.
-    ``size_s``: only the cells whose median time lies in ``[low, high)`` seconds."""
-    cells: list[dict[tuple[str, tuple[tuple[str, Any], ...]], float]] = []
+def read_runs(stores: list[Any]) -> list[dict[str, Any]]:
+    """What the levels need of each store, read once: its file name, the reference call's median
+    seconds per speed-tracked group (the step tables' groups, where it was timed) and its timed units
+    of each kind in :data:`KINDS`, keyed by table and parameters."""
+    out = []
     for store in stores:
-        cells.append({(u.table, tuple(sorted(u.params.items()))): float(u.value)
-                      for u in store.units(kind=kind) if u.value is not None and u.value > 0})
+        groups = sorted({u.table.split("|")[0] for u in store.units(kind="step")})
+        references = {g: float(np.median(r)) for g in groups if (r := [s for _, s in store.drift(g)])}
+        units = {kind: {(u.table, tuple(sorted(u.params.items()))): float(u.value)
+                        for u in store.units(kind=kind) if u.value is not None and u.value > 0} for kind in KINDS}
+        out.append({"name": Path(store.path).name, "reference_s": references, "units": units})
+    return out
+
+
+def run_levels(runs: list[dict[str, Any]], kind: str = "step", size_s: tuple[float, float] | None = None
+               ) -> dict[str, list[tuple[str, float, float]]]:
+    """Per hardware group: (run, reference call's median seconds, units' level) of every run
+    (:func:`read_runs`) that timed the reference call. The level is the geometric median over the
+    run's units of ``kind`` (``step`` or ``gemm``; a GEMM table serves the group of its thread count)
+    of each unit against the median of the runs that timed the same cell; 1 for a run whose units are
+    the median run's. ``size_s``: only the cells whose median time lies in ``[low, high)`` seconds."""
     counts: dict[tuple[str, tuple[tuple[str, Any], ...]], list[float]] = {}
-    for run in cells:
-        for key, v in run.items():
+    for run in runs:
+        for key, v in run["units"][kind].items():
             counts.setdefault(key, []).append(np.log(v))
     median = {key: float(np.median(v)) for key, v in counts.items() if len(v) >= MIN_RUNS_PER_CELL}
     if size_s is not None:
         median = {key: v for key, v in median.items() if size_s[0] <= np.exp(v) < size_s[1]}
     out: dict[str, list[tuple[str, float, float]]] = {}
-    for store, run in zip(stores, cells):
+    for run in runs:
         # The speed-tracked groups are the step tables'; a unit belongs to the one of its thread count.
-        groups = sorted({u.table.split("|")[0] for u in store.units(kind="step")})
-        for group in groups:
+        for group, reference_s in run["reference_s"].items():
             threads = group.rsplit("/", 1)[-1]
-            readings = [s for _, s in store.drift(group)]
-            logs = [np.log(v) - median[key] for key, v in run.items()
+            logs = [np.log(v) - median[key] for key, v in run["units"][kind].items()
                     if key in median and key[0].split("|")[0].rsplit("/", 1)[-1] == threads]
-            if readings and logs:
-                out.setdefault(group, []).append((Path(store.path).name, float(np.median(readings)),
-                                                  float(np.exp(np.median(logs)))))
+            if logs:
+                out.setdefault(group, []).append((run["name"], reference_s, float(np.exp(np.median(logs)))))
     return out
 
 
-def size_slopes(stores: list[Any]) -> list[dict[str, Any]]:
+def size_slopes(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The slope of each kind of unit (:data:`KINDS`) in each size band (:data:`SIZE_BINS_S`) per group,
     where at least ten runs give it a level."""
     out = []
     for kind in KINDS:
         for low, high in SIZE_BINS_S:
-            for group, rows in run_levels(stores, kind, (low, high)).items():
+            for group, rows in run_levels(runs, kind, (low, high)).items():
                 if len(rows) >= 10:
                     out.append({"kind": kind, "group": group, "size_s": [low, high], **slopes(rows)})
     return out
@@ -102,8 +109,9 @@ def main() -> None:
     if len(runs) < MIN_RUNS_PER_CELL:
         sys.exit(f"{args.runs}: {len(runs)} calibration runs; the levels need at least {MIN_RUNS_PER_CELL}")
     with open_runs(runs, minimum=MIN_RUNS_PER_CELL) as stores:
-        levels = run_levels(stores)
-        by_size = size_slopes(stores)
+        runs_read = read_runs(stores)
+    levels = run_levels(runs_read)
+    by_size = size_slopes(runs_read)
     out: dict[str, Any] = {"kernel_elasticity": KERNEL_ELASTICITY, "groups": {}}
     print(f"{len(runs)} calibration runs in {args.runs}; drift.KERNEL_ELASTICITY = {KERNEL_ELASTICITY}")
     for group, rows in levels.items():

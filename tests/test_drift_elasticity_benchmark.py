@@ -31,7 +31,7 @@ def test_the_slope_of_the_runs_unit_levels_on_their_reference_times(
     de = benchmark_script("drift_elasticity")
     references = [4e-4, 5e-4, 6e-4, 8e-4, 1e-3]
     stores = [_run(tmp_path / f"r{k}.sqlite", r, (r / 5e-4) ** 0.6) for k, r in enumerate(references)]
-    levels = de.run_levels(stores)
+    levels = de.run_levels(de.read_runs(stores))
     rows = levels[G]
     assert [r[1] for r in rows] == pytest.approx(references)
     assert dict((r[0], r[2]) for r in rows)["r2.sqlite"] == pytest.approx(1.0)  # the median run (6e-4)
@@ -47,7 +47,7 @@ def test_a_cell_fewer_runs_timed_than_the_minimum_does_not_set_a_level(
     de = benchmark_script("drift_elasticity")
     stores = [_run(tmp_path / f"r{k}.sqlite", 5e-4, 1.0) for k in range(de.MIN_RUNS_PER_CELL)]
     stores[0].add_unit(G, f"{G}|inference", "step", {"batch": 512, "hidden": 32}, 1.0, False, 0.0)  # one run only
-    levels = de.run_levels(stores)
+    levels = de.run_levels(de.read_runs(stores))
     assert [r[2] for r in levels[G]] == pytest.approx([1.0] * de.MIN_RUNS_PER_CELL)
     assert np.isfinite([r[2] for r in levels[G]]).all()
     for store in stores:
@@ -66,13 +66,13 @@ def test_gemm_units_give_their_own_slope_under_the_group_of_their_thread_count_a
             store.add_unit(G, "cpu/float32/t1", "gemm", {"m": 64, "k": 128, "n": n}, base_s * (r / 5e-4) ** 0.3,
                            False, 0.0)
         stores.append(store)
-    gemm = de.slopes(de.run_levels(stores, "gemm")[G])
+    gemm = de.slopes(de.run_levels(de.read_runs(stores), "gemm")[G])
     assert gemm["theil_sen"] == pytest.approx(0.3) and gemm["runs"] == 5
-    assert de.slopes(de.run_levels(stores, "step")[G])["theil_sen"] == pytest.approx(0.6)
+    assert de.slopes(de.run_levels(de.read_runs(stores), "step")[G])["theil_sen"] == pytest.approx(0.6)
     # Only the large GEMM in the band of 1-10 ms; none in a band no unit falls into.
-    large = de.run_levels(stores, "gemm", (1e-3, 1e-2))[G]
+    large = de.run_levels(de.read_runs(stores), "gemm", (1e-3, 1e-2))[G]
     assert len(large) == 5 and de.slopes(large)["theil_sen"] == pytest.approx(0.3)
-    assert de.run_levels(stores, "gemm", (1.0, 2.0)) == {}
-    assert de.size_slopes(stores) == []  # fewer than ten runs: no slope by size
+    assert de.run_levels(de.read_runs(stores), "gemm", (1.0, 2.0)) == {}
+    assert de.size_slopes(de.read_runs(stores)) == []  # fewer than ten runs: no slope by size
     for store in stores:
         store.close()
