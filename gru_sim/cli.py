@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "one job on one kind of machine (their profiles, .sqlite stores or .sqlite.gz) into the "
                    "--out profile; each unit the median of the runs, the residual fitted on all their whole calls "
                    "(runs taken at different times average out a shared machine's slow spells)")
+    p.add_argument("--recent", type=int, metavar="N", help="with --pool: pool only the N runs that measured last "
+                   "(a shared machine's speed moves over days; the latest runs describe it as it runs now)")
     prior = p.add_mutually_exclusive_group()
     prior.add_argument("--prior", metavar="PROFILE", help="a full calibration: read each unit table against this "
                        "pooled profile of the same job (default: the known pool whose fingerprint matches this "

@@ -148,6 +148,45 @@ def test_runs_that_cannot_be_pooled_are_refused_in_one_line(fake_runs: tuple[Pat
     assert not (tmp_path / "pooled.json").exists()
 
 
+def test_recent_keeps_the_runs_that_measured_last(tmp_path: Path) -> None:
+    from gru_sim.calibrate.pool import most_recent
+    from gru_sim.calibrate.store import MeasurementStore
+
+    # Listed out of order; each run's last unit decides, not its first nor the order given.
+    last_at = {"a": 300.0, "b": 100.0, "c": 400.0, "d": 200.0}
+    stores = []
+    for name, at in last_at.items():
+        store = MeasurementStore(tmp_path / f"{name}.sqlite").__enter__()
+        store.add_unit("g", "step", "step", {"b": 1}, 1e-3, False, 0.1, at=at)
+        store.add_unit("g", "step", "step", {"b": 2}, 1e-3, False, 0.1, at=50.0 if name == "b" else at - 10.0)
+        store.path = Path(name)
+        stores.append(store)
+    empty = MeasurementStore(tmp_path / "e.sqlite").__enter__()
+    try:
+        assert [s.path.name for s in most_recent(stores + [empty], 2)] == ["a", "c"]
+        assert [s.path.name for s in most_recent(stores + [empty], 3)] == ["d", "a", "c"]
+        assert [s.path.name for s in most_recent(stores + [empty], None)] == ["b", "d", "a", "c"]  # a run that measured nothing is never pooled
+        assert [s.path.name for s in most_recent(stores, 10)] == ["b", "d", "a", "c"]
+    finally:
+        for store in stores + [empty]:
+            store.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--recent", "1"], "a pool needs at least two runs"),
+    (["--recent", "3", "--out", "x.json"], "give it with --pool"),
+])
+def test_recent_is_refused_in_one_line_where_it_cannot_choose(fake_runs: tuple[Path, ...], args: list[str], says: str,
+                                                              tmp_path: Path) -> None:
+    a, b, *_ = fake_runs
+    pool = ["--pool", str(a), str(b), "--out", str(tmp_path / "pooled.json")] if "--out" not in args else []
+    proc = subprocess.run([GRU_SIM, "calibrate", *pool, *args], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "pooled.json").exists() and not (tmp_path / "x.json").exists()
+
+
 @pytest.mark.slow
 def test_two_tiny_runs_pool_into_one_profile_that_predicts(tmp_path: Path) -> None:
     from gru_sim.calibrate.jobs import load_job
@@ -208,6 +247,21 @@ def test_two_tiny_runs_pool_into_one_profile_that_predicts(tmp_path: Path) -> No
     assert read.self_check["prior"]["runs"] == 2
     assert f"{key}|inference:step_s" in read.self_check["prior"]["tables"]
     assert read.unit_scatter_log_sd is None  # one run is no pool
+
+    # --recent 2 of three runs: the two that measured last, the third named as left out.
+    shutil.copyfile(tmp_path / "r1.sqlite", tmp_path / "r0.sqlite")
+    with MeasurementStore(tmp_path / "r0.sqlite") as store:
+        store._db.execute("UPDATE units SET created_at = created_at - 86400")
+        store._db.execute("UPDATE points SET created_at = created_at - 86400")
+        store._db.commit()
+    recent = tmp_path / "recent.json"
+    proc = subprocess.run([GRU_SIM, "calibrate", "--pool", str(tmp_path / "r0.sqlite"), str(tmp_path / "r1.json"),
+                           str(tmp_path / "r2.sqlite.gz"), "--recent", "2", "--out", str(recent)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 runs (the 1 that measured earlier left out: --recent 2)" in proc.stderr
+    kept = load_profile(recent).self_check
+    assert [r["store"] for r in kept["runs"]] == ["r1.json", "r2.sqlite.gz"] and kept["runs_left_out"] == 1
 
 
 def test_a_job_is_the_same_whatever_its_budget_for_a_resumed_run_and_for_a_pool(tmp_path: Path) -> None:

@@ -7,6 +7,12 @@ unit table too slow. Runs taken at different times of the day disagree by that m
 median of each unit over the runs, and a residual fitted on all their whole calls, describe the
 machine at its typical speed (:func:`.build.fit_runs`).
 
+Over days the speed moves further, and stays moved: on the AMD EPYC VM of the README, each run's own
+profile put the typical shapes a median 32% slower than the pool of all its runs did for the runs of
+2026-12-03, and 8% faster for those of 2026-12-05 (other tenants come and go). A pool of every run then describes no day's machine, and its interval carries
+the slow days' calls as if they could come back any minute. ``recent`` keeps the runs that measured
+last: their median is the machine as it runs now, their scatter its spread now.
+
 A run is named by its profile (``x.json``: its store ``x.sqlite`` beside it), its store, or a
 gzip-compressed store (``x.sqlite.gz``, as the repository keeps the runs of its shipped profiles).
 All runs must come from the same job (the budget aside) and the same kind of machine.
@@ -89,12 +95,30 @@ def _check_same(stores: list[MeasurementStore]) -> None:
                               "pool runs of one kind of machine")
 
 
-def pool_profile(paths: Sequence[str | Path], out: str | Path) -> Profile:
-    """One profile from the calibration runs ``paths``, written to ``out``."""
+def most_recent(stores: list[MeasurementStore], count: int | None) -> list[MeasurementStore]:
+    """The ``count`` stores whose last measurement is the latest (all with ``None``), oldest first.
+    A store that measured nothing has no place among them."""
+    spans = [(store.measured_span(), store) for store in stores]
+    timed = sorted(((span[1], k, store) for k, (span, store) in enumerate(spans) if span is not None),
+                   key=lambda t: (t[0], t[1]))
+    kept = timed if count is None else timed[-count:]
+    return [store for *_, store in kept]
+
+
+def pool_profile(paths: Sequence[str | Path], out: str | Path, recent: int | None = None) -> Profile:
+    """One profile from the calibration runs ``paths``, written to ``out``; with ``recent``, from the
+    ``recent`` of them that measured last (see the module's docstring)."""
+    if recent is not None and recent < 2:
+        raise GruSimError(f"--recent {recent}: a pool needs at least two runs (give --recent 2 or more)")
     if any(store_of(p).resolve() == store_of(out).resolve() for p in paths):
         raise GruSimError(f"--out {out} would replace one of the pooled runs: write the pooled profile elsewhere")
     with open_runs(paths) as stores:
-        spec = JobSpec.model_validate(stores[0].get_meta("job"))
-        profile = build_profile(spec, stores, stores[0].get_meta("fingerprint"))
+        kept = most_recent(stores, recent)
+        if len(kept) < 2:
+            raise GruSimError("--pool: fewer than two of these runs measured anything: pool finished runs")
+        spec = JobSpec.model_validate(kept[0].get_meta("job"))
+        profile = build_profile(spec, kept, kept[0].get_meta("fingerprint"))
+    if len(kept) < len(paths):
+        profile.self_check["runs_left_out"] = len(paths) - len(kept)
     save_profile(profile, out)
     return profile

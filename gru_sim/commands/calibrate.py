@@ -69,6 +69,8 @@ def _check_fleet_flags(args: argparse.Namespace) -> bool:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    if getattr(args, "recent", None) is not None and getattr(args, "pool", None) is None:
+        raise GruSimError("--recent chooses among pooled runs: give it with --pool RUN ...")
     if _check_fleet_flags(args):
         return _calibrate_fleet(args)
     from ..calibrate.progress import BudgetProgress
@@ -190,10 +192,12 @@ def _calibrate_pool(args: argparse.Namespace) -> int:
         raise GruSimError("--pool measures nothing: --job and --budget belong to a calibration run")
     if args.out is None:
         raise GruSimError("--pool needs --out PATH for the pooled profile")
-    profile = pool_profile(args.pool, args.out)
+    profile = pool_profile(args.pool, args.out, recent=args.recent)
     check = profile.self_check
     runs = check.get("runs", [])
-    print(f"gru-sim calibrate --pool: {len(runs)} runs, {check['measuring_s']:.0f} s of measuring between "
+    left_out = check.get("runs_left_out", 0)
+    older = f" (the {left_out} that measured earlier left out: --recent {args.recent})" if left_out else ""
+    print(f"gru-sim calibrate --pool: {len(runs)} runs{older}, {check['measuring_s']:.0f} s of measuring between "
           f"{min(r['first_at'] or '' for r in runs)} and {max(r['last_at'] or '' for r in runs)}", file=sys.stderr)
     print_self_check(check)
     print(f"profile written to {args.out}")
