@@ -152,7 +152,7 @@ def test_recent_keeps_the_runs_that_measured_last(tmp_path: Path) -> None:
     from gru_sim.calibrate.pool import most_recent
     from gru_sim.calibrate.store import MeasurementStore
 
-    # Listed out of order; each run's last unit decides, not its first nor the order given.
+    # Each run's last unit decides which are the latest, not its first one nor the order given.
     last_at = {"a": 300.0, "b": 100.0, "c": 400.0, "d": 200.0}
     stores = []
     for name, at in last_at.items():
@@ -162,11 +162,13 @@ def test_recent_keeps_the_runs_that_measured_last(tmp_path: Path) -> None:
         store.path = Path(name)
         stores.append(store)
     empty = MeasurementStore(tmp_path / "e.sqlite").__enter__()
+    empty.path = Path("e.sqlite")
     try:
+        # The latest, in the order given.
         assert [s.path.name for s in most_recent(stores + [empty], 2)] == ["a", "c"]
-        assert [s.path.name for s in most_recent(stores + [empty], 3)] == ["d", "a", "c"]
-        assert [s.path.name for s in most_recent(stores + [empty], None)] == ["b", "d", "a", "c"]  # a run that measured nothing is never pooled
-        assert [s.path.name for s in most_recent(stores, 10)] == ["b", "d", "a", "c"]
+        assert [s.path.name for s in most_recent(stores + [empty], 3)] == ["a", "c", "d"]
+        assert [s.path.name for s in most_recent(stores + [empty], 10)] == ["a", "b", "c", "d"]  # never the empty one
+        assert [s.path.name for s in most_recent(stores + [empty], None)] == ["a", "b", "c", "d", "e.sqlite"]
     finally:
         for store in stores + [empty]:
             store.__exit__(None, None, None)

@@ -9,8 +9,9 @@ machine at its typical speed (:func:`.build.fit_runs`).
 
 Over days the speed moves further, and stays moved: on the AMD EPYC VM of the README, each run's own
 profile put the typical shapes a median 32% slower than the pool of all its runs did for the runs of
-2026-12-03, and 8% faster for those of 2026-12-05 (other tenants come and go). A pool of every run then describes no day's machine, and its interval carries
-the slow days' calls as if they could come back any minute. ``recent`` keeps the runs that measured
+2026-12-03, and 8% faster for those of 2026-12-05 (other tenants come and go). A pool of every run then
+describes no day's machine, and its interval carries the slow days' calls as if they could come back
+any minute. ``recent`` keeps the runs that measured
 last: their median is the machine as it runs now, their scatter its spread now.
 
 A run is named by its profile (``x.json``: its store ``x.sqlite`` beside it), its store, or a
@@ -96,13 +97,13 @@ def _check_same(stores: list[MeasurementStore]) -> None:
 
 
 def most_recent(stores: list[MeasurementStore], count: int | None) -> list[MeasurementStore]:
-    """The ``count`` stores whose last measurement is the latest (all with ``None``), oldest first.
-    A store that measured nothing has no place among them."""
-    spans = [(store.measured_span(), store) for store in stores]
-    timed = sorted(((span[1], k, store) for k, (span, store) in enumerate(spans) if span is not None),
-                   key=lambda t: (t[0], t[1]))
-    kept = timed if count is None else timed[-count:]
-    return [store for *_, store in kept]
+    """The ``count`` stores whose last measurement is the latest, in the order given (all of them
+    with ``None``). A store that measured nothing is never among the latest."""
+    if count is None:
+        return list(stores)
+    ends = [(span[1], k) for k, store in enumerate(stores) if (span := store.measured_span()) is not None]
+    latest = {k for _, k in sorted(ends)[-count:]}
+    return [store for k, store in enumerate(stores) if k in latest]
 
 
 def pool_profile(paths: Sequence[str | Path], out: str | Path, recent: int | None = None) -> Profile:
