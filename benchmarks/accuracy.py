@@ -326,6 +326,19 @@ def one_run(path: Path, run_at: str, cpu: str, out: Path) -> Path:
     return out
 
 
+def runs_since(path: Path, since: str, out: Path) -> Path:
+    """The rows of the runs recorded in ``path`` at or after ``since`` (an ISO time, UTC if it names no
+    zone), written to ``out``: the record as it stands for a profile of that era."""
+    start = dt.datetime.fromisoformat(since)
+    start = start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
+    with path.open() as f, out.open("w", newline="") as g:
+        reader = csv.DictReader(f)
+        writer = csv.DictWriter(g, fieldnames=reader.fieldnames or [])
+        writer.writeheader()
+        writer.writerows(r for r in reader if dt.datetime.fromisoformat(r["run_at"]) >= start)
+    return out
+
+
 def run_to_run(path: Path, cpu: str) -> dict[str, Any]:
     """The machine's own spread between runs, the floor a profile from one spell meets: every recorded
     run (of every shape the others have) against the median of the other runs, as a prediction would
@@ -396,6 +409,9 @@ def main() -> None:
     ap.add_argument("--record", type=Path, help="append this run's measurements of the shapes to this CSV")
     ap.add_argument("--measured", type=Path,
                     help="measure nothing: judge --profile against the median of the runs recorded in this CSV")
+    ap.add_argument("--since", metavar="ISO-TIME",
+                    help="with --measured: only the runs recorded at or after this time (UTC), e.g. the era a "
+                         "pool of recent runs describes")
     ap.add_argument("--pace-from", type=Path,
                     help="with --measured of another set: the record whose runs give the machine's pace of the "
                          "hour (default: the typical shapes' record)")
@@ -407,9 +423,14 @@ def main() -> None:
             sys.exit("--measured judges a given profile: add --profile PATH")
         if args.pace_from is not None and not args.pace_from.is_file():
             sys.exit(f"{args.pace_from}: no such file of recorded runs (--pace-from)")
+        record = args.measured
+        if args.since is not None:
+            if not args.measured.is_file():
+                sys.exit(f"{args.measured}: no such file of recorded runs (write one with --record)")
+            args.measured = runs_since(args.measured, args.since, Path(tempfile.mkdtemp()) / args.measured.name)
         args.pace_from = args.pace_from or TYPICAL_RECORD
         paces = None
-        if args.pace_from.is_file() and args.pace_from.resolve() != args.measured.resolve():
+        if args.pace_from.is_file() and args.pace_from.resolve() != record.resolve():
             paces = paces_of_runs(args.profile, args.pace_from, machine_label())
         judged = judge_recorded(args.profile, args.measured, machine_label(), paces, args.pace_window_h)
         print(f"CPU: {machine_label()}; {judged['runs']} recorded runs from {judged['first_run']} to "

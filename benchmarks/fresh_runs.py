@@ -18,7 +18,7 @@ before it stands alone); without it, each run stands alone (``gru-sim calibrate 
 
     .venv/bin/python benchmarks/fresh_runs.py [--runs 'calibration/runs/cpu-amd-epyc-2c/*.sqlite.gz']
                                               [--measured benchmarks/data/typical_measured.csv]
-                                              [--prior [others|earlier]]
+                                              [--prior [others|earlier]] [--prior-recent N]
                                               [--json OUT]
 """
 
@@ -71,14 +71,16 @@ def summary(rows: list[dict[str, Any]]) -> str:
             f"coverage {100 * a[:, 3].mean():3.0f}%  (n = {len(rows)} runs)")
 
 
-def prior_runs(spans: list[tuple[float, float]], i: int, earlier: bool) -> list[int]:
+def prior_runs(spans: list[tuple[float, float]], i: int, earlier: bool, recent: int | None = None) -> list[int]:
     """The runs run ``i`` is read against: every other one, or with ``earlier`` those that ended
-    before it began (``spans``: each run's first and last measurement)."""
-    return [j for j in range(len(spans)) if j != i and (not earlier or spans[j][1] < spans[i][0])]
+    before it began (``spans``: each run's first and last measurement); with ``recent``, only the
+    ``recent`` of those that ended last (as ``gru-sim calibrate --pool --recent`` builds a pool)."""
+    use = [j for j in range(len(spans)) if j != i and (not earlier or spans[j][1] < spans[i][0])]
+    return use if recent is None else sorted(use, key=lambda j: spans[j][1])[-recent:]
 
 
-def _against_the_others(runs: list[str], profiles: dict[str, Path], earlier: bool = False
-                        ) -> dict[str, tuple[float, float]]:
+def _against_the_others(runs: list[str], profiles: dict[str, Path], earlier: bool = False,
+                        recent: int | None = None) -> dict[str, tuple[float, float]]:
     """Each run's profile read against the pool of the other runs (leave one out), or with ``earlier``
     of the runs that ended before it began (alone where fewer than two did); when each measured."""
     from gru_sim.calibrate.build import _groups, build_profile, run_tables
@@ -94,7 +96,7 @@ def _against_the_others(runs: list[str], profiles: dict[str, Path], earlier: boo
         steps, gemms = run_tables(spec, stores, [SpeedModel.from_store(store, keys) for store in stores])
         spans = {run: store.measured_span() for run, store in zip(runs, stores)}
         for i, (run, store) in enumerate(zip(runs, stores)):
-            use = prior_runs([spans[r] for r in runs], i, earlier)
+            use = prior_runs([spans[r] for r in runs], i, earlier, recent)
             prior = UnitPrior.from_runs([steps[j] for j in use], [gemms[j] for j in use]) if len(use) >= 2 else None
             if prior is not None:
                 prior.source = f"{len(use)} {'earlier' if earlier else 'other'} runs"
@@ -113,8 +115,15 @@ def main() -> None:
     ap.add_argument("--prior", nargs="?", const="others", choices=("others", "earlier"),
                     help="read each run against the pool of the others (or of the runs made before it: "
                          "'earlier'), as a fresh calibration is read against the shipped pool of its machine kind")
+    ap.add_argument("--prior-recent", type=int, metavar="N",
+                    help="with --prior: only the N of those runs that measured last (the shipped pool is the "
+                         "last 15: `gru-sim calibrate --pool ... --recent 15`)")
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
     args = ap.parse_args()
+    if args.prior_recent is not None and not args.prior:
+        ap.error("--prior-recent chooses among the runs --prior reads each run against: give --prior too")
+    if args.prior_recent is not None and args.prior_recent < 2:
+        ap.error("--prior-recent: a pool needs at least two runs")
     runs = sorted(glob.glob(str(ROOT / args.runs) if not Path(args.runs).is_absolute() else args.runs))
     if not runs:
         sys.exit(f"{args.runs}: no calibration runs")
@@ -129,7 +138,7 @@ def main() -> None:
         profiles = {run: Path(tmp) / f"run-{k}.json" for k, run in enumerate(runs)}
         spans = {}
         if args.prior:
-            spans = _against_the_others(runs, profiles, earlier=args.prior == "earlier")
+            spans = _against_the_others(runs, profiles, earlier=args.prior == "earlier", recent=args.prior_recent)
         for run in runs if not args.prior else []:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -139,7 +148,8 @@ def main() -> None:
             spans[run] = span
         pairs = right_after({run: end for run, (_, end) in spans.items()}, list(recorded), args.within)
         print(f"CPU: {cpu}; {len(runs)} calibration runs in {args.runs}"
-              f"{({'others': ', each read against the pool of the others', 'earlier': ', each read against the pool of the runs before it'}).get(args.prior, ', each alone')}; "
+              f"{({'others': ', each read against the pool of the others', 'earlier': ', each read against the pool of the runs before it'}).get(args.prior, ', each alone')}"
+              f"{f' (the last {args.prior_recent} of them)' if args.prior_recent else ''}; "
               f"{len(recorded)} recorded typical runs, {len(pairs)} of them right after a calibration")
         for run in runs:
             profile = profiles[run]

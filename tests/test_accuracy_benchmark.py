@@ -222,3 +222,23 @@ def test_a_missing_pace_record_given_by_name_is_one_line_naming_it(
                                       "--measured", str(data), "--pace-from", str(tmp_path / "typo.csv")])
     with pytest.raises(SystemExit, match="typo.csv: no such file of recorded runs"):
         acc.main()
+
+
+def test_since_keeps_the_runs_recorded_from_that_time_on(tmp_path: Path, acc: Any) -> None:
+    data = tmp_path / "runs.csv"
+    for scale in (1.0, 2.0, 4.0):
+        acc.record_run(data, "Test CPU", _run_rows(scale))
+    with data.open() as f:
+        rows = list(csv.DictReader(f))
+    fields = list(rows[0])
+    stamps = ["2026-12-03T10:00:00+00:00", "2026-12-05T02:36:00+00:00", "2026-12-05T09:00:00+00:00"]
+    for k, r in enumerate(rows):
+        r["run_at"] = stamps[k // len(SHAPES)]
+    with data.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    kept = acc.runs_since(data, "2026-12-05T02:36", tmp_path / "since.csv")  # no zone: UTC
+    judged = acc.judge_recorded(make_profile(tmp_path / "p.json"), kept, "Test CPU")
+    assert judged["runs"] == 2 and judged["first_run"] == stamps[1]
+    assert {r["name"]: r["measured_s"] for r in judged["rows"]}["small"] == pytest.approx(3e-3)  # median of 2 and 4 ms

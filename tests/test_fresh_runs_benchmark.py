@@ -46,3 +46,6 @@ def test_a_run_is_read_against_the_others_or_only_those_made_before_it(
     assert fr.prior_runs(spans, 3, earlier=True) == [0, 1, 2]
     assert fr.prior_runs(spans, 2, earlier=True) == [0]  # run 1 was still measuring when run 2 began
     assert fr.prior_runs(spans, 0, earlier=True) == []
+    # Only the last N that measured, as `calibrate --pool --recent N` keeps them.
+    assert fr.prior_runs(spans, 3, earlier=True, recent=2) == [1, 2]
+    assert fr.prior_runs(spans, 0, earlier=False, recent=2) == [2, 3]
