@@ -25,8 +25,10 @@ MATCH_WEIGHTS = {"device": 100.0, "gpu_name": 50.0, "cpu_vendor": 20.0, "isa": 1
                  "cpu_model": 5.0, "caches": 3.0, "logical_cores": 2.0, "torch": 1.0}
 # How much wider (as a factor on each side) the 90 % interval of a prediction from a profile of
 # another machine is: the cross-machine error of a profile used on another CPU kind (see README,
-# "Profiles for more than one machine").
-FOREIGN_INTERVAL_FACTOR = 2.0
+# "Profiles for more than one machine"): 31-42 % median error on an Intel Xeon; on the emulated second
+# machine the shipped pool of the latest runs needs its own interval stretched 2.04x for 80 % and
+# 2.14x for 90 % of the measurements to fall inside (2.0 covered 75 %).
+FOREIGN_INTERVAL_FACTOR = 2.5
 
 
 def here_fingerprint(device: str) -> dict[str, Any]:
