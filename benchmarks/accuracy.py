@@ -329,7 +329,10 @@ def one_run(path: Path, run_at: str, cpu: str, out: Path) -> Path:
 def runs_since(path: Path, since: str, out: Path) -> Path:
     """The rows of the runs recorded in ``path`` at or after ``since`` (an ISO time, UTC if it names no
     zone), written to ``out``: the record as it stands for a profile of that era."""
-    start = dt.datetime.fromisoformat(since)
+    try:
+        start = dt.datetime.fromisoformat(since)
+    except ValueError:
+        sys.exit(f"--since {since}: not an ISO time (give e.g. 2026-12-05T04:28)")
     start = start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
     with path.open() as f, out.open("w", newline="") as g:
         reader = csv.DictReader(f)
@@ -418,6 +421,8 @@ def main() -> None:
     ap.add_argument("--pace-window-h", type=float, default=PACE_WINDOW_H,
                     help=f"hours around a run within which a --pace-from run counts (default {PACE_WINDOW_H:g})")
     args = ap.parse_args()
+    if args.since is not None and args.measured is None:
+        ap.error("--since chooses among recorded runs: give it with --measured FILE")
     if args.measured is not None:
         if args.profile is None:
             sys.exit("--measured judges a given profile: add --profile PATH")

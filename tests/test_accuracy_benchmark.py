@@ -242,3 +242,5 @@ def test_since_keeps_the_runs_recorded_from_that_time_on(tmp_path: Path, acc: An
     judged = acc.judge_recorded(make_profile(tmp_path / "p.json"), kept, "Test CPU")
     assert judged["runs"] == 2 and judged["first_run"] == stamps[1]
     assert {r["name"]: r["measured_s"] for r in judged["rows"]}["small"] == pytest.approx(3e-3)  # median of 2 and 4 ms
+    with pytest.raises(SystemExit, match="not an ISO time"):
+        acc.runs_since(data, "yesterday", tmp_path / "bad.csv")
