@@ -50,16 +50,18 @@ the calibrated input and hidden sizes.
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import datetime as dt
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -318,12 +320,7 @@ def recorded_runs(path: Path, cpu: str) -> dict[str, dict[tuple[str, int], float
 def one_run(path: Path, run_at: str, cpu: str, out: Path) -> Path:
     """The rows of the run recorded at ``run_at`` on ``cpu`` in ``path``, written alone to ``out`` (a
     file of recorded runs with one run, for :func:`judge_recorded`)."""
-    with path.open() as f, out.open("w", newline="") as g:
-        reader = csv.DictReader(f)
-        writer = csv.DictWriter(g, fieldnames=reader.fieldnames or [])
-        writer.writeheader()
-        writer.writerows(r for r in reader if r["run_at"] == run_at and r["cpu_model"] == cpu)
-    return out
+    return _kept_rows(path, out, lambda r: r["run_at"] == run_at and r["cpu_model"] == cpu)
 
 
 def runs_since(path: Path, since: str, out: Path) -> Path:
@@ -334,11 +331,17 @@ def runs_since(path: Path, since: str, out: Path) -> Path:
     except ValueError:
         sys.exit(f"--since {since}: not an ISO time (give e.g. 2026-12-05T04:28)")
     start = start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
+    return _kept_rows(path, out, lambda r: dt.datetime.fromisoformat(r["run_at"]) >= start)
+
+
+def _kept_rows(path: Path, out: Path, keep: Callable[[dict[str, str]], bool]) -> Path:
+    """The rows of the file of recorded runs ``path`` that ``keep`` accepts, written to ``out`` with its
+    header."""
     with path.open() as f, out.open("w", newline="") as g:
         reader = csv.DictReader(f)
         writer = csv.DictWriter(g, fieldnames=reader.fieldnames or [])
         writer.writeheader()
-        writer.writerows(r for r in reader if dt.datetime.fromisoformat(r["run_at"]) >= start)
+        writer.writerows(r for r in reader if keep(r))
     return out
 
 
@@ -432,7 +435,9 @@ def main() -> None:
         if args.since is not None:
             if not args.measured.is_file():
                 sys.exit(f"{args.measured}: no such file of recorded runs (write one with --record)")
-            args.measured = runs_since(args.measured, args.since, Path(tempfile.mkdtemp()) / args.measured.name)
+            kept_dir = tempfile.mkdtemp(prefix="gru-sim-since-")
+            atexit.register(shutil.rmtree, kept_dir, True)
+            args.measured = runs_since(args.measured, args.since, Path(kept_dir) / args.measured.name)
         args.pace_from = args.pace_from or TYPICAL_RECORD
         paces = None
         if args.pace_from.is_file() and args.pace_from.resolve() != record.resolve():

@@ -192,11 +192,12 @@ def _calibrate_pool(args: argparse.Namespace) -> int:
         raise GruSimError("--pool measures nothing: --job and --budget belong to a calibration run")
     if args.out is None:
         raise GruSimError("--pool needs --out PATH for the pooled profile")
-    profile = pool_profile(args.pool, args.out, recent=args.recent)
+    recent = getattr(args, "recent", None)
+    profile = pool_profile(args.pool, args.out, recent=recent)
     check = profile.self_check
     runs = check.get("runs", [])
     left_out = check.get("runs_left_out", 0)
-    older = f" (the {left_out} that measured earlier left out: --recent {args.recent})" if left_out else ""
+    older = f" (the {left_out} that measured earlier left out: --recent {recent})" if left_out else ""
     print(f"gru-sim calibrate --pool: {len(runs)} runs{older}, {check['measuring_s']:.0f} s of measuring between "
           f"{min(r['first_at'] or '' for r in runs)} and {max(r['last_at'] or '' for r in runs)}", file=sys.stderr)
     print_self_check(check)
