@@ -157,10 +157,10 @@ def test_a_profile_with_one_coefficient_on_the_whole_step_reads_back_as_the_same
     model = fitted_model(train, synthetic_latencies(train, noise=0.02))
     old = model.to_dict()
     k = RESIDUAL_TERMS.index("step_matmuls")
-    old["terms"] = [t for t in old["terms"] if t != "step_matmuls"]
+    old["terms"] = RESIDUAL_TERMS[:k]  # nor was fresh memory priced then
     for group in old["groups"].values():
         for mode in group["modes"].values():
-            mode["coef"] = [c for j, c in enumerate(mode["coef"]) if j != k]
+            mode["coef"] = mode["coef"][:k]
     again = GruCostModel.from_dict(old)
     test = design(9, n=10)
     steps = RESIDUAL_TERMS.index("steps")

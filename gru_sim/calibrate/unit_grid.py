@@ -447,12 +447,15 @@ class UnitTimer:
                                                       threads))
 
     def _levels(self, group: str, dtype: str, threads: int) -> None:
-        from ..measure.units import copy_bandwidth_bytes_per_s
+        from ..measure.units import FRESH_PROBE_BYTES, copy_bandwidth_bytes_per_s, fresh_memory_s_per_byte
 
         table = levels_key(self.spec.device, dtype, threads)
         for name, size in memory_probe_sizes(self.spec.device):
             self._timed(group, table, "bandwidth", {"level": name, "size_bytes": size},
                         lambda: (copy_bandwidth_bytes_per_s(size, dtype, self.spec.device, threads), False))
+        if self.spec.device == "cpu":  # a CUDA caching allocator keeps its blocks: no fresh pages per call
+            self._timed(group, table, "fresh_memory", {"size_bytes": FRESH_PROBE_BYTES},
+                        lambda: (fresh_memory_s_per_byte(threads), False))
 
 
 def memory_probe_sizes(device: str) -> list[tuple[str, int]]:
@@ -467,15 +470,18 @@ def memory_probe_sizes(device: str) -> list[tuple[str, int]]:
 
 # ------------------------------------------------------------------------------ reading tables back
 def memory_levels(store: MeasurementStore, device: str, dtype: str, threads: int) -> MemoryLevels | None:
-    """The bandwidth of each level, from the store (None when nothing was measured)."""
+    """The bandwidth of each level, and the cost of fresh memory where it was timed, from the store
+    (None when no bandwidth was measured)."""
     units = [u for u in store.units(levels_key(device, dtype, threads), "bandwidth") if u.value]
     if not units:
         return None
     caps = {f"L{c['level']}": c["size_bytes"] for c in cache_levels()} if device == "cpu" else {}
     units.sort(key=lambda u: u.params["size_bytes"])
+    fresh = [float(u.value) for u in store.units(levels_key(device, dtype, threads), "fresh_memory") if u.value is not None]
     return MemoryLevels(tuple(u.params["level"] for u in units),
                         tuple(caps.get(u.params["level"]) if u is not units[-1] else None for u in units),
-                        tuple(float(u.value) for u in units))  # type: ignore[arg-type]
+                        tuple(float(u.value) for u in units),  # type: ignore[arg-type]
+                        fresh[-1] if fresh else None)
 
 
 def _as_timed(seconds: float, at: float) -> float:

@@ -102,6 +102,37 @@ def copy_bandwidth_bytes_per_s(size_bytes: int, dtype: str, device: str, threads
     return float(memory_bandwidth(dtype, max(size_bytes, 4096), policy, device)["bytes_per_s"])
 
 
+# The fresh-memory probe writes a tensor this large: past glibc's mmap ceiling (see
+# gru_sim.model.fresh_memory), so each one is mapped afresh, and long enough (~25 ms on an AMD EPYC
+# thread) that the clock's grain does not matter.
+FRESH_PROBE_BYTES = 64 * 2**20
+FRESH_PROBE_ROUNDS = 7
+
+
+def fresh_memory_s_per_byte(threads: int, size_bytes: int = FRESH_PROBE_BYTES,
+                            rounds: int = FRESH_PROBE_ROUNDS) -> float:
+    """Seconds per byte that writing a new ``size_bytes`` CPU tensor takes beyond writing one already
+    held (the page faults and zeroing of memory the system maps afresh): the medians of ``rounds``
+    fills of each, taken in turns. Never negative."""
+    from statistics import median
+    from time import perf_counter
+
+    torch.set_num_threads(threads)
+    n = max(size_bytes // 4, 1)
+    held = torch.empty(n, dtype=torch.float32)
+    held.fill_(1.0)
+    fresh_s, held_s = [], []
+    for _ in range(rounds):
+        t0 = perf_counter()
+        torch.empty(n, dtype=torch.float32).fill_(1.0)
+        t1 = perf_counter()
+        held.fill_(1.0)
+        t2 = perf_counter()
+        fresh_s.append(t1 - t0)
+        held_s.append(t2 - t1)
+    return max(median(fresh_s) - median(held_s), 0.0) / (4 * n)
+
+
 _REFERENCE: dict[tuple, Callable[[], object]] = {}
 
 
@@ -118,5 +149,5 @@ def reference_call_s(batch: int, hidden: int, steps: int, dtype: str, impl: str,
     return time_calls(_REFERENCE[key], _timer(device), policy).median_s
 
 
-__all__ = ["UNIT_POLICY", "copy_bandwidth_bytes_per_s", "projection_gemm_s", "recurrent_matmul_s",
+__all__ = ["FRESH_PROBE_BYTES", "UNIT_POLICY", "copy_bandwidth_bytes_per_s", "fresh_memory_s_per_byte", "projection_gemm_s", "recurrent_matmul_s",
            "reference_call_s", "step_probe", "time_gru_call_s"]

@@ -31,6 +31,9 @@ class LayerUnits:
                                         # slowdown for that (a fitted extra share prices it)
     fixed_s: float = 0.0     # once per call: the layer's fixed cost beyond the smallest call's (its
                              # weights' gradient buffers in training; StepTable.layer_fixed_s)
+    fresh_s: float = 0.0     # once per call: writing the direction's share of the layer's tensors the
+                             # system maps afresh, at the measured rate (.fresh_memory)
+    fresh_backward_s: float = 0.0  # the same for the tensors its backward allocates
 
 
 @dataclass(frozen=True)

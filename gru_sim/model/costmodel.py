@@ -2,7 +2,7 @@
 machine, with a small fitted residual on top. An estimator in the scikit-learn manner.
 
 A call of L layers and D directions runs, per layer and direction, one input-projection GEMM
-``[T·B, I_l]×[I_l, 3H]`` and T recurrent steps (:mod:`.units`). The composition gives, per call, nine
+``[T·B, I_l]×[I_l, 3H]`` and T recurrent steps (:mod:`.units`). The composition gives, per call, ten
 physical quantities (``RESIDUAL_TERMS``):
 
 * ``steps`` and ``step_matmuls`` — Σ T · step(B, H) from the step table of the call's mode (training
@@ -20,6 +20,10 @@ physical quantities (``RESIDUAL_TERMS``):
 * ``call`` — 1; ``layer_direction`` — L·D: the fixed costs of a call and of each layer-direction;
 * ``output_bytes`` — bytes of the per-direction outputs written, stacked and concatenated (no longer
   fitted: the step units pay for their outputs; profiles fitted with it predict as they did);
+* ``fresh_memory`` — the seconds of writing the call's tensors that the system maps afresh on every
+  call (32 MiB and larger under glibc: projections, outputs, their gradients), at the rate the
+  calibration measured (:mod:`.fresh_memory`); the units never see it (short calls, GEMM outputs under
+  32 MiB). In the breakdown it is paid with the input projection (and its backward in training);
 * ``steps_unaligned``, ``projection_unaligned`` — the step and projection seconds of layers whose
   hidden size is not a whole number of SIMD vectors (the tables are timed at round sizes, which run
   faster; the rows the step and the projection write are H and 3H wide, so the input size does not
@@ -48,8 +52,9 @@ from ..errors import ProfileError
 from ..groups import GroupKey
 from .composition import MATMULS_PER_TRAINING_STEP, Composition, LayerUnits, price_layer, step_split
 from .kernel_times import CallTimes, LayerTimes
-from .residual import (_BYTES, _CALL, _LD, _PROJ, _PROJ_BWD, _PROJ_UNALIGNED, _STEP_MM, _STEPS, _STEPS_UNALIGNED,
-                       PREVIOUS_TERMS, RESIDUAL_TERMS, cv_log_residuals, fit_residual)
+from .fresh_memory import fresh_bytes_by_layer
+from .residual import (_BYTES, _CALL, _FRESH, _LD, _PROJ, _PROJ_BWD, _PROJ_UNALIGNED, _STEP_MM, _STEPS, _STEPS_UNALIGNED,
+                       BEFORE_FRESH_TERMS, PREVIOUS_TERMS, RESIDUAL_TERMS, cv_log_residuals, fit_residual)
 from .units import GemmTable, StepTable
 
 AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
@@ -227,6 +232,8 @@ class GruCostModel:
         weight_bytes = float(sum(config.directions * GATES * h * (config.layer_input_size(k) + h) * e
                                  for k in range(config.num_layers)))
         line = max(self.alignment_bytes // config.dtype_bytes, 1)
+        fresh_rate = table.fresh_s_per_byte()
+        fresh_by_layer = fresh_bytes_by_layer(config)
         # The projection's output rows are 3H wide: H decides. An input size that is not whole vectors
         # costs the GEMM nothing measurable (I = 300 against 288 and 304: the same rate at 1 and 2
         # threads on AMD EPYC, while 3H = 750 or 780 against 768 ran 30-50 % slower). Where the GEMM
@@ -253,9 +260,10 @@ class GruCostModel:
                 float(GATES * h * i * e), weight_bytes)
             out_bytes = float(b * h * config.dtype_bytes)
             layer_fixed = 0.0 if borrowed_mode else table.layer_fixed_s(h)
-            layers.append(LayerUnits(layer, layer_step, mm_s, forward_share, proj, proj_bwd, out_bytes,
-                                     step_off, proj_off, layer_fixed))
             d = config.directions
+            fresh_fwd, fresh_bwd = (n * fresh_rate / d for n in fresh_by_layer[layer])
+            layers.append(LayerUnits(layer, layer_step, mm_s, forward_share, proj, proj_bwd, out_bytes,
+                                     step_off, proj_off, layer_fixed, fresh_fwd, fresh_bwd))
             if step_off:
                 terms[_STEPS_UNALIGNED] += d * t * layer_step
             if proj_off:
@@ -268,6 +276,7 @@ class GruCostModel:
             terms[_PROJ_BWD] += d * proj_bwd
             terms[_LD] += d
             terms[_BYTES] += d * t * out_bytes
+            terms[_FRESH] += d * (fresh_fwd + fresh_bwd)
         terms[_CALL] = 1.0
         return Composition(config, tuple(layers), terms, table.floor_step_s * mode_factor, table.floor_matmul_s,
                            borrowed_mode)
@@ -302,10 +311,12 @@ class GruCostModel:
             out["recurrent_matmul_s"] += d * t * mm
             out["pointwise_s"] += d * t * pw
             out["step_overhead_s"] += d * t * (oh + coef[_BYTES] * unit.output_bytes)
-            out["input_projection_s"] += d * (a_proj * unit.projection_s + a_bwd * unit.projection_backward_s)
+            # Fresh memory is paid where the projections and the layer's outputs are written.
+            out["input_projection_s"] += d * (a_proj * unit.projection_s + a_bwd * unit.projection_backward_s
+                                              + coef[_FRESH] * (unit.fresh_s + unit.fresh_backward_s))
             out["call_overhead_s"] += d * coef[_STEPS] * unit.fixed_s
             backward += d * (t * step_total * (1.0 - unit.forward_share)
-                             + a_bwd * unit.projection_backward_s
+                             + a_bwd * unit.projection_backward_s + coef[_FRESH] * unit.fresh_backward_s
                              + (coef[_STEPS] * unit.fixed_s if config.mode == "training" else 0.0))
         out["call_overhead_s"] += coef[_CALL] + coef[_LD] * comp.terms[_LD]
         out["backward_s"] = backward
@@ -374,12 +385,13 @@ class GruCostModel:
                     layer=unit.layer,
                     direction=direction,
                     # The layer-direction's fixed cost runs with its projection.
-                    input_projection_s=a_proj * unit.projection_s + coef[_LD] + (0.0 if training else fixed),
+                    input_projection_s=(a_proj * unit.projection_s + coef[_FRESH] * unit.fresh_s + coef[_LD]
+                                        + (0.0 if training else fixed)),
                     recurrent_matmul_per_step_s=f * mm,
                     pointwise_per_step_s=f * pw,
                     step_overhead_per_step_s=f * oh + coef[_BYTES] * unit.output_bytes,
                     backward_per_step_s=(1.0 - f) * step_total,
-                    backward_input_projection_s=a_bwd * unit.projection_backward_s,
+                    backward_input_projection_s=a_bwd * unit.projection_backward_s + coef[_FRESH] * unit.fresh_backward_s,
                     recurrent_weight_grad_s=fixed if training else 0.0,
                 ))
         return CallTimes(config=config, layers=tuple(layers), call_overhead_s=float(coef[_CALL]))
@@ -405,13 +417,15 @@ class GruCostModel:
     def from_dict(cls, data: dict[str, Any]) -> "GruCostModel":
         """Rebuild a fitted model from :meth:`to_dict`'s output."""
         terms = list(data.get("terms", []))
-        if terms not in (list(RESIDUAL_TERMS), list(PREVIOUS_TERMS)):
+        if terms not in (list(RESIDUAL_TERMS), list(BEFORE_FRESH_TERMS), list(PREVIOUS_TERMS)):
             raise ProfileError("the profile's cost-model terms differ from this gru-sim's: "
                                "recalibrate with this version")
 
         def coef(values: list[float]) -> np.ndarray:
             if terms == list(PREVIOUS_TERMS):  # one coefficient on the whole step: on both its parts
                 values = [*values, values[_STEPS]]
+            if len(values) < len(RESIDUAL_TERMS):  # fresh memory not priced: as the profile predicted
+                values = [*values, 0.0]
             return np.array(values, dtype=float)
 
         model = cls(**data["settings"])

@@ -11,11 +11,14 @@ import numpy as np
 from scipy.optimize import least_squares
 
 RESIDUAL_TERMS = ("steps", "projection", "projection_backward", "call", "layer_direction", "output_bytes",
-                  "steps_unaligned", "projection_unaligned", "step_matmuls")
-_STEPS, _PROJ, _PROJ_BWD, _CALL, _LD, _BYTES, _STEPS_UNALIGNED, _PROJ_UNALIGNED, _STEP_MM = range(len(RESIDUAL_TERMS))
+                  "steps_unaligned", "projection_unaligned", "step_matmuls", "fresh_memory")
+(_STEPS, _PROJ, _PROJ_BWD, _CALL, _LD, _BYTES, _STEPS_UNALIGNED, _PROJ_UNALIGNED, _STEP_MM,
+ _FRESH) = range(len(RESIDUAL_TERMS))
 # Profiles written before the step's matmuls had their own term: their "steps" coefficient applied to
 # the whole step, matmuls included (read back with the same coefficient on both parts: the same model).
 PREVIOUS_TERMS = RESIDUAL_TERMS[:_STEP_MM]
+# Profiles written before fresh memory was priced: read back with its coefficient 0 (the same model).
+BEFORE_FRESH_TERMS = RESIDUAL_TERMS[:_FRESH]
 # Coefficients are pulled towards their prior with this weight (in relative-error units: as much as one
 # measurement that the coefficient's departure would miss by that share): the call's fixed cost towards
 # the measured one, the corrections without a unit towards contributing nothing.
@@ -26,7 +29,7 @@ PRIOR_WEIGHT = 0.3
 # and the typical shapes' error after each calibration's level went from 11.6% to 10.5% (mean over
 # those stores).
 UNIT_PRIOR_WEIGHT = 1.0
-_UNIT_TERMS = (_STEPS, _STEP_MM, _PROJ, _PROJ_BWD)
+_UNIT_TERMS = (_STEPS, _STEP_MM, _PROJ, _PROJ_BWD, _FRESH)
 # Corrections without a measured unit: each pulled towards contributing nothing.
 _CORRECTION_TERMS = (_LD,)
 # Terms no longer fitted (their coefficient stays 0), kept so that profiles fitted with them predict as
@@ -86,11 +89,15 @@ def fit_residual(x: np.ndarray, y: np.ndarray, call_fixed_s: float | None = None
         theta[_CALL] = call_fixed_s if measured_call else 0.0
         return theta
     if not measured_call:
-        return fit_robust(x, y, _UNIT_TERMS, _CORRECTION_TERMS)
-    xs = x
-    xs[:, _CALL] *= call_fixed_s
-    theta = fit_robust(xs, y, (*_UNIT_TERMS, _CALL), _CORRECTION_TERMS)
-    theta[_CALL] *= call_fixed_s
+        theta = fit_robust(x, y, _UNIT_TERMS, _CORRECTION_TERMS)
+    else:
+        xs = x
+        xs[:, _CALL] *= call_fixed_s
+        theta = fit_robust(xs, y, (*_UNIT_TERMS, _CALL), _CORRECTION_TERMS)
+        theta[_CALL] *= call_fixed_s
+    if not np.any(x[:, _FRESH]):
+        # No whole call measured reached fresh memory: the larger calls that do pay it as measured.
+        theta[_FRESH] = 1.0
     return theta
 
 

@@ -109,6 +109,9 @@ class MemoryLevels:
     names: tuple[str, ...]
     capacity_bytes: tuple[float | None, ...]
     bandwidth_bytes_per_s: tuple[float, ...]
+    # Seconds per byte of writing memory the system hands over fresh, beyond writing memory already
+    # held (page faults and zeroing; see .fresh_memory). None where not measured.
+    fresh_s_per_byte: float | None = None
 
     def bandwidth_for(self, working_set_bytes: float) -> float:
         """Bandwidth of the smallest level that holds ``working_set_bytes``."""
@@ -129,11 +132,13 @@ class MemoryLevels:
 
     def to_dict(self) -> dict[str, Any]:
         return {"names": list(self.names), "capacity_bytes": list(self.capacity_bytes),
-                "bandwidth_bytes_per_s": list(self.bandwidth_bytes_per_s)}
+                "bandwidth_bytes_per_s": list(self.bandwidth_bytes_per_s),
+                **({"fresh_s_per_byte": self.fresh_s_per_byte} if self.fresh_s_per_byte is not None else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MemoryLevels":
-        return cls(tuple(data["names"]), tuple(data["capacity_bytes"]), tuple(data["bandwidth_bytes_per_s"]))
+        return cls(tuple(data["names"]), tuple(data["capacity_bytes"]), tuple(data["bandwidth_bytes_per_s"]),
+                   data.get("fresh_s_per_byte"))
 
     @classmethod
     def median_of(cls, levels: Sequence["MemoryLevels"]) -> "MemoryLevels":
@@ -141,8 +146,10 @@ class MemoryLevels:
         first = levels[0]
         if any(lv.names != first.names or lv.capacity_bytes != first.capacity_bytes for lv in levels):
             raise ValueError("memory levels of different machines cannot be pooled")
+        fresh = [lv.fresh_s_per_byte for lv in levels if lv.fresh_s_per_byte is not None]
         return cls(first.names, first.capacity_bytes,
-                   tuple(float(np.median([lv.bandwidth_bytes_per_s[k] for lv in levels])) for k in range(len(first.names))))
+                   tuple(float(np.median([lv.bandwidth_bytes_per_s[k] for lv in levels])) for k in range(len(first.names))),
+                   float(np.median(fresh)) if fresh else None)
 
 
 # Along the batch, a step (and its matmul) is never cheaper than the same step with this many fewer
@@ -262,6 +269,10 @@ class StepTable:
         cache (they evict each other between calls). Never negative."""
         extra = matrix_bytes * (self.read_s_per_byte(call_weight_bytes) - self.read_s_per_byte(matrix_bytes))
         return np.maximum(extra, 0.0) if np.ndim(extra) else max(float(extra), 0.0)
+
+    def fresh_s_per_byte(self) -> float:
+        """Seconds per byte of fresh memory on this table's machine and threads (0 where not measured)."""
+        return (self.levels.fresh_s_per_byte or 0.0) if self.levels is not None else 0.0
 
     @property
     def batch_range(self) -> tuple[int, int]:
