@@ -36,13 +36,13 @@ from typing import Any
 import numpy as np
 
 from accuracy import recorded_runs, typical_shapes
+from gru_sim.config import GATES, GruConfig
+from gru_sim.model.fresh_memory import MMAP_CEILING_BYTES, fresh_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROFILE = "calibration/profiles/cpu-default.json"
 DEFAULT_SHAPES = "benchmarks/data/big_shapes.csv"
 DEFAULT_RECORDED = "benchmarks/data/big_measured.csv"
-# glibc's largest dynamic mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX = 4 MiB · sizeof(long)).
-MMAP_CEILING_BYTES = 32 * 2**20
 PAGE_BYTES = 4096
 PROBE_BYTES = 96 * 2**20
 
@@ -51,19 +51,9 @@ import json, resource, sys, time
 import torch
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
-if args.get("probe_bytes"):
-    n = args["probe_bytes"] // 4
-    kept = torch.empty(n)
-    kept.fill_(0.0)
-    def median(f):
-        f()
-        ts = []
-        for _ in range(15):
-            t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
-        return sorted(ts)[len(ts) // 2]
-    fresh = median(lambda: torch.empty(n).fill_(1.0))
-    reused = median(lambda: kept.fill_(1.0))
-    print(json.dumps({"fresh_s": fresh, "reused_s": reused}))
+if args.get("probe_bytes"):  # the calibration's probe, in a process that has freed nothing large yet
+    from gru_sim.measure.units import fresh_memory_s_per_byte
+    print(json.dumps({"s_per_byte": fresh_memory_s_per_byte(args["threads"], args["probe_bytes"], rounds=15)}))
     sys.exit()
 sys.path.insert(0, args["benchmarks"])
 from fresh_process import measure_here
@@ -91,26 +81,21 @@ def measure_here(config: dict[str, Any]) -> dict[str, Any]:
 
 def fresh_buffer_bytes(config: dict[str, Any]) -> int:
     """Bytes of the buffers of at least ``MMAP_CEILING_BYTES`` one call of ``config`` (torch-gru on the
-    CPU, float32) allocates: per layer and direction the input projection's ``[T, B, 3H]`` output and
-    the stacked ``[T, B, H]`` outputs, per bidirectional layer their ``[T, B, 2H]`` concatenation; in
-    training also the projection output's gradient, the gradient of each upper layer's input, and the
-    weights' gradients (``p.grad`` is cleared before each call)."""
-    t, b, i, h, layers = (int(config[k]) for k in ("seq_len", "batch", "input_size", "hidden_size", "num_layers"))
-    d = 2 if config.get("bidirectional") in (True, "true", "True") else 1
-    training = config.get("mode", "inference") == "training"
-    f32 = 4
-    sizes: list[int] = []
-    for layer in range(layers):
-        layer_in = i if layer == 0 else d * h
-        for _ in range(d):
-            sizes += [t * b * 3 * h * f32, t * b * h * f32]
-            if training:
-                sizes += [t * b * 3 * h * f32, 3 * h * layer_in * f32, 3 * h * h * f32]
-        if d == 2:
-            sizes.append(t * b * 2 * h * f32)
-        if training and layer > 0:
-            sizes.append(t * b * layer_in * f32)
-    return sum(s for s in sizes if s >= MMAP_CEILING_BYTES)
+    CPU, float32) allocates: the cost model's list (:func:`gru_sim.model.fresh_memory.fresh_bytes`: per
+    layer and direction the input projection's ``[T, B, 3H]`` output and the stacked ``[T, B, H]``
+    outputs, per bidirectional layer their ``[T, B, 2H]`` concatenation; in training also the projection
+    output's gradient and the gradient of each upper layer's input) and, in training, the weights'
+    gradients (``p.grad`` is cleared before each call; the model prices those with the call's fixed cost
+    at each hidden size, which the calibration measures)."""
+    c = GruConfig(**{k: config[k] for k in ("batch", "seq_len", "input_size", "hidden_size", "num_layers")},
+                  bidirectional=config.get("bidirectional") in (True, "true", "True"),
+                  mode=config.get("mode", "inference"))
+    weight_grads = 0
+    if c.mode == "training":
+        for layer in range(c.num_layers):
+            sizes = (GATES * c.hidden_size * c.layer_input_size(layer) * 4, GATES * c.hidden_size * c.hidden_size * 4)
+            weight_grads += c.directions * sum(s for s in sizes if s >= MMAP_CEILING_BYTES)
+    return int(fresh_bytes(c)) + weight_grads
 
 
 def _child(args: dict[str, Any]) -> dict[str, Any]:
@@ -122,8 +107,7 @@ def _child(args: dict[str, Any]) -> dict[str, Any]:
 
 def fresh_page_s(threads: int) -> float:
     """Seconds a fresh 4 KiB page costs a write at ``threads`` threads on this machine."""
-    out = _child({"threads": threads, "probe_bytes": PROBE_BYTES})
-    return max(out["fresh_s"] - out["reused_s"], 0.0) / (PROBE_BYTES / PAGE_BYTES)
+    return _child({"threads": threads, "probe_bytes": PROBE_BYTES})["s_per_byte"] * PAGE_BYTES
 
 
 def recorded_medians(path: Path, cpu: str) -> dict[tuple[str, int], float]:

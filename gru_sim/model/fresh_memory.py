@@ -21,10 +21,16 @@ heap already holds a free block large enough serves a big tensor from it (what r
 a training call also faults in the heap pages glibc gave back at the end of the call before (its saved
 activations: 496 MiB faulted for 437.5 MiB listed in a 1,000-step bidirectional call).
 
-The rate is measured (:func:`gru_sim.measure.units.fresh_memory_s_per_byte`); in a real call it is what
-the call pays: four large shapes timed with glibc's mapping of large blocks turned off
-(``MALLOC_MMAP_THRESHOLD_``) ran 33–180 ms faster at one thread, 0.33–0.43 ns per faulted byte, and
-0.24–0.27 ns at two, where the probe read 0.36 and 0.27 (``benchmarks/fresh_memory.py``).
+The weights' gradient buffers (3H × I and 3H × H, past the ceiling from H ≈ 1,700 in training) are not
+listed: the calibration's per-call intercept at each hidden size already holds them
+(:meth:`gru_sim.model.units.StepTable.layer_fixed_s`).
+
+The rate is measured (:func:`gru_sim.measure.units.fresh_memory_s_per_byte`), and it is what a real
+call pays: the ten large shapes of ``benchmarks/data/big_shapes.csv``, each timed in a process of its
+own as glibc runs and with its mapping of large blocks turned off (``MALLOC_MMAP_THRESHOLD_``), ran
+45–196 ms slower as glibc runs at one thread on an AMD EPYC VM, a median 0.44 ns per faulted byte
+(0.32–0.57) where the probe read 0.36; at two threads a median 0.24 where it read 0.27
+(``benchmarks/fresh_memory.py``).
 """
 
 from __future__ import annotations
