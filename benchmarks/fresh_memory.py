@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             terms = model.term_seconds(c)
             predicted = model.predict_one(c)
             row = {"name": name, "threads": threads, "fresh_s": fresh["seconds"], "held_s": held["seconds"],
-                   "paid_s": paid, "faulted_bytes": faulted, "listed_bytes": fresh_bytes(c),
+                   "paid_s": paid, "faulted_bytes": faulted, "fresh_faulted_bytes": fresh["faulted_bytes"],
+                   "held_faulted_bytes": held["faulted_bytes"], "listed_bytes": fresh_bytes(c),
                    "s_per_faulted_byte": paid / faulted if faulted > 0 else None,
                    "charged_s": float(terms[FRESH]), "predicted_s": predicted,
                    "predicted_without_fresh_s": predicted - float(terms[FRESH])}
@@ -103,17 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     for threads in args.threads:
         mine = [r for r in rows if r["threads"] == threads]
         rates = [r["s_per_faulted_byte"] for r in mine if r["s_per_faulted_byte"]]
-        table = model.step_tables_.get(next((k for k in model.step_tables_ if k.endswith(f"/t{threads}|inference")),
-                                            ""))
-        probe = table.fresh_s_per_byte() if table is not None else 0.0
         charged = [r["charged_s"] / r["paid_s"] for r in mine if r["paid_s"] > 0]
+        if not rates or not charged:
+            print(f"t{threads}: nothing fresh")
+            continue
+        keys = [k for k in model.step_tables_ if k.endswith(f"/t{threads}|inference")]
+        probe = model.step_tables_[keys[0]].fresh_s_per_byte() if keys else 0.0
         held_err = [abs(r["predicted_without_fresh_s"] / r["held_s"] - 1) for r in mine]
         whole_err = [abs(r["predicted_s"] / r["fresh_s"] - 1) for r in mine]
         print(f"t{threads}: fresh memory paid a median {statistics.median(rates) * 1e9:.2f} ns per faulted byte "
               f"(range {min(rates) * 1e9:.2f}-{max(rates) * 1e9:.2f}; the profile's probe {probe * 1e9:.2f}); "
               f"charged / paid median {statistics.median(charged):.2f}; the prediction without it against the "
               f"held time {100 * statistics.median(held_err):.1f}% median APE, the whole prediction against the "
-              f"fresh time {100 * statistics.median(whole_err):.1f}%" if rates and charged else f"t{threads}: nothing fresh")
+              f"fresh time {100 * statistics.median(whole_err):.1f}%")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

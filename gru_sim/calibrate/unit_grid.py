@@ -477,7 +477,8 @@ def memory_levels(store: MeasurementStore, device: str, dtype: str, threads: int
         return None
     caps = {f"L{c['level']}": c["size_bytes"] for c in cache_levels()} if device == "cpu" else {}
     units.sort(key=lambda u: u.params["size_bytes"])
-    fresh = [float(u.value) for u in store.units(levels_key(device, dtype, threads), "fresh_memory") if u.value is not None]
+    fresh = [float(u.value) for u in store.units(levels_key(device, dtype, threads), "fresh_memory")
+             if u.value is not None]
     return MemoryLevels(tuple(u.params["level"] for u in units),
                         tuple(caps.get(u.params["level"]) if u is not units[-1] else None for u in units),
                         tuple(float(u.value) for u in units),  # type: ignore[arg-type]

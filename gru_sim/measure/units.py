@@ -149,5 +149,5 @@ def reference_call_s(batch: int, hidden: int, steps: int, dtype: str, impl: str,
     return time_calls(_REFERENCE[key], _timer(device), policy).median_s
 
 
-__all__ = ["FRESH_PROBE_BYTES", "UNIT_POLICY", "copy_bandwidth_bytes_per_s", "fresh_memory_s_per_byte", "projection_gemm_s", "recurrent_matmul_s",
-           "reference_call_s", "step_probe", "time_gru_call_s"]
+__all__ = ["FRESH_PROBE_BYTES", "UNIT_POLICY", "copy_bandwidth_bytes_per_s", "fresh_memory_s_per_byte",
+           "projection_gemm_s", "recurrent_matmul_s", "reference_call_s", "step_probe", "time_gru_call_s"]

@@ -53,8 +53,9 @@ from ..groups import GroupKey
 from .composition import MATMULS_PER_TRAINING_STEP, Composition, LayerUnits, price_layer, step_split
 from .kernel_times import CallTimes, LayerTimes
 from .fresh_memory import fresh_bytes_by_layer
-from .residual import (_BYTES, _CALL, _FRESH, _LD, _PROJ, _PROJ_BWD, _PROJ_UNALIGNED, _STEP_MM, _STEPS, _STEPS_UNALIGNED,
-                       BEFORE_FRESH_TERMS, PREVIOUS_TERMS, RESIDUAL_TERMS, cv_log_residuals, fit_residual)
+from .residual import (_BYTES, _CALL, _FRESH, _LD, _PROJ, _PROJ_BWD, _PROJ_UNALIGNED, _STEP_MM, _STEPS,
+                       _STEPS_UNALIGNED, BEFORE_FRESH_TERMS, PREVIOUS_TERMS, RESIDUAL_TERMS, cv_log_residuals,
+                       fit_residual)
 from .units import GemmTable, StepTable
 
 AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
@@ -391,7 +392,8 @@ class GruCostModel:
                     pointwise_per_step_s=f * pw,
                     step_overhead_per_step_s=f * oh + coef[_BYTES] * unit.output_bytes,
                     backward_per_step_s=(1.0 - f) * step_total,
-                    backward_input_projection_s=a_bwd * unit.projection_backward_s + coef[_FRESH] * unit.fresh_backward_s,
+                    backward_input_projection_s=(a_bwd * unit.projection_backward_s
+                                                 + coef[_FRESH] * unit.fresh_backward_s),
                     recurrent_weight_grad_s=fixed if training else 0.0,
                 ))
         return CallTimes(config=config, layers=tuple(layers), call_overhead_s=float(coef[_CALL]))

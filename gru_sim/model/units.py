@@ -147,9 +147,9 @@ class MemoryLevels:
         if any(lv.names != first.names or lv.capacity_bytes != first.capacity_bytes for lv in levels):
             raise ValueError("memory levels of different machines cannot be pooled")
         fresh = [lv.fresh_s_per_byte for lv in levels if lv.fresh_s_per_byte is not None]
-        return cls(first.names, first.capacity_bytes,
-                   tuple(float(np.median([lv.bandwidth_bytes_per_s[k] for lv in levels])) for k in range(len(first.names))),
-                   float(np.median(fresh)) if fresh else None)
+        bandwidths = tuple(float(np.median([lv.bandwidth_bytes_per_s[k] for lv in levels]))
+                           for k in range(len(first.names)))
+        return cls(first.names, first.capacity_bytes, bandwidths, float(np.median(fresh)) if fresh else None)
 
 
 # Along the batch, a step (and its matmul) is never cheaper than the same step with this many fewer
