@@ -19,7 +19,8 @@ the list gave the mapped bytes exactly for nine and 300 MiB for 225 MiB for the 
 gradients fitted into memory freed by the backward before it). What it leaves out: a process whose
 heap already holds a free block large enough serves a big tensor from it (what ran before decides), and
 a training call also faults in the heap pages glibc gave back at the end of the call before (its saved
-activations: 496 MiB faulted for 437.5 MiB listed in a 1,000-step bidirectional call).
+activations: 496 MiB faulted for 437.5 MiB listed in a 1,000-step bidirectional call, in a process
+that had run other large shapes before).
 
 The weights' gradient buffers (3H × I and 3H × H, past the ceiling from H ≈ 1,700 in training) are not
 listed: the calibration's per-call intercept at each hidden size already holds them
