@@ -52,10 +52,12 @@ def fit_robust(x: np.ndarray, y: np.ndarray, prior_ones: Sequence[int], prior_ze
     """Non-negative coefficients minimising a soft-L1 loss of the relative errors (x·θ − y)/y, with
     the ``prior_ones`` coefficients pulled towards 1 (the unit terms among them with
     ``UNIT_PRIOR_WEIGHT``) and the ``prior_zeros`` terms' largest share of a call pulled towards 0 (a
-    correction no measurement needs stays out)."""
+    correction no measurement needs stays out). A ``prior_ones`` term no measured call has (fresh
+    memory where no call reaches 32 MiB) keeps its prior, 1: the calls that have it pay it as measured."""
     z = x / y[:, None]
     used = np.any(z != 0, axis=0)
     theta = np.zeros(x.shape[1])
+    theta[[c for c in prior_ones if not used[c]]] = 1.0
     if not used.any():
         return theta
     scale = np.max(np.abs(z[:, used]), axis=0)
@@ -89,15 +91,11 @@ def fit_residual(x: np.ndarray, y: np.ndarray, call_fixed_s: float | None = None
         theta[_CALL] = call_fixed_s if measured_call else 0.0
         return theta
     if not measured_call:
-        theta = fit_robust(x, y, _UNIT_TERMS, _CORRECTION_TERMS)
-    else:
-        xs = x
-        xs[:, _CALL] *= call_fixed_s
-        theta = fit_robust(xs, y, (*_UNIT_TERMS, _CALL), _CORRECTION_TERMS)
-        theta[_CALL] *= call_fixed_s
-    if not np.any(x[:, _FRESH]):
-        # No whole call measured reached fresh memory: the larger calls that do pay it as measured.
-        theta[_FRESH] = 1.0
+        return fit_robust(x, y, _UNIT_TERMS, _CORRECTION_TERMS)
+    xs = x
+    xs[:, _CALL] *= call_fixed_s
+    theta = fit_robust(xs, y, (*_UNIT_TERMS, _CALL), _CORRECTION_TERMS)
+    theta[_CALL] *= call_fixed_s
     return theta
 
 
