@@ -10,7 +10,11 @@ reference call's slowdown to that power. Measures nothing.
 Prints, per thread count (hardware group), the Theil–Sen and least-squares slopes with the Theil–Sen
 95 % band, the correlation and how many runs tracked their speed; then the same slope by kind of unit
 (the recurrent step, the projection GEMM) and the unit's time (a small call feels a busy neighbour more
-than a long GEMM does); then each run's two levels.
+than a long GEMM does); then the same slope **within a run**, moment by moment — what the build's
+correction does (``SpeedModel.corrector`` divides each timing by the run's smoothed reference-call
+slowdown at the moment it was taken, relative to the run's median): each step unit, GEMM and whole call
+against the median of the runs that timed the same cell, less its run's median, on the run's log
+slowdown at its moment, less its median; then each run's two levels.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from scipy.stats import theilslopes
 
 from accuracy import ROOT
 from pool_gain import DEFAULT_RUNS
-from gru_sim.calibrate.drift import KERNEL_ELASTICITY
+from gru_sim.calibrate.drift import GEMM_ELASTICITY, KERNEL_ELASTICITY, MIN_READINGS, SpeedModel
 from gru_sim.calibrate.pool import open_runs
 
 # A cell counts towards the runs' levels where at least this many runs timed it.
@@ -91,6 +95,75 @@ def size_slopes(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+# Within a run: the kinds of timing (a whole call is a stored design point), and at most this many
+# (timing, moment) pairs per slope (Theil-Sen holds every pair of them in memory).
+MOMENT_KINDS = ("step", "gemm", "call")
+MOMENT_MAX_PAIRS = 3000
+
+
+def read_moments(stores: list[Any]) -> list[dict[str, Any]]:
+    """Per store: every step unit, GEMM and whole call (a design point measured ok) as (cell, log seconds,
+    log slowdown of its thread count's speed-tracked group at the moment it was taken, relative to the
+    run's median, :class:`SpeedModel` at power 1), by kind and thread count; timings of a group that did
+    not track its speed are left out."""
+    out = []
+    for store in stores:
+        groups = sorted({u.table.split("|")[0] for u in store.units(kind="step")})
+        speed = SpeedModel.from_store(store, groups)
+        by_threads = {g.rsplit("/", 1)[-1]: g for g in groups if len(store.drift(g)) >= MIN_READINGS}
+        rows: dict[tuple[str, str], list[tuple[Any, float, float]]] = {}
+
+        def add(kind: str, table: str, cell: Any, seconds: float | None, at: float) -> None:
+            threads = table.split("|")[0].rsplit("/", 1)[-1]
+            group = by_threads.get(threads)
+            if group is not None and seconds is not None and seconds > 0 and at > 0:
+                rows.setdefault((kind, threads), []).append(
+                    ((table, cell), float(np.log(seconds)), float(np.log(speed.slowdown(group, at, 1.0)))))
+
+        for kind in ("step", "gemm"):
+            for u in store.units(kind=kind):
+                add(kind, u.table, tuple(sorted(u.params.items())), u.value, u.at)
+        for p in store.points():
+            if p.role in ("train", "holdout") and p.status == "ok":
+                add("call", p.group, json.dumps(p.config.to_dict(), sort_keys=True), p.latency_s, p.at)
+        out.append(rows)
+    return out
+
+
+def moment_slopes(runs: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+    """Per kind and thread count: the Theil–Sen slope (95% band) and correlation of each timing's log
+    deviation from its cell's median over the runs (cells timed by at least ``MIN_RUNS_PER_CELL`` runs),
+    less its run's median deviation, on its moment's log slowdown, less its run's median (at most
+    ``MOMENT_MAX_PAIRS`` timings drawn at random; at least ten needed)."""
+    out = []
+    rng = np.random.default_rng(seed)
+    for kind in MOMENT_KINDS:
+        for threads in sorted({t for run in runs for k, t in run if k == kind}):
+            cells: dict[Any, list[float]] = {}
+            for run in runs:
+                for cell, v, _ in run.get((kind, threads), []):
+                    cells.setdefault(cell, []).append(v)
+            median = {c: float(np.median(v)) for c, v in cells.items() if len(v) >= MIN_RUNS_PER_CELL}
+            dev, moment = [], []
+            for run in runs:
+                rows = [(v - median[c], s) for c, v, s in run.get((kind, threads), []) if c in median]
+                if len(rows) < 2:
+                    continue
+                d, s = np.array(rows).T
+                dev.extend(d - np.median(d))
+                moment.extend(s - np.median(s))
+            d, s = np.array(dev), np.array(moment)
+            use = np.flatnonzero(np.abs(s) > 1e-12)
+            if use.size < 10:
+                continue
+            pick = rng.choice(use, size=min(MOMENT_MAX_PAIRS, use.size), replace=False)
+            ts = theilslopes(d[pick], s[pick])
+            out.append({"kind": kind, "threads": threads, "timings": int(use.size), "theil_sen": float(ts[0]),
+                        "theil_sen_low": float(ts[2]), "theil_sen_high": float(ts[3]),
+                        "correlation": float(np.corrcoef(d[use], s[use])[0, 1])})
+    return out
+
+
 def slopes(rows: list[tuple[str, float, float]]) -> dict[str, float]:
     x = np.log([r[1] for r in rows])
     y = np.log([r[2] for r in rows])
@@ -110,6 +183,7 @@ def main() -> None:
         sys.exit(f"{args.runs}: {len(runs)} calibration runs; the levels need at least {MIN_RUNS_PER_CELL}")
     with open_runs(runs, minimum=MIN_RUNS_PER_CELL) as stores:
         runs_read = read_runs(stores)
+        moments = moment_slopes(read_moments(stores))
     levels = run_levels(runs_read)
     by_size = size_slopes(runs_read)
     out: dict[str, Any] = {"kernel_elasticity": KERNEL_ELASTICITY, "groups": {}}
@@ -132,6 +206,12 @@ def main() -> None:
         print(f"  {row['kind']:4s} {row['group']}  {band:>14s}: slope {row['theil_sen']:.2f} (95% "
               f"{row['theil_sen_low']:.2f}–{row['theil_sen_high']:.2f}), correlation {row['correlation']:.2f}, "
               f"{row['runs']} runs")
+    out["within_run"] = moments
+    print(f"within a run, moment by moment (the build corrects steps and whole calls at the power "
+          f"{KERNEL_ELASTICITY}, GEMMs at {GEMM_ELASTICITY}):")
+    for row in moments:
+        print(f"  {row['kind']:4s} {row['threads']}: slope {row['theil_sen']:.2f} (95% {row['theil_sen_low']:.2f}–"
+              f"{row['theil_sen_high']:.2f}), correlation {row['correlation']:.2f}, {row['timings']} timings")
     for group, rows in levels.items():
         for run, ref, lv in rows:
             print(f"  {group}  {run:44s} reference {1e6 * ref:7.1f} µs   step units {lv:5.2f}x the median run")

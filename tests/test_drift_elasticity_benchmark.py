@@ -76,3 +76,47 @@ def test_gemm_units_give_their_own_slope_under_the_group_of_their_thread_count_a
     assert de.size_slopes(de.read_runs(stores)) == []  # fewer than ten runs: no slope by size
     for store in stores:
         store.close()
+
+
+def test_within_a_run_the_slope_of_each_timing_on_its_moments_slowdown(
+        tmp_path: Path, benchmark_script: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each run's reference call swings from moment to moment; its step units follow the smoothed
+    slowdown at their moment to the power 0.5, its whole calls not at all: the within-run slopes find
+    about those powers, whatever each run's own level (each cell's median over the runs also carries
+    the other runs' moments, so the slope is not exact)."""
+    import types
+
+    from gru_sim.calibrate import store as store_module
+    from gru_sim.calibrate.drift import SpeedModel
+    from gru_sim.config import GruConfig
+
+    de = benchmark_script("drift_elasticity")
+    now = [0.0]
+    monkeypatch.setattr(store_module, "time", types.SimpleNamespace(time=lambda: now[0]))
+    rng = np.random.default_rng(1)
+    stores = []
+    for k in range(5):
+        store = MeasurementStore(tmp_path / f"m{k}.sqlite")
+        store.path = tmp_path / f"m{k}.sqlite"
+        for t in range(20):
+            now[0] = 1000.0 + 2.0 * t
+            store.add_drift(G, 5e-4 * (1.0 + k / 10) * float(rng.choice([1.0, 1.0, 1.5, 2.0])))
+        speed = SpeedModel.from_store(store, [G])
+        moments = rng.uniform(1001.0, 1037.0, size=12)
+        for j, (b, h) in enumerate((b, h) for b in (1, 8, 64) for h in (32, 128)):
+            at = float(moments[j])
+            store.add_unit(G, f"{G}|inference", "step", {"batch": b, "hidden": h},
+                           1e-6 * b * h * (1.0 + k / 10) * speed.slowdown(G, at, 1.0) ** 0.5, False, 0.0, at=at)
+        for j, b in enumerate((2, 4, 16, 32, 48, 96)):
+            now[0] = float(moments[6 + j])
+            config = GruConfig(batch=b, seq_len=8, input_size=8, hidden_size=16)
+            store.add(G, "train", config, "ok", 0.0, latency_s=1e-4 * b * (1.0 + k / 10))
+        stores.append(store)
+    rows = {(r["kind"], r["threads"]): r for r in de.moment_slopes(de.read_moments(stores))}
+    step, call = rows[("step", "t1")], rows[("call", "t1")]
+    assert step["theil_sen"] == pytest.approx(0.5, abs=0.12) and step["correlation"] > 0.7, step
+    assert step["timings"] <= 30 and call["timings"] <= 30
+    assert call["theil_sen"] == pytest.approx(0.0, abs=1e-9)  # every call at its run's level, whatever the moment
+    assert ("gemm", "t1") not in rows  # no GEMM timed
+    for store in stores:
+        store.close()
