@@ -70,7 +70,7 @@ def true_coefficients() -> np.ndarray:
     """The residual the made-up machine adds to its units (by RESIDUAL_TERMS)."""
     values = {"steps": 1.05, "projection": 0.95, "projection_backward": 1.1, "call": 30e-6, "layer_direction": 8e-6,
               "output_bytes": 0.0, "steps_unaligned": 0.0, "projection_unaligned": 0.3, "step_matmuls": 0.9,
-              "fresh_memory": 1.0}
+              "fresh_memory": 1.0, "saved_spill": 0.0}
     return np.array([values[name] for name in RESIDUAL_TERMS])
 
 

@@ -14,7 +14,7 @@ from gru_sim.model.costmodel import RESIDUAL_TERMS, GruCostModel
 from gru_sim.calibrate.grids import batch_grid, hidden_grid
 from gru_sim.model.units import BATCH_BLOCK_ROWS, GemmTable, MemoryLevels, StepTable
 
-from model_fixtures import (BATCHES, HIDDENS, LEVELS, design, fitted_model, gemm_table, step_table, synthetic_latencies,
+from model_fixtures import (BATCHES, HIDDENS, L2_BYTES, LEVELS, design, fitted_model, gemm_table, step_table, synthetic_latencies,
                             tables, true_coefficients, true_gemm_s, true_step_s)
 
 TRAINING = GruConfig(batch=8, seq_len=50, input_size=64, hidden_size=128, num_layers=2, mode="training")
@@ -59,11 +59,24 @@ def test_unseen_configs_are_predicted_from_noise_free_data() -> None:
 def test_per_step_terms_scale_with_seq_len_and_per_call_terms_do_not() -> None:
     train = design(0)
     model = fitted_model(train, synthetic_latencies(train))
+    spill = RESIDUAL_TERMS.index("saved_spill")
+    # A training call's spilled saved activations are per step past the first cache-full of steps: give
+    # them a rate, so that their one allowance per layer-direction (not per step) shows.
+    for group in model.coef_:
+        model.coef_[group]["training"][spill] = 2e-10
     for mode in ("inference", "training"):
-        short = model.breakdown(TRAINING.with_(mode=mode, seq_len=100))
-        long_ = model.breakdown(TRAINING.with_(mode=mode, seq_len=200))
-        for term in ("recurrent_matmul_s", "pointwise_s", "step_overhead_s"):
+        short_cfg, long_cfg = TRAINING.with_(mode=mode, seq_len=100), TRAINING.with_(mode=mode, seq_len=200)
+        short, long_ = model.breakdown(short_cfg), model.breakdown(long_cfg)
+        for term in ("recurrent_matmul_s", "step_overhead_s"):
             assert long_[term] == pytest.approx(2 * short[term], rel=1e-9), (mode, term)
+        # Pointwise: per step, but for the spill's cache allowance (steps whose saved set the cache holds).
+        s_short, s_long = (model.compose(c).terms[spill] for c in (short_cfg, long_cfg))
+        allowance = 2e-10 * (s_long - 2 * s_short) if mode == "training" else 0.0
+        assert (mode == "training") == (s_short > 0)
+        assert long_["pointwise_s"] == pytest.approx(2 * short["pointwise_s"] + allowance, rel=1e-9), mode
+        # The allowance is the cache's bytes, once per layer and direction: not a per-step cost.
+        layer_dirs = TRAINING.num_layers * TRAINING.directions
+        assert (s_long - 2 * s_short) == pytest.approx(layer_dirs * L2_BYTES if mode == "training" else 0.0)
         assert long_["call_overhead_s"] == pytest.approx(short["call_overhead_s"], rel=1e-12)
         assert short["call_overhead_s"] > 0
 

@@ -100,7 +100,7 @@ def test_the_fit_recovers_the_fresh_coefficient_and_the_breakdown_holds_it() -> 
     composer.step_tables_, composer.gemm_tables_ = steps, gemms
     x = np.array([composer.compose(c).terms for c in configs])
     assert np.count_nonzero(x[:, FRESH]) >= 10
-    truth = np.array([1.05, 0.95, 1.1, 30e-6, 8e-6, 0.0, 0.0, 0.3, 0.9, 1.0])
+    truth = np.array([1.05, 0.95, 1.1, 30e-6, 8e-6, 0.0, 0.0, 0.3, 0.9, 1.0, 0.0])
     model = GruCostModel(cv_folds=0).fit(configs, x @ truth, steps, gemms)
     for mode in ("inference", "training"):
         assert model.coef_["cpu/float32/torch-gru/t1"][mode][FRESH] == pytest.approx(1.0, abs=0.05)

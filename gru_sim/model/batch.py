@@ -35,6 +35,7 @@ from .batch_tables import GemmLookup, StepLookup
 from .costmodel import (AXES, MATMULS_PER_TRAINING_STEP, TRAINING_OVER_INFERENCE, GruCostModel, gemm_key,
                         step_key)
 from .fresh_memory import fresh_bytes_many
+from .saved_spill import cache_bytes, spilled_saved_bytes_many
 from .library import FOREIGN_INTERVAL_FACTOR, here_fingerprint, mismatch
 from .memory_model import DEFAULT_COEF, FIXED_BYTES
 
@@ -225,9 +226,14 @@ class BatchPredictor:
         terms_fresh = np.zeros_like(h)
         if impl == "torch-gru" and device == "cpu" and raw.fresh_s_per_byte():
             terms_fresh = fresh_bytes_many(b, t, h, layers, d, s, training) * raw.fresh_s_per_byte()
+        # A training call's saved activations re-read from beyond the cache (.saved_spill).
+        terms_spill = np.zeros_like(h)
+        if training and impl == "torch-gru" and device == "cpu" and raw.levels is not None:
+            cache = cache_bytes(raw.levels.names, raw.levels.capacity_bytes)
+            terms_spill = layers * d * spilled_saved_bytes_many(b, t, h, s, cache)
         composed = ((terms_steps - terms_mm + terms_fixed) * coef[0] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
                     + terms_ld * coef[4] + terms_bytes * coef[5] + terms_su * coef[6] + terms_pu * coef[7]
-                    + terms_mm * coef[8] + terms_fresh * coef[9])
+                    + terms_mm * coef[8] + terms_fresh * coef[9] + terms_spill * coef[10])
 
         # Counts (accounting.account_call), exact in whole numbers.
         li64 = li

@@ -34,6 +34,8 @@ class LayerUnits:
     fresh_s: float = 0.0     # once per call: writing the direction's share of the layer's tensors the
                              # system maps afresh, at the measured rate (.fresh_memory)
     fresh_backward_s: float = 0.0  # the same for the tensors its backward allocates
+    spill_bytes: float = 0.0  # once per call (training): the direction's saved activations its backward
+                              # re-reads from beyond the cache (.saved_spill), priced at a fitted rate
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 machine, with a small fitted residual on top. An estimator in the scikit-learn manner.
 
 A call of L layers and D directions runs, per layer and direction, one input-projection GEMM
-``[T·B, I_l]×[I_l, 3H]`` and T recurrent steps (:mod:`.units`). The composition gives, per call, ten
+``[T·B, I_l]×[I_l, 3H]`` and T recurrent steps (:mod:`.units`). The composition gives, per call, eleven
 physical quantities (``RESIDUAL_TERMS``):
 
 * ``steps`` and ``step_matmuls`` — Σ T · step(B, H) from the step table of the call's mode (training
@@ -24,6 +24,9 @@ physical quantities (``RESIDUAL_TERMS``):
   call (32 MiB and larger under glibc: projections, outputs, their gradients), at the rate the
   calibration measured (:mod:`.fresh_memory`); the units never see it (short calls, GEMM outputs under
   32 MiB). In the breakdown it is paid with the input projection (and its backward in training);
+* ``saved_spill`` — training: the bytes of saved activations the backward re-reads from beyond the
+  cache a short unit call's saved set stays in (:mod:`.saved_spill`), at a fitted rate pulled towards
+  contributing nothing. In the breakdown it is paid with the gates' pointwise backward;
 * ``steps_unaligned``, ``projection_unaligned`` — the step and projection seconds of layers whose
   hidden size is not a whole number of SIMD vectors (the tables are timed at round sizes, which run
   faster; the rows the step and the projection write are H and 3H wide, so the input size does not
@@ -53,9 +56,10 @@ from ..groups import GroupKey
 from .composition import MATMULS_PER_TRAINING_STEP, Composition, LayerUnits, price_layer, step_split
 from .kernel_times import CallTimes, LayerTimes
 from .fresh_memory import fresh_bytes_by_layer
-from .residual import (_BYTES, _CALL, _FRESH, _LD, _PROJ, _PROJ_BWD, _PROJ_UNALIGNED, _STEP_MM, _STEPS,
-                       _STEPS_UNALIGNED, BEFORE_FRESH_TERMS, PREVIOUS_TERMS, RESIDUAL_TERMS, cv_log_residuals,
-                       fit_residual)
+from .residual import (_BYTES, _CALL, _FRESH, _LD, _PROJ, _PROJ_BWD, _PROJ_UNALIGNED, _SPILL, _STEP_MM, _STEPS,
+                       _STEPS_UNALIGNED, BEFORE_FRESH_TERMS, BEFORE_SPILL_TERMS, PREVIOUS_TERMS, RESIDUAL_TERMS,
+                       cv_log_residuals, fit_residual)
+from .saved_spill import cache_bytes, spilled_saved_bytes
 from .units import GemmTable, StepTable
 
 AXES = ("batch", "seq_len", "input_size", "hidden_size", "num_layers")
@@ -235,6 +239,9 @@ class GruCostModel:
         line = max(self.alignment_bytes // config.dtype_bytes, 1)
         fresh_rate = table.fresh_s_per_byte()
         fresh_by_layer = fresh_bytes_by_layer(config)
+        # Every layer and direction spills alike: the same B, H and T.
+        spill = spilled_saved_bytes(config, cache_bytes(table.levels.names, table.levels.capacity_bytes)
+                                    if table.levels is not None else 0.0)
         # The projection's output rows are 3H wide: H decides. An input size that is not whole vectors
         # costs the GEMM nothing measurable (I = 300 against 288 and 304: the same rate at 1 and 2
         # threads on AMD EPYC, while 3H = 750 or 780 against 768 ran 30-50 % slower). Where the GEMM
@@ -264,7 +271,7 @@ class GruCostModel:
             d = config.directions
             fresh_fwd, fresh_bwd = (n * fresh_rate / d for n in fresh_by_layer[layer])
             layers.append(LayerUnits(layer, layer_step, mm_s, forward_share, proj, proj_bwd, out_bytes,
-                                     step_off, proj_off, layer_fixed, fresh_fwd, fresh_bwd))
+                                     step_off, proj_off, layer_fixed, fresh_fwd, fresh_bwd, spill))
             if step_off:
                 terms[_STEPS_UNALIGNED] += d * t * layer_step
             if proj_off:
@@ -278,6 +285,7 @@ class GruCostModel:
             terms[_LD] += d
             terms[_BYTES] += d * t * out_bytes
             terms[_FRESH] += d * (fresh_fwd + fresh_bwd)
+            terms[_SPILL] += d * spill
         terms[_CALL] = 1.0
         return Composition(config, tuple(layers), terms, table.floor_step_s * mode_factor, table.floor_matmul_s,
                            borrowed_mode)
@@ -310,7 +318,8 @@ class GruCostModel:
             step_total, a_proj, a_bwd = price_layer(coef, unit)
             mm, pw, oh = step_split(comp, unit, coef)
             out["recurrent_matmul_s"] += d * t * mm
-            out["pointwise_s"] += d * t * pw
+            # The saved activations re-read from beyond the cache: by the gates' pointwise backward.
+            out["pointwise_s"] += d * (t * pw + coef[_SPILL] * unit.spill_bytes)
             out["step_overhead_s"] += d * t * (oh + coef[_BYTES] * unit.output_bytes)
             # Fresh memory is paid where the projections and the layer's outputs are written.
             out["input_projection_s"] += d * (a_proj * unit.projection_s + a_bwd * unit.projection_backward_s
@@ -318,6 +327,7 @@ class GruCostModel:
             out["call_overhead_s"] += d * coef[_STEPS] * unit.fixed_s
             backward += d * (t * step_total * (1.0 - unit.forward_share)
                              + a_bwd * unit.projection_backward_s + coef[_FRESH] * unit.fresh_backward_s
+                             + coef[_SPILL] * unit.spill_bytes
                              + (coef[_STEPS] * unit.fixed_s if config.mode == "training" else 0.0))
         out["call_overhead_s"] += coef[_CALL] + coef[_LD] * comp.terms[_LD]
         out["backward_s"] = backward
@@ -391,7 +401,7 @@ class GruCostModel:
                     recurrent_matmul_per_step_s=f * mm,
                     pointwise_per_step_s=f * pw,
                     step_overhead_per_step_s=f * oh + coef[_BYTES] * unit.output_bytes,
-                    backward_per_step_s=(1.0 - f) * step_total,
+                    backward_per_step_s=(1.0 - f) * step_total + coef[_SPILL] * unit.spill_bytes / config.seq_len,
                     backward_input_projection_s=(a_bwd * unit.projection_backward_s
                                                  + coef[_FRESH] * unit.fresh_backward_s),
                     recurrent_weight_grad_s=fixed if training else 0.0,
@@ -419,15 +429,16 @@ class GruCostModel:
     def from_dict(cls, data: dict[str, Any]) -> "GruCostModel":
         """Rebuild a fitted model from :meth:`to_dict`'s output."""
         terms = list(data.get("terms", []))
-        if terms not in (list(RESIDUAL_TERMS), list(BEFORE_FRESH_TERMS), list(PREVIOUS_TERMS)):
+        if terms not in (list(RESIDUAL_TERMS), list(BEFORE_SPILL_TERMS), list(BEFORE_FRESH_TERMS),
+                         list(PREVIOUS_TERMS)):
             raise ProfileError("the profile's cost-model terms differ from this gru-sim's: "
                                "recalibrate with this version")
 
         def coef(values: list[float]) -> np.ndarray:
             if terms == list(PREVIOUS_TERMS):  # one coefficient on the whole step: on both its parts
                 values = [*values, values[_STEPS]]
-            if len(values) < len(RESIDUAL_TERMS):  # fresh memory not priced: as the profile predicted
-                values = [*values, 0.0]
+            # Fresh memory or spilled saved activations not priced: as the profile predicted.
+            values = [*values, *[0.0] * (len(RESIDUAL_TERMS) - len(values))]
             return np.array(values, dtype=float)
 
         model = cls(**data["settings"])

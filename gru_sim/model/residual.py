@@ -11,14 +11,17 @@ import numpy as np
 from scipy.optimize import least_squares
 
 RESIDUAL_TERMS = ("steps", "projection", "projection_backward", "call", "layer_direction", "output_bytes",
-                  "steps_unaligned", "projection_unaligned", "step_matmuls", "fresh_memory")
+                  "steps_unaligned", "projection_unaligned", "step_matmuls", "fresh_memory", "saved_spill")
 (_STEPS, _PROJ, _PROJ_BWD, _CALL, _LD, _BYTES, _STEPS_UNALIGNED, _PROJ_UNALIGNED, _STEP_MM,
- _FRESH) = range(len(RESIDUAL_TERMS))
+ _FRESH, _SPILL) = range(len(RESIDUAL_TERMS))
 # Profiles written before the step's matmuls had their own term: their "steps" coefficient applied to
 # the whole step, matmuls included (read back with the same coefficient on both parts: the same model).
 PREVIOUS_TERMS = RESIDUAL_TERMS[:_STEP_MM]
 # Profiles written before fresh memory was priced: read back with its coefficient 0 (the same model).
 BEFORE_FRESH_TERMS = RESIDUAL_TERMS[:_FRESH]
+# Profiles written before a training call's spilled saved activations were priced: read back with its
+# coefficient 0 (the same model).
+BEFORE_SPILL_TERMS = RESIDUAL_TERMS[:_SPILL]
 # Coefficients are pulled towards their prior with this weight (in relative-error units: as much as one
 # measurement that the coefficient's departure would miss by that share): the call's fixed cost towards
 # the measured one, the corrections without a unit towards contributing nothing.
@@ -30,8 +33,9 @@ PRIOR_WEIGHT = 0.3
 # those stores).
 UNIT_PRIOR_WEIGHT = 1.0
 _UNIT_TERMS = (_STEPS, _STEP_MM, _PROJ, _PROJ_BWD, _FRESH)
-# Corrections without a measured unit: each pulled towards contributing nothing.
-_CORRECTION_TERMS = (_LD,)
+# Corrections without a measured unit: each pulled towards contributing nothing. The saved activations a
+# training call's backward re-reads from beyond the cache (.saved_spill) are bytes with a fitted rate.
+_CORRECTION_TERMS = (_LD, _SPILL)
 # Terms no longer fitted (their coefficient stays 0), kept so that profiles fitted with them predict as
 # they did. Output bytes: the step units already pay for their outputs' allocation and first touch (a
 # unit is a real call writing its whole output), so a per-byte term only soaked up noise — fitted on a
