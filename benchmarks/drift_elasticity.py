@@ -101,7 +101,7 @@ MOMENT_KINDS = ("step", "gemm", "call")
 MOMENT_MAX_PAIRS = 3000
 
 
-def read_moments(stores: list[Any]) -> list[dict[str, Any]]:
+def read_moments(stores: list[Any]) -> list[dict[tuple[str, str], list[tuple[Any, float, float]]]]:
     """Per store: every step unit, GEMM and whole call (a design point measured ok) as (cell, log seconds,
     log slowdown of its thread count's speed-tracked group at the moment it was taken, relative to the
     run's median, :class:`SpeedModel` at power 1), by kind and thread count; timings of a group that did
@@ -130,7 +130,8 @@ def read_moments(stores: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def moment_slopes(runs: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+def moment_slopes(runs: list[dict[tuple[str, str], list[tuple[Any, float, float]]]], seed: int = 0
+                  ) -> list[dict[str, Any]]:
     """Per kind and thread count: the Theil–Sen slope (95% band) and correlation of each timing's log
     deviation from its cell's median over the runs (cells timed by at least ``MIN_RUNS_PER_CELL`` runs),
     less its run's median deviation, on its moment's log slowdown, less its run's median (at most

@@ -181,10 +181,19 @@ def test_a_real_call_faults_in_the_listed_bytes(config: GruConfig) -> None:
     # glibc as it starts: a Dask cluster started earlier in this process (tests/test_cluster.py) leaves
     # MALLOC_TRIM_THRESHOLD_ set, which turns the dynamic mmap threshold off — every block past 128 KiB
     # is then mapped afresh (the 48 MiB case faulted 145 MiB a call).
+    # A busy machine now and then takes pages back from a process between its calls (in one fresh-clone
+    # CI run the 48 MiB case's median call faulted 84 MiB; alone it faults 48): up to three processes,
+    # one of which must fault what the list says — a wrong list is off in every one.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    out = subprocess.run([sys.executable, "-c", _FAULTS, json.dumps(config.to_dict())], capture_output=True,
-                         text=True, check=True, timeout=120, env=env)
-    faulted = int(out.stdout.strip()) * 4096
     listed = fresh_bytes(config)
     slack = 1.5 if config.mode == "training" else 1.1
-    assert listed * 0.9 - 4 * MiB <= faulted <= listed * slack + 4 * MiB
+    seen = []
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", _FAULTS, json.dumps(config.to_dict())], capture_output=True,
+                             text=True, check=True, timeout=120, env=env)
+        seen.append(int(out.stdout.strip()) * 4096)
+        if listed * 0.9 - 4 * MiB <= seen[-1] <= listed * slack + 4 * MiB:
+            break
+    else:
+        pytest.fail(f"{listed / MiB:.0f} MiB listed, {[round(f / MiB) for f in seen]} MiB faulted by the median "
+                    "call of each of three processes")
