@@ -5,6 +5,7 @@ coefficients, and a real profile file fitted to them. No kernel runs."""
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,14 @@ def make_profile(path: Path, noise: float = 0.03, canary_latency_s: float | None
                       measurements=[{"group": "cpu/float32/torch-gru/t1", "role": "train", "config": c.to_dict(),
                                      "latency_s": float(v)} for c, v in zip(mem_configs, y)])
     return save_profile(profile, path)
+
+
+def as_written_before(model: GruCostModel, terms: int) -> GruCostModel:
+    """``model`` as a profile written when the cost model had only its first ``terms`` residual terms
+    would read back: saved as JSON with those terms and coefficients, and loaded."""
+    old = model.to_dict()
+    old["terms"] = list(RESIDUAL_TERMS[:terms])
+    for group in old["groups"].values():
+        for mode in group["modes"].values():
+            mode["coef"] = mode["coef"][:terms]
+    return GruCostModel.from_dict(json.loads(json.dumps(old)))

@@ -20,7 +20,7 @@ from gru_sim.model.fresh_memory import MMAP_CEILING_BYTES, fresh_bytes, fresh_by
 from gru_sim.model.residual import BEFORE_FRESH_TERMS, fit_residual
 from gru_sim.model.units import MemoryLevels
 
-from model_fixtures import LEVELS, design, synthetic_latencies, tables
+from model_fixtures import LEVELS, as_written_before, design, synthetic_latencies, tables
 
 MiB = 2**20
 FRESH = RESIDUAL_TERMS.index("fresh_memory")
@@ -129,12 +129,7 @@ def test_a_profile_from_before_fresh_memory_predicts_as_it_did() -> None:
     steps, gemms = _tables_with_rate(RATE_S_PER_BYTE)
     configs = design(0)
     model = GruCostModel(cv_folds=0).fit(configs, synthetic_latencies(configs), steps, gemms)
-    old = model.to_dict()
-    old["terms"] = list(BEFORE_FRESH_TERMS)
-    for group in old["groups"].values():
-        for mode in group["modes"].values():
-            mode["coef"] = mode["coef"][:FRESH]
-    again = GruCostModel.from_dict(json.loads(json.dumps(old)))
+    again = as_written_before(model, len(BEFORE_FRESH_TERMS))
     big = _config(seq_len=256)
     assert again.coefficients(big)[0][FRESH] == 0.0
     assert again.predict_one(big) == pytest.approx(model.predict_one(big) - model.term_seconds(big)[FRESH], rel=1e-12)

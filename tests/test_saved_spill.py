@@ -3,7 +3,6 @@ bytes, the residual term that prices them, its fit, and every path that must pri
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from gru_sim.model.saved_spill import (SAVED_FLOATS_PER_UNIT, cache_bytes, saved
                                        spilled_saved_bytes_many)
 from gru_sim.predict import Predictor
 
-from model_fixtures import L2_BYTES, LEVELS, design, make_profile, tables, true_coefficients
+from model_fixtures import L2_BYTES, LEVELS, as_written_before, design, make_profile, tables, true_coefficients
 
 SPILL = RESIDUAL_TERMS.index("saved_spill")
 RATE_S_PER_BYTE = 2e-10
@@ -96,12 +95,7 @@ def test_a_profile_from_before_the_term_predicts_as_it_did() -> None:
     model = GruCostModel(cv_folds=0).fit(configs, [1e-3 * (1 + k % 7) for k in range(len(configs))], steps, gemms)
     for group in model.coef_:
         model.coef_[group]["training"][SPILL] = RATE_S_PER_BYTE
-    old = model.to_dict()
-    old["terms"] = list(BEFORE_SPILL_TERMS)
-    for group in old["groups"].values():
-        for mode in group["modes"].values():
-            mode["coef"] = mode["coef"][:SPILL]
-    again = GruCostModel.from_dict(json.loads(json.dumps(old)))
+    again = as_written_before(model, len(BEFORE_SPILL_TERMS))
     call = _train(seq_len=300)
     assert again.coefficients(call)[0][SPILL] == 0.0
     assert again.predict_one(call) == pytest.approx(model.predict_one(call) - model.term_seconds(call)[SPILL],
