@@ -121,6 +121,26 @@ def tiny_shape() -> dict[str, int]:
     return {"batch": 2, "seq_len": 3, "input_size": 4, "hidden_size": 5}
 
 
+# The columns of a benchmark's --shapes CSV (benchmarks/data/*_shapes.csv).
+SHAPE_COLUMNS = ("name", "batch", "seq_len", "input_size", "hidden_size", "num_layers", "bidirectional", "mode")
+
+
+@pytest.fixture
+def shapes_csv(tmp_path: Path) -> Callable[..., Path]:
+    """Write named shapes, each a row in :data:`SHAPE_COLUMNS` order, as a --shapes CSV; its path."""
+    import csv
+
+    def write(*rows: Sequence[object]) -> Path:
+        path = tmp_path / "shapes.csv"
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(SHAPE_COLUMNS)
+            w.writerows(rows)
+        return path
+
+    return write
+
+
 # ------------------------------------------------------------------------------------------- CLI
 @dataclass(frozen=True)
 class CliResult:

@@ -3,11 +3,11 @@ both ways, each in a process of its own (tiny sizes: this checks the plumbing, n
 
 from __future__ import annotations
 
-import csv
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -15,12 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_it_prints_fresh_and_warm_intercepts_and_calls(tmp_path: Path) -> None:
-    shapes = tmp_path / "shapes.csv"
-    with open(shapes, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["name", "batch", "seq_len", "input_size", "hidden_size", "num_layers", "bidirectional", "mode"])
-        w.writerow(["tiny-train", 2, 3, 4, 8, 1, "false", "training"])
+def test_it_prints_fresh_and_warm_intercepts_and_calls(shapes_csv: Callable[..., Path]) -> None:
+    shapes = shapes_csv(["tiny-train", 2, 3, 4, 8, 1, "false", "training"])
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "call_intercepts.py"), "--hidden", "16",
                           "--steps", "2", "--shapes", str(shapes)], capture_output=True, text=True, check=True,
                          cwd=ROOT, timeout=300).stdout

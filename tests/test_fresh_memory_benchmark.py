@@ -3,11 +3,11 @@ each in a process of its own (one small shape: this checks the plumbing, not the
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -16,12 +16,8 @@ MiB = 2**20
 
 
 @pytest.mark.slow
-def test_the_held_call_faults_none_of_the_listed_tensors(tmp_path: Path) -> None:
-    shapes = tmp_path / "shapes.csv"
-    with open(shapes, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["name", "batch", "seq_len", "input_size", "hidden_size", "num_layers", "bidirectional", "mode"])
-        w.writerow(["fleet", 512, 64, 8, 128, 1, "false", "inference"])  # a 48 MiB projection output
+def test_the_held_call_faults_none_of_the_listed_tensors(tmp_path: Path, shapes_csv: Callable[..., Path]) -> None:
+    shapes = shapes_csv(["fleet", 512, 64, 8, 128, 1, "false", "inference"])  # a 48 MiB projection output
     rows_path = tmp_path / "rows.json"
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fresh_memory.py"), "--shapes", str(shapes),
                           "--threads", "1", "--repeats", "2", "--json", str(rows_path)],

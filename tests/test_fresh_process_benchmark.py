@@ -4,11 +4,11 @@ the machine)."""
 
 from __future__ import annotations
 
-import csv
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -53,12 +53,8 @@ def test_training_adds_the_gradients(benchmark_script) -> None:
 
 
 @pytest.mark.slow
-def test_it_measures_a_tiny_shape_in_a_fresh_process(tmp_path: Path) -> None:
-    shapes = tmp_path / "shapes.csv"
-    with open(shapes, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["name", "batch", "seq_len", "input_size", "hidden_size", "num_layers", "bidirectional", "mode"])
-        w.writerow(["tiny", 2, 3, 4, 8, 1, "false", "inference"])
+def test_it_measures_a_tiny_shape_in_a_fresh_process(tmp_path: Path, shapes_csv: Callable[..., Path]) -> None:
+    shapes = shapes_csv(["tiny", 2, 3, 4, 8, 1, "false", "inference"])
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fresh_process.py"), "--shapes", str(shapes),
                           "--threads", "1", "--recorded", str(tmp_path / "none.csv"), "--json", str(tmp_path / "o.json")],
                          capture_output=True, text=True, check=True, cwd=ROOT, timeout=300).stdout
