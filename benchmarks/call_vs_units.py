@@ -28,15 +28,12 @@ from typing import Callable
 
 import torch
 
+from gru_sim.calibrate.unit_grid import MAX_STEPS, MIN_STEPS, STEP_TARGET_CALL_S
 from gru_sim.config import GruConfig
 from gru_sim.errors import GruSimError
 from gru_sim.machine import machine_label
 from gru_sim.measure.kernels import build_call
-
-# The step unit's call lasts about this long, as the calibration's (gru_sim.calibrate.unit_grid).
-STEP_TARGET_CALL_S = 0.0015
-MIN_STEPS = {"inference": 2, "training": 4}
-MAX_STEPS = 256
+from gru_sim.measure.units import step_probe
 
 
 def parse_shape(text: str, threads: int) -> GruConfig:
@@ -64,8 +61,9 @@ def fastest_s(call: Callable[[], object], repeats: int = 3) -> float:
 
 
 def unit_config(config: GruConfig, steps: int) -> GruConfig:
-    return GruConfig(batch=config.batch, seq_len=steps, input_size=1, hidden_size=config.hidden_size,
-                     mode=config.mode, threads=config.threads)
+    """The calibration's step-unit call (:func:`gru_sim.measure.units.step_probe`) of ``config``."""
+    return step_probe(config.batch, config.hidden_size, steps, config.mode, config.dtype, config.impl,
+                      config.device, config.threads)
 
 
 def compare(config: GruConfig, rounds: int) -> dict[str, float]:

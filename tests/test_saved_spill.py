@@ -15,6 +15,7 @@ from gru_sim.model.profile import load_profile
 from gru_sim.model.residual import BEFORE_SPILL_TERMS
 from gru_sim.model.saved_spill import (SAVED_FLOATS_PER_UNIT, cache_bytes, saved_bytes_per_step, spilled_saved_bytes,
                                        spilled_saved_bytes_many)
+from gru_sim.model.units import MemoryLevels
 from gru_sim.predict import Predictor
 
 from model_fixtures import L2_BYTES, LEVELS, as_written_before, design, make_profile, tables, true_coefficients
@@ -47,8 +48,10 @@ def test_the_bytes_past_the_steps_the_cache_holds() -> None:
     many = spilled_saved_bytes_many(b, t, h, 4, cache)
     assert many == pytest.approx([spilled_saved_bytes(_train(batch=int(x), seq_len=int(y), hidden_size=int(z)), cache)
                                   for x, y, z in zip(b, t, h)])
-    assert cache_bytes(("L1", "L2", "L3", "DRAM"), (32768, 1 << 20, 32 << 20, None)) == 1 << 20
-    assert cache_bytes(("L3", "DRAM"), (32 << 20, None)) == 0.0
+    assert cache_bytes(MemoryLevels(("L1", "L2", "L3", "DRAM"), (32768, 1 << 20, 32 << 20, None), (1.0,) * 4)) \
+        == 1 << 20
+    assert cache_bytes(MemoryLevels(("L3", "DRAM"), (32 << 20, None), (1.0, 1.0))) == 0.0
+    assert cache_bytes(None) == 0.0
 
 
 def test_the_fit_recovers_the_rate_and_every_path_prices_it() -> None:

@@ -228,9 +228,8 @@ class BatchPredictor:
             terms_fresh = fresh_bytes_many(b, t, h, layers, d, s, training) * raw.fresh_s_per_byte()
         # A training call's saved activations re-read from beyond the cache (.saved_spill).
         terms_spill = np.zeros_like(h)
-        if training and impl == "torch-gru" and device == "cpu" and raw.levels is not None:
-            cache = cache_bytes(raw.levels.names, raw.levels.capacity_bytes)
-            terms_spill = layers * d * spilled_saved_bytes_many(b, t, h, s, cache)
+        if training and impl == "torch-gru" and device == "cpu":
+            terms_spill = layers * d * spilled_saved_bytes_many(b, t, h, s, cache_bytes(raw.levels))
         composed = ((terms_steps - terms_mm + terms_fixed) * coef[0] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
                     + terms_ld * coef[4] + terms_bytes * coef[5] + terms_su * coef[6] + terms_pu * coef[7]
                     + terms_mm * coef[8] + terms_fresh * coef[9] + terms_spill * coef[10])

@@ -240,8 +240,7 @@ class GruCostModel:
         fresh_rate = table.fresh_s_per_byte()
         fresh_by_layer = fresh_bytes_by_layer(config)
         # Every layer and direction spills alike: the same B, H and T.
-        spill = spilled_saved_bytes(config, cache_bytes(table.levels.names, table.levels.capacity_bytes)
-                                    if table.levels is not None else 0.0)
+        spill = spilled_saved_bytes(config, cache_bytes(table.levels))
         # The projection's output rows are 3H wide: H decides. An input size that is not whole vectors
         # costs the GEMM nothing measurable (I = 300 against 288 and 304: the same rate at 1 and 2
         # threads on AMD EPYC, while 3H = 750 or 780 against 768 ran 30-50 % slower). Where the GEMM

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import GruConfig
+from .units import MemoryLevels
 
 # Floats a training step saves per sequence and hidden unit (measured; see the module docstring).
 SAVED_FLOATS_PER_UNIT = 13.0
@@ -27,9 +28,12 @@ SAVED_FLOATS_PER_UNIT = 13.0
 CACHE_LEVEL = "L2"
 
 
-def cache_bytes(names: tuple[str, ...], capacities: tuple[float | None, ...]) -> float:
-    """Capacity of :data:`CACHE_LEVEL` among the memory levels (0 where the machine reports none)."""
-    for name, cap in zip(names, capacities):
+def cache_bytes(levels: MemoryLevels | None) -> float:
+    """Capacity of :data:`CACHE_LEVEL` among a table's memory levels (0 where there are none, or the
+    machine reports no such level)."""
+    if levels is None:
+        return 0.0
+    for name, cap in zip(levels.names, levels.capacity_bytes):
         if name == CACHE_LEVEL and cap:
             return float(cap)
     return 0.0
