@@ -1,6 +1,7 @@
 """A fresh calibration read against a pool of its machine kind (:mod:`gru_sim.calibrate.prior`): the
-run's level kept, its scatter about that level shrunk in the proportion chance explains it, shape the
-pool lacks kept, and the command line's ``--prior`` / ``--no-prior``."""
+run's level kept, the shape its cells share with their neighbours shrunk in the proportion chance
+explains it and a cell unlike its neighbours read as the pool's (a pool written before: each cell's
+scatter shrunk alike), shape the pool lacks kept, and the command line's ``--prior`` / ``--no-prior``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gru_sim.calibrate.prior import UnitPrior, robust_log_sd, shrink_cells
+from gru_sim.calibrate.prior import SHARED_SUFFIX, UnitPrior, neighbourhood_median, robust_log_sd, shrink_cells
 from gru_sim.errors import GruSimError
 from gru_sim.model.profile import load_profile
 from gru_sim.model.units import GemmTable, StepTable
@@ -53,6 +54,36 @@ def test_cells_either_side_lacks_are_returned_as_timed() -> None:
     assert s.weight == 1.0 and few.tolist() == [1.0, 2.0]
 
 
+def test_a_cell_unlike_its_neighbours_reads_as_the_pools_while_a_shape_they_share_stands() -> None:
+    rng = np.random.default_rng(11)
+    hidden, batch = np.arange(1, 9)[:, None], np.arange(1, 13)[None, :]
+    prior = 1e-5 * hidden ** 1.5 * batch ** 0.5
+    # This machine: 1.2x the pool's pace, and 1.6x more from the sixth hidden size up (a cache the
+    # pool's machines have more of); its timings scatter by chance, and eight cells were timed while
+    # the machine was disturbed (cells timed in a shuffled order: scattered over the table).
+    truth = prior * 1.2 * np.where(hidden >= 6, 1.6, 1.0)
+    fresh = _noisy(truth, 0.03, rng)
+    hit = rng.choice(prior.size, 8, replace=False)
+    fresh.flat[hit] *= 2.0
+    out, s = shrink_cells(fresh, prior, chance_log_sd=0.05, shared_chance_log_sd=0.02)
+    assert s.shared and s.weight > 0.9 and s.cells == prior.size
+    # The disturbed cells read as the pool's at this machine's shape; the shape the cells share stands.
+    np.testing.assert_allclose(out.flat[hit] / truth.flat[hit], 1.0, atol=0.1)
+    assert np.median(out[5:] / prior[5:]) / np.median(out[:5] / prior[:5]) == pytest.approx(1.6, rel=0.05)
+    # Read cell by cell (a pool written before the split), the disturbed cells were kept as timed.
+    whole, w = shrink_cells(fresh, prior, chance_log_sd=0.05)
+    assert not w.shared and np.median(whole.flat[hit] / truth.flat[hit]) > 1.6
+
+
+def test_a_neighbourhood_median_keeps_a_step_and_skips_cells_not_timed() -> None:
+    grid = np.where(np.arange(6)[:, None] >= 3, 1.0, 0.0) * np.ones((6, 7))
+    grid[1, 3], grid[4, 4], grid[0, 0] = 5.0, -5.0, np.nan
+    smooth = neighbourhood_median(grid)
+    assert np.isnan(smooth[0, 0])
+    np.testing.assert_array_equal(smooth[1:], np.where(np.arange(1, 6)[:, None] >= 3, 1.0, 0.0) * np.ones((5, 7)))
+    assert neighbourhood_median(np.array([0.0, 0.0, 9.0, 0.0, 1.0, 1.0, 1.0])).tolist() == [0, 0, 0, 1, 1, 1, 1]
+
+
 def _scaled_step(table: StepTable, values: np.ndarray, matmul: np.ndarray | None = None,
                  intercepts: tuple[float, ...] | None = None) -> StepTable:
     return StepTable(table.batch, table.hidden, values, table.matmul_s if matmul is None else matmul, 4, LEVELS,
@@ -73,7 +104,11 @@ def test_a_pool_of_runs_knows_its_chance_scatter_and_reads_a_fresh_table_against
     prior = UnitPrior.from_runs([{"s": r} for r in runs], [{"g": t} for t in gemm_runs])
     assert prior.chance_log_sd["s:step_s"] == pytest.approx(0.12, rel=0.25)
     assert prior.chance_log_sd["g:seconds"] == pytest.approx(0.10, rel=0.25)
-    assert set(prior.chance_log_sd) == {"s:step_s", "s:matmul_s", "s:intercepts", "g:seconds"}
+    parts = {"s:step_s", "s:matmul_s", "s:intercepts", "g:seconds"}
+    assert set(prior.chance_log_sd) == parts | {p + SHARED_SUFFIX for p in parts}
+    # The shape a run's cells share with their neighbours scatters less by chance than its cells.
+    for p in parts:
+        assert prior.chance_log_sd[p + SHARED_SUFFIX] < 0.8 * prior.chance_log_sd[p], p
 
     fresh = _scaled_step(base, _noisy(base.step_s * 1.3, 0.12, rng), _noisy(base.matmul_s * 1.3, 0.12, rng),
                          tuple(np.array(hidden_fixed) * 1.3))
@@ -87,8 +122,13 @@ def test_a_pool_of_runs_knows_its_chance_scatter_and_reads_a_fresh_table_against
     np.testing.assert_allclose(read.call_fixed_by_hidden_s, np.array(hidden_fixed) * 1.3, rtol=0.08)
     assert prior.step("other", fresh) is fresh  # a table the pool lacks stands as timed
     summary = prior.summary()
-    assert summary["runs"] == 9 and "s:step_s" in summary["tables"]
-    assert "9 runs" in prior.describe()
+    assert summary["runs"] == 9 and "s:step_s" in summary["tables"] and summary["tables"]["s:step_s"]["shared"]
+    assert "9 runs" in prior.describe() and "share with their neighbours" in prior.describe()
+    # A pool written before the split (no shared scatter stored) reads each cell's whole deviation.
+    before = UnitPrior(prior.steps, prior.gemms, {k: v for k, v in prior.chance_log_sd.items()
+                                                  if not k.endswith(SHARED_SUFFIX)})
+    before.step("s", fresh)
+    assert not before.applied["s:step_s"].shared and "scatter about that level" in before.describe()
 
 
 def test_a_run_that_borrowed_the_pools_intercepts_adds_no_chance_scatter() -> None:
