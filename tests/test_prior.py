@@ -210,6 +210,31 @@ def test_the_command_takes_the_largest_pool_of_this_job_that_matches_this_machin
     assert "pool of 3 runs" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("other_cpu", [False, True])
+def test_a_named_pool_of_another_machine_kind_is_read_cell_by_cell(tmp_path: Path, other_cpu: bool,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from gru_sim.calibrate.jobs import load_job
+    from gru_sim.commands.calibrate import _prior_for
+    from gru_sim.model.library import here_fingerprint
+    from gru_sim.model.profile import save_profile
+
+    spec = load_job(Path(__file__).parent / "data" / "tiny-job.yaml")
+    path = make_profile(tmp_path / "pool.json")
+    profile = load_profile(path)
+    profile.job = spec.model_dump(mode="json")
+    here = here_fingerprint(spec.device)
+    profile.fingerprint = {**here, "cpu_model": "Not This CPU"} if other_cpu else here
+    keys = [f"{k}:step_s" for k in profile.cost_model.step_tables_]
+    profile.unit_scatter_log_sd = {**{k: 0.1 for k in keys}, **{k + SHARED_SUFFIX: 0.05 for k in keys}}
+    profile.self_check["runs"] = [{"store": "a"}, {"store": "b"}]
+    save_profile(profile, path)
+    prior = _prior_for(_args(prior=str(path)), spec)
+    assert prior is not None
+    # The neighbourhood split holds for the pool's own kind of machine; another may differ cell by cell.
+    assert any(k.endswith(SHARED_SUFFIX) for k in prior.chance_log_sd) is not other_cpu
+    assert ("cell by cell" in capsys.readouterr().err) is other_cpu
+
+
 def test_the_command_finds_no_pool_for_another_job() -> None:
     from gru_sim.calibrate.jobs import load_job
     from gru_sim.commands.calibrate import _prior_for

@@ -59,9 +59,9 @@ SHARED_SUFFIX = "~shared"
 @dataclass(frozen=True)
 class Shrinkage:
     """What reading one table against the pool did: the fresh run's level against the pool (×), the
-    scatter about it (log sd), the chance scatter of what was weighed (log sd), and the weight kept.
-    ``shared``: what was weighed is the shape cells share with their neighbours (the rest is the
-    pool's); else each cell's whole deviation."""
+    scatter of what was weighed (log sd) and its chance scatter, and the weight kept. ``shared``: what
+    was weighed is the shape cells share with their neighbours (the rest is the pool's); else each
+    cell's whole deviation about the level."""
 
     level_x: float
     seen_log_sd: float
@@ -129,9 +129,10 @@ def shrink_cells(fresh: np.ndarray, prior: np.ndarray, chance_log_sd: float,
         out[both] = np.exp(log_prior + level + weight * (d - level))
         return out, Shrinkage(math.exp(level), seen, chance_log_sd, weight, int(both.sum()))
     shared = neighbourhood_median(deviation_grid(fresh, prior)[0])[both]
-    weight = _weight(float(np.std(shared)), shared_chance_log_sd)  # (the module docstring: why not MAD)
+    seen_shared = float(np.std(shared))  # (the module docstring: why not the median absolute deviation)
+    weight = _weight(seen_shared, shared_chance_log_sd)
     out[both] = np.exp(log_prior + level + weight * shared)
-    return out, Shrinkage(math.exp(level), seen, shared_chance_log_sd, weight, int(both.sum()), shared=True)
+    return out, Shrinkage(math.exp(level), seen_shared, shared_chance_log_sd, weight, int(both.sum()), shared=True)
 
 
 def _cells(values: np.ndarray, axes: Sequence[Sequence[int]], prior_axes: Sequence[Sequence[int]],
@@ -228,16 +229,19 @@ class UnitPrior:
         return cls(steps, gemms, chance, runs=len(steps_by_run))
 
     @classmethod
-    def from_profile(cls, profile: Profile) -> "UnitPrior":
+    def from_profile(cls, profile: Profile, split: bool = True) -> "UnitPrior":
         """The prior a pooled profile holds: its tables and its runs' chance scatter. A GruSimError
-        when the profile is not a pool of runs (one run's tables carry that run's spells)."""
+        when the profile is not a pool of runs (one run's tables carry that run's spells). ``split``
+        False: each cell's whole deviation is weighed (a pool of another kind of machine, whose cells
+        may each differ from this one's)."""
         scatter = profile.unit_scatter_log_sd
         runs = len(profile.self_check.get("runs") or [])
         if not scatter or runs < 2:
             raise GruSimError(f"{profile.path}: not a pool of calibration runs (made by 'gru-sim calibrate --pool'): "
                               "a fresh calibration reads its units against a pool only")
         model = profile.cost_model
-        return cls(dict(model.step_tables_), dict(model.gemm_tables_), dict(scatter), str(profile.path), runs)
+        chance = {k: v for k, v in scatter.items() if split or not k.endswith(SHARED_SUFFIX)}
+        return cls(dict(model.step_tables_), dict(model.gemm_tables_), chance, str(profile.path), runs)
 
     def summary(self) -> dict[str, Any]:
         """What reading the fresh tables against the pool did, for the profile's self-check."""

@@ -127,10 +127,12 @@ def _prior_for(args: argparse.Namespace, spec: "JobSpec") -> "UnitPrior | None":
         if differ := job_differences(profile.job, job):
             raise GruSimError(f"--prior {explicit} pools another job than {spec.name} (they differ in "
                               f"{', '.join(differ)}): give a pool of this job, or --no-prior")
-        prior = UnitPrior.from_profile(profile)
-        if diff := mismatch(profile.fingerprint, here_fingerprint(spec.device)):
+        diff = mismatch(profile.fingerprint, here_fingerprint(spec.device))
+        # Another kind of machine may differ cell by cell: its tables are read so (prior.UnitPrior).
+        prior = UnitPrior.from_profile(profile, split=not diff)
+        if diff:
             say(f"--prior {explicit} was pooled on {describe(profile.fingerprint)} ({', '.join(diff)} differ); "
-                "each table keeps the scatter it shows beyond chance")
+                "each table keeps the scatter it shows beyond chance, cell by cell")
     else:
         # Every known pool of this job whose fingerprint matches this machine; the one of most runs.
         here = here_fingerprint(spec.device)
