@@ -75,8 +75,10 @@ def prior_runs(spans: list[tuple[float, float]], i: int, earlier: bool, recent: 
     """The runs run ``i`` is read against: every other one, or with ``earlier`` those that ended
     before it began (``spans``: each run's first and last measurement); with ``recent``, only the
     ``recent`` of those that ended last (as ``gru-sim calibrate --pool --recent`` builds a pool)."""
+    from gru_sim.calibrate.pool import latest
+
     use = [j for j in range(len(spans)) if j != i and (not earlier or spans[j][1] < spans[i][0])]
-    return use if recent is None else sorted(use, key=lambda j: spans[j][1])[-recent:]
+    return [use[k] for k in latest([spans[j][1] for j in use], recent)]
 
 
 def _against_the_others(runs: list[str], profiles: dict[str, Path], earlier: bool = False,

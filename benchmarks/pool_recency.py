@@ -59,12 +59,14 @@ def cuts_between(first: float, last: float, every_s: float) -> list[float]:
 def pools_at(ends: dict[str, float], cut: float, recent: list[int]) -> dict[str, list[str]]:
     """The runs each pool holds at ``cut``: every run that ended before it ("all") and the last N
     ("last N", where more than N ended; fewer than two: no pool)."""
+    from gru_sim.calibrate.pool import latest
+
     before = sorted((end, run) for run, end in ends.items() if end < cut)
     runs = [run for _, run in before]
     out = {"all": runs} if len(runs) >= 2 else {}
     for n in recent:
-        if len(runs) > n:
-            out[f"last {n}"] = runs[-n:]
+        if len(runs) > n:  # (as many or fewer: the same pool as "all")
+            out[f"last {n}"] = [runs[k] for k in latest([end for end, _ in before], n)]
     return out
 
 

@@ -281,3 +281,12 @@ def test_a_job_is_the_same_whatever_its_budget_for_a_resumed_run_and_for_a_pool(
     Calibration(spec.model_copy(update={"budget_s": 99.0}), store)._check_store_matches()  # "raise --budget"
     with pytest.raises(GruSimError, match="holds a different job"):
         Calibration(spec.model_copy(update={"seed": 3}), store)._check_store_matches()
+
+
+def test_the_latest_runs_by_their_ends_in_the_order_given() -> None:
+    from gru_sim.calibrate.pool import latest
+
+    ends = [300.0, None, 100.0, 400.0, 200.0]
+    assert latest(ends, 2) == [0, 3]
+    assert latest(ends, 9) == [0, 2, 3, 4]  # a run that measured nothing is never among them
+    assert latest(ends, None) == [0, 1, 2, 3, 4]

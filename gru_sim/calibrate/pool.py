@@ -96,14 +96,21 @@ def _check_same(stores: list[MeasurementStore]) -> None:
                               "pool runs of one kind of machine")
 
 
+def latest(ends: Sequence[float | None], count: int | None) -> list[int]:
+    """The indexes of the ``count`` runs that ended last (``ends``: each run's last measurement, None
+    where it measured nothing, never among the latest), in the order given; all of them with ``None``.
+    The rule of ``--pool --recent``, which the benchmarks judging pools apply to runs they read alike."""
+    if count is None:
+        return list(range(len(ends)))
+    kept = {k for _, k in sorted((end, k) for k, end in enumerate(ends) if end is not None)[-count:]}
+    return [k for k in range(len(ends)) if k in kept]
+
+
 def most_recent(stores: list[MeasurementStore], count: int | None) -> list[MeasurementStore]:
     """The ``count`` stores whose last measurement is the latest, in the order given (all of them
     with ``None``). A store that measured nothing is never among the latest."""
-    if count is None:
-        return list(stores)
-    ends = [(span[1], k) for k, store in enumerate(stores) if (span := store.measured_span()) is not None]
-    latest = {k for _, k in sorted(ends)[-count:]}
-    return [store for k, store in enumerate(stores) if k in latest]
+    spans = [store.measured_span() for store in stores]
+    return [stores[k] for k in latest([None if span is None else span[1] for span in spans], count)]
 
 
 def pool_profile(paths: Sequence[str | Path], out: str | Path, recent: int | None = None) -> Profile:
