@@ -34,8 +34,8 @@ from .batch_configs import CHOICES, INT_COLUMNS, ConfigBatch, decode_category
 from .batch_tables import GemmLookup, StepLookup
 from .costmodel import (AXES, MATMULS_PER_TRAINING_STEP, TRAINING_OVER_INFERENCE, GruCostModel, gemm_key,
                         step_key)
-from .fresh_memory import fresh_bytes_many
-from .saved_spill import cache_bytes, spilled_saved_bytes_many
+from .fresh_memory import fresh_bytes_many, listed as fresh_listed
+from .saved_spill import cache_bytes, spilled_saved_bytes_many, spills
 from .library import FOREIGN_INTERVAL_FACTOR, here_fingerprint, mismatch
 from .memory_model import DEFAULT_COEF, FIXED_BYTES
 
@@ -224,11 +224,11 @@ class BatchPredictor:
         terms_pu = np.where(fitted_off, d * (proj0 + bwd0) + rest * (d * (proj1 + bwd1)), 0.0)
         # The call's tensors mapped afresh (.fresh_memory), at the measured rate.
         terms_fresh = np.zeros_like(h)
-        if impl == "torch-gru" and device == "cpu" and raw.fresh_s_per_byte():
+        if fresh_listed(impl, device) and raw.fresh_s_per_byte():
             terms_fresh = fresh_bytes_many(b, t, h, layers, d, s, training) * raw.fresh_s_per_byte()
         # A training call's saved activations re-read from beyond the cache (.saved_spill).
         terms_spill = np.zeros_like(h)
-        if training and impl == "torch-gru" and device == "cpu":
+        if spills(mode, impl, device):
             terms_spill = layers * d * spilled_saved_bytes_many(b, t, h, s, cache_bytes(raw.levels))
         composed = ((terms_steps - terms_mm + terms_fixed) * coef[0] + terms_proj * coef[1] + terms_bwd * coef[2] + coef[3]
                     + terms_ld * coef[4] + terms_bytes * coef[5] + terms_su * coef[6] + terms_pu * coef[7]

@@ -48,11 +48,16 @@ def _fresh(n_bytes: float) -> float:
     return n_bytes if n_bytes >= MMAP_CEILING_BYTES else 0.0
 
 
+def listed(impl: str, device: str) -> bool:
+    """Whether this module lists a call's fresh tensors: ATen's native ``torch-gru`` on the CPU only."""
+    return impl == "torch-gru" and device == "cpu"
+
+
 def fresh_bytes_by_layer(config: GruConfig) -> list[tuple[float, float]]:
     """Per layer (all its directions), the bytes of the tensors one call of ``config`` allocates at or
     past :data:`MMAP_CEILING_BYTES`: (forward, backward). Nothing for implementations other than ATen's
     native ``torch-gru`` on the CPU, whose tensors are not listed."""
-    if config.impl != "torch-gru" or config.device != "cpu":
+    if not listed(config.impl, config.device):
         return [(0.0, 0.0)] * config.num_layers
     t, b, h, e, d = config.seq_len, config.batch, config.hidden_size, config.dtype_bytes, config.directions
     training = config.mode == "training"

@@ -43,10 +43,15 @@ def saved_bytes_per_step(batch: float, hidden: float, dtype_bytes: float) -> flo
     return SAVED_FLOATS_PER_UNIT * batch * hidden * dtype_bytes
 
 
+def spills(mode: str, impl: str, device: str) -> bool:
+    """Whether a call saves activations this module prices: training with ATen's ``torch-gru`` on the CPU."""
+    return mode == "training" and impl == "torch-gru" and device == "cpu"
+
+
 def spilled_saved_bytes(config: GruConfig, cache: float) -> float:
     """Per layer and direction: the saved bytes of the steps beyond the first ``cache / per step``
     (0 in inference, for other implementations than ATen's ``torch-gru`` on CPU, and with no cache)."""
-    if config.mode != "training" or config.impl != "torch-gru" or config.device != "cpu" or cache <= 0:
+    if not spills(config.mode, config.impl, config.device) or cache <= 0:
         return 0.0
     per_step = saved_bytes_per_step(config.batch, config.hidden_size, config.dtype_bytes)
     return max(config.seq_len - cache / per_step, 0.0) * per_step
