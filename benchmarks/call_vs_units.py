@@ -28,7 +28,7 @@ from typing import Callable
 
 import torch
 
-from gru_sim.calibrate.unit_grid import MAX_STEPS, MIN_STEPS, STEP_TARGET_CALL_S
+from gru_sim.calibrate.unit_grid import unit_call_steps
 from gru_sim.config import GruConfig
 from gru_sim.errors import GruSimError
 from gru_sim.machine import machine_label
@@ -70,7 +70,7 @@ def compare(config: GruConfig, rounds: int) -> dict[str, float]:
     """Seconds of the call and of its parts (medians over ``rounds`` rounds in turns), and the composed."""
     torch.set_num_threads(config.threads)
     per_step = fastest_s(build_call(unit_config(config, 8))) / 8
-    steps = min(max(int(STEP_TARGET_CALL_S / max(per_step, 1e-9)), MIN_STEPS[config.mode]), MAX_STEPS)
+    steps = unit_call_steps(per_step, config.mode)
     whole = build_call(config)
     short, long_ = (build_call(unit_config(config, n)) for n in (steps, 4 * steps))
     gemms = []

@@ -373,3 +373,11 @@ def test_the_intercept_comes_from_its_back_to_back_pair_not_a_slow_moment_of_the
     timer._step_units(GROUP, "inference", "float32", "torch-gru", 1, plan)
     intercepts = {u.params["hidden"]: u.value for u in store.units(step_key(GROUP, "inference"), "intercept")}
     assert intercepts[32] == pytest.approx(fixed_s, rel=1e-6)
+
+
+def test_a_unit_call_runs_the_steps_that_make_it_last_its_target_within_the_bounds() -> None:
+    # One rule for the calibration and benchmarks/call_vs_units.py: the next whole step count.
+    assert unit_grid.unit_call_steps(unit_grid.STEP_TARGET_CALL_S / 6.5, "training") == 7
+    assert unit_grid.unit_call_steps(1.0, "training") == unit_grid.MIN_STEPS["training"]
+    assert unit_grid.unit_call_steps(1.0, "inference") == unit_grid.MIN_STEPS["inference"]
+    assert unit_grid.unit_call_steps(0.0, "inference") == unit_grid.MAX_STEPS

@@ -103,6 +103,12 @@ def interleaved(lines: Sequence[Sequence[T]], seed: str) -> Iterator[T]:
         yield left[int(rng.choice(len(left), p=sizes / sizes.sum()))].pop(0)
 
 
+def unit_call_steps(step_s: float, mode: str) -> int:
+    """Steps of the call a step unit of about ``step_s`` seconds a step is read from: enough that it
+    lasts ``STEP_TARGET_CALL_S``, within ``MIN_STEPS[mode]`` and ``MAX_STEPS``."""
+    return min(max(math.ceil(STEP_TARGET_CALL_S / max(step_s, 1e-9)), MIN_STEPS[mode]), MAX_STEPS)
+
+
 def _fixed_cost_s(short_s: float, long_s: float) -> float:
     """A call's fixed cost from the probes of ``CALL_PROBE_STEPS`` steps: the short call less its steps."""
     per_step = max((long_s - short_s) / (CALL_PROBE_STEPS[1] - CALL_PROBE_STEPS[0]), 0.0)
@@ -289,7 +295,7 @@ class UnitTimer:
         cells = [[(b, h) for b in batches if step_cell_timed(self.spec, b, h)] for h in hiddens]
         for b, h in interleaved(cells, f"{table}|{self.spec.seed}"):
             est = self._estimate(known, b, h, factor, floor_s)
-            steps = min(max(math.ceil(STEP_TARGET_CALL_S / max(est, 1e-9)), MIN_STEPS[mode]), MAX_STEPS)
+            steps = unit_call_steps(est, mode)
             if MIN_STEPS[mode] * est > self.spec.unit_max_call_s:
                 continue  # too costly: the table continues this row with the matmul's growth
             total = timed(b, h, steps)
