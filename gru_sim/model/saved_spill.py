@@ -51,15 +51,15 @@ def spills(mode: str, impl: str, device: str) -> bool:
 def spilled_saved_bytes(config: GruConfig, cache: float) -> float:
     """Per layer and direction: the saved bytes of the steps beyond the first ``cache / per step``
     (0 in inference, for other implementations than ATen's ``torch-gru`` on CPU, and with no cache)."""
-    if not spills(config.mode, config.impl, config.device) or cache <= 0:
+    if not spills(config.mode, config.impl, config.device):
         return 0.0
-    per_step = saved_bytes_per_step(config.batch, config.hidden_size, config.dtype_bytes)
-    return max(config.seq_len - cache / per_step, 0.0) * per_step
+    return float(spilled_saved_bytes_many(config.batch, config.seq_len, config.hidden_size, config.dtype_bytes, cache))
 
 
-def spilled_saved_bytes_many(batch: np.ndarray, seq_len: np.ndarray, hidden: np.ndarray, dtype_bytes: float,
-                             cache: float) -> np.ndarray:
-    """:func:`spilled_saved_bytes` of a training ``torch-gru`` CPU call, elementwise over arrays."""
+def spilled_saved_bytes_many(batch: np.ndarray | float, seq_len: np.ndarray | float, hidden: np.ndarray | float,
+                             dtype_bytes: float, cache: float) -> np.ndarray:
+    """:func:`spilled_saved_bytes` of a training ``torch-gru`` CPU call, elementwise over arrays (or
+    scalars); 0 with no cache."""
     per_step = saved_bytes_per_step(np.asarray(batch, dtype=float), np.asarray(hidden, dtype=float), dtype_bytes)
     if cache <= 0:
         return np.zeros_like(per_step)
