@@ -54,6 +54,7 @@ import atexit
 import csv
 import datetime as dt
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,27 @@ RECORD_FIELDS = ("run_at", "cpu_model", "name", "batch", "seq_len", "input_size"
 PACE_WINDOW_H = 2.0
 TYPICAL_RECORD = ROOT / "benchmarks" / "data" / "typical_measured.csv"
 POLICY = TimingPolicy(min_sample_s=0.002, budget_s=0.3, min_samples=9, max_samples=40)
+
+
+def here_of(cpu: str) -> dict[str, Any] | None:
+    """The machine a record's ``cpu`` label names, as the fingerprint a profile's match is judged
+    against: None for this machine's own label (its whole fingerprint is read), else what the label
+    says (model name, family and model numbers, kernel-choosing settings), so that a profile judged
+    against another machine's records is widened exactly when it would be there."""
+    if cpu == machine_label():
+        return None
+    match = re.fullmatch(r"(.*?)(?: \(family (\d+), model (\d+)\))?(?: \[(.*)\])?", cpu)
+    name, family, model, env = match.groups() if match else (cpu, None, None, None)
+    return {"device": "cpu", "cpu_model": name, "cpu_signature": [int(family), int(model)] if family else None,
+            "kernel_env": dict(kv.split("=", 1) for kv in env.split()) if env else {}}
+
+
+def add_cpu_flag(ap: argparse.ArgumentParser) -> None:
+    """``--cpu LABEL``: judge the records of another machine kind than this one."""
+    ap.add_argument("--cpu", metavar="LABEL", default=None,
+                    help="judge the runs recorded on this machine kind, as the records name it (e.g. "
+                         "'AMD EPYC (family 25, model 17)'; default: this machine, "
+                         f"'{machine_label()}')")
 
 
 def figures(measured: list[float], predicted: list[float], intervals: list[tuple[float, float]]) -> dict[str, Any]:
@@ -263,7 +285,7 @@ def judge_recorded(profile_path: Path, path: Path, cpu: str, paces: dict[tuple[s
     by_shape: dict[tuple[str, int], list[dict[str, str]]] = {}
     for r in mine:
         by_shape.setdefault((r["name"], int(r["threads"])), []).append(r)
-    predictor = Predictor(load_profile(profile_path))
+    predictor = Predictor(load_profile(profile_path), here=here_of(cpu))
     out_rows = []
     # The interval against every run's own measurement (what one fresh measurement meets), not the medians.
     single: list[tuple[float, tuple[float, float]]] = []
@@ -423,7 +445,11 @@ def main() -> None:
                          "hour (default: the typical shapes' record)")
     ap.add_argument("--pace-window-h", type=float, default=PACE_WINDOW_H,
                     help=f"hours around a run within which a --pace-from run counts (default {PACE_WINDOW_H:g})")
+    add_cpu_flag(ap)
     args = ap.parse_args()
+    cpu = args.cpu or machine_label()
+    if args.cpu is not None and args.measured is None:
+        ap.error("--cpu chooses among recorded runs: give it with --measured FILE")
     if args.since is not None and args.measured is None:
         ap.error("--since chooses among recorded runs: give it with --measured FILE")
     if args.measured is not None:
@@ -441,9 +467,9 @@ def main() -> None:
         args.pace_from = args.pace_from or TYPICAL_RECORD
         paces = None
         if args.pace_from.is_file() and args.pace_from.resolve() != record.resolve():
-            paces = paces_of_runs(args.profile, args.pace_from, machine_label())
-        judged = judge_recorded(args.profile, args.measured, machine_label(), paces, args.pace_window_h)
-        print(f"CPU: {machine_label()}; {judged['runs']} recorded runs from {judged['first_run']} to "
+            paces = paces_of_runs(args.profile, args.pace_from, cpu)
+        judged = judge_recorded(args.profile, args.measured, cpu, paces, args.pace_window_h)
+        print(f"CPU: {cpu}; {judged['runs']} recorded runs from {judged['first_run']} to "
               f"{judged['last_run']}; the same shape's fastest and slowest run differ by a median "
               f"{judged['median_spread_x']:.2f}x")
         for label in ("all", *[k for k in judged if k.startswith("t") and k[1:].isdigit()], "inference", "training"):
@@ -463,7 +489,7 @@ def main() -> None:
         elif paces is not None:
             print(f"no {args.pace_from.name} run lies within {args.pace_window_h:g} h of these runs: "
                   "no figure at the machine's pace of the hour")
-        judged["run_to_run"] = spread = run_to_run(args.measured, machine_label())
+        judged["run_to_run"] = spread = run_to_run(args.measured, cpu)
         if "mean_median_ape" in spread:  # three runs or more: one against the median of the others
             print(f"one recorded run against the median of the others (the machine's own spread between runs: "
                   f"the floor for a profile made in one spell): median APE {spread['mean_median_ape']:.1f}%, "

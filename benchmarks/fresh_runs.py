@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from accuracy import ROOT, judge_recorded, one_run, recorded_runs, run_to_run
+from accuracy import ROOT, add_cpu_flag, judge_recorded, one_run, recorded_runs, run_to_run
 from pool_gain import DEFAULT_RUNS, _single
 from gru_sim.machine import machine_label
 
@@ -121,6 +121,7 @@ def main() -> None:
                     help="with --prior: only the N of those runs that measured last (the shipped pool is the "
                          "last 15: `gru-sim calibrate --pool ... --recent 15`)")
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
+    add_cpu_flag(ap)
     args = ap.parse_args()
     if args.prior_recent is not None and not args.prior:
         ap.error("--prior-recent chooses among the runs --prior reads each run against: give --prior too")
@@ -130,7 +131,7 @@ def main() -> None:
     if not runs:
         sys.exit(f"{args.runs}: no calibration runs")
     measured = ROOT / args.measured if not Path(args.measured).is_absolute() else Path(args.measured)
-    cpu = machine_label()
+    cpu = args.cpu or machine_label()
     recorded = recorded_runs(measured, cpu)
     if not recorded:
         sys.exit(f"{measured}: no run recorded on a {cpu!r}")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from accuracy import ROOT, judge_recorded, one_run, recorded_runs
+from accuracy import ROOT, add_cpu_flag, judge_recorded, one_run, recorded_runs
 from pool_gain import DEFAULT_RUNS
 from gru_sim.machine import machine_label
 
@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--recent", type=int, nargs="+", default=[10, 15, 20, 25], help="pool sizes N of the last-N pools")
     ap.add_argument("--every-h", type=float, default=12.0, help="hours between cuts (default 12)")
     ap.add_argument("--json", type=Path, help="also write every judged run's figures here")
+    add_cpu_flag(ap)
     args = ap.parse_args()
     from gru_sim.calibrate.pool import pool_profile
 
@@ -84,7 +85,7 @@ def main() -> None:
     if len(runs) < 3:
         sys.exit(f"{args.runs}: fewer than three calibration runs")
     measured = ROOT / args.measured if not Path(args.measured).is_absolute() else Path(args.measured)
-    cpu = machine_label()
+    cpu = args.cpu or machine_label()
     recorded = sorted(recorded_runs(measured, cpu))
     if not recorded:
         sys.exit(f"{measured}: no run recorded on a {cpu!r}")

@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from accuracy import ROOT, judge_recorded, one_run, recorded_runs
+from accuracy import ROOT, add_cpu_flag, judge_recorded, one_run, recorded_runs
 from fresh_runs import FIGURES, right_after, short
 from gru_sim.calibrate.pool import readable_store
 from gru_sim.calibrate.store import MeasurementStore
-from gru_sim.machine import KERNEL_ENV_VARS, machine_label
+from gru_sim.machine import KERNEL_ENV_VARS, kernel_env_text, machine_label, signature_text
 
 DEFAULT_RUNS = "benchmarks/data/quick_runs/*.sqlite.gz"
 DEFAULT_MEASURED = "benchmarks/data/quick_measured.csv"
@@ -47,6 +47,17 @@ def kernel_env_of(store_path: Path) -> dict[str, str]:
     """The kernel-choosing settings the store was measured under (from its fingerprint)."""
     with MeasurementStore(store_path) as store:
         return dict((store.get_meta("fingerprint") or {}).get("kernel_env") or {})
+
+
+def cpu_of(store_path: Path, default: str) -> str:
+    """The machine kind a store was measured on, as the records name it: from its fingerprint where
+    that has the CPU's family and model numbers, else ``default`` (a store from before they were
+    recorded), with the store's kernel-choosing settings either way."""
+    with MeasurementStore(store_path) as store:
+        fp = store.get_meta("fingerprint") or {}
+    base = (f"{fp.get('cpu_model') or 'unknown CPU'}{signature_text(fp['cpu_signature'])}"
+            if fp.get("cpu_signature") else default)
+    return base + kernel_env_text(fp.get("kernel_env"))
 
 
 def child_env(kernel_env: dict[str, str]) -> dict[str, str]:
@@ -88,10 +99,9 @@ def derive(store_path: Path, source: Path, out: Path, passes_as_one: bool) -> No
         adapt.UnitTimer, adapt._measure_point = real  # type: ignore[misc]
 
 
-def judge_one(run: str, source: Path, measured: Path, within_min: float) -> dict[str, Any]:
+def judge_one(run: str, source: Path, measured: Path, within_min: float, cpu: str) -> dict[str, Any]:
     """One stored adaptation, derived both ways and judged against the run recorded right after it
     (run in the process whose settings the store was measured under)."""
-    cpu = machine_label()
     row: dict[str, Any] = {"run": Path(run).name, "cpu_model": cpu}
     with tempfile.TemporaryDirectory() as tmp:
         store_path = readable_store(Path(run), Path(tmp))
@@ -123,11 +133,12 @@ def main() -> None:
                     help="minutes after an adaptation within which a recorded run counts as right after it (15)")
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
     ap.add_argument("--one", help=argparse.SUPPRESS)  # a single store, in this process (the parent's child)
+    add_cpu_flag(ap)
     args = ap.parse_args()
     resolve = lambda p: Path(p) if Path(p).is_absolute() else ROOT / p  # noqa: E731
     measured, source = resolve(args.measured), resolve(args.source)
     if args.one:
-        print(json.dumps(judge_one(args.one, source, measured, args.within)))
+        print(json.dumps(judge_one(args.one, source, measured, args.within, args.cpu or machine_label())))
         return
     runs = sorted(glob.glob(str(resolve(args.runs))))
     if not runs:
@@ -135,10 +146,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
-            env = child_env(kernel_env_of(readable_store(Path(run), Path(tmp))))
+            store = readable_store(Path(run), Path(tmp))
+            settings, cpu = kernel_env_of(store), cpu_of(store, args.cpu or machine_label().split(" [")[0])
             proc = subprocess.run([sys.executable, __file__, "--one", run, "--measured", str(measured),
-                                   "--source", str(source), "--within", str(args.within)],
-                                  env=env, capture_output=True, text=True)
+                                   "--source", str(source), "--within", str(args.within), "--cpu", cpu],
+                                  env=child_env(settings), capture_output=True, text=True)
             if proc.returncode:
                 sys.exit(f"{run}: {proc.stderr.strip()[-2000:]}")
             row = json.loads(proc.stdout.strip().splitlines()[-1])

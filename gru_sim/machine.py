@@ -26,6 +26,31 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def cpu_signature() -> tuple[int, int] | None:
+    """The CPU's family and model numbers (``/proc/cpuinfo``: ``cpu family``, ``model``), which tell
+    apart parts that share a model name: a KVM guest may show only "AMD EPYC" for a Zen 4 (family 25)
+    and a Zen 5 (family 26) alike. None where the OS does not say (not x86)."""
+    family = model = None
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "cpu family" and family is None:
+                family = int(value)
+            elif key == "model" and model is None:
+                model = int(value)
+            elif not line.strip() and (family is not None or model is not None):
+                break
+    return (family, model) if family is not None and model is not None else None
+
+
+def signature_text(signature: Any) -> str:
+    """A CPU signature as it is named beside the model name: `` (family 26, model 2)`` ('' when unknown)."""
+    if not signature or len(signature) != 2:
+        return ""
+    return f" (family {signature[0]}, model {signature[1]})"
+
+
 def physical_cores() -> int | None:
     cores = set()
     phys = core = None
@@ -145,14 +170,16 @@ def kernel_env_text(settings: dict[str, str] | None) -> str:
 
 
 def machine_label() -> str:
-    """This machine as figures name it: the CPU model, and any kernel-choosing settings in force."""
-    return f"{cpu_model() or 'unknown CPU'}{kernel_env_text(kernel_env())}"
+    """This machine as figures name it: the CPU model, its family and model numbers, and any
+    kernel-choosing settings in force: ``AMD EPYC (family 26, model 2)``."""
+    return f"{cpu_model() or 'unknown CPU'}{signature_text(safe(cpu_signature))}{kernel_env_text(kernel_env())}"
 
 
 def host_facts() -> dict[str, Any]:
     """The torch-free part of a fingerprint."""
     return {
         "cpu_model": safe(cpu_model),
+        "cpu_signature": (lambda sig: list(sig) if sig else None)(safe(cpu_signature)),
         "kernel_env": kernel_env(),
         "physical_cores": safe(physical_cores),
         "logical_cores": safe(os.cpu_count),
@@ -166,8 +193,8 @@ def host_facts() -> dict[str, Any]:
 
 
 # Fields whose difference means a profile may not describe this machine.
-IDENTITY_FIELDS = ("device", "cpu_model", "kernel_env", "physical_cores", "torch", "blas", "cpu_capability",
-                   "gpu_name", "cuda", "cudnn", "driver")
+IDENTITY_FIELDS = ("device", "cpu_model", "cpu_signature", "kernel_env", "physical_cores", "torch", "blas",
+                   "cpu_capability", "gpu_name", "cuda", "cudnn", "driver")
 
 
 def differences(expected: dict[str, Any], actual: dict[str, Any], fields: tuple[str, ...] = IDENTITY_FIELDS) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .model.library import ProfileChoice, choose_profile, describe, here_fingerprint
+from .model.library import ProfileChoice, choose_profile, describe, here_fingerprint, mismatch_text
 from .model.profile import Profile, load_profile
 
 
@@ -14,7 +14,7 @@ def foreign_note(choice: ProfileChoice, profile: Profile, device: str) -> str:
     """One line for a profile of another machine: both machines, what differs, and the remedy."""
     here = here_fingerprint(device)
     return (f"warning: profile {choice.path} was made on another machine ({describe(profile.fingerprint)}), not on "
-            f"this one ({describe(here)}; differs in {', '.join(choice.mismatch)}): its intervals are widened; "
+            f"this one ({describe(here)}; differs in {mismatch_text(choice.mismatch)}): its intervals are widened; "
             f"run 'gru-sim calibrate --quick' (about a minute) for this machine's numbers")
 
 

@@ -60,6 +60,24 @@ def test_recorded_runs_judge_a_profile_against_each_shapes_median_on_this_cpu_ki
     assert single["interval_coverage"] == pytest.approx(np.mean(inside))
 
 
+def test_a_profile_judged_on_another_kinds_records_is_widened_as_it_would_be_there(
+        tmp_path: Path, acc: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(acc, "machine_label", lambda: "synthetic (family 26, model 2)")
+    assert acc.here_of("synthetic (family 26, model 2)") is None  # this machine: its whole fingerprint
+    assert acc.here_of("AMD EPYC (family 25, model 17) [MKL_CBWR=COMPATIBLE]") == {
+        "device": "cpu", "cpu_model": "AMD EPYC", "cpu_signature": [25, 17], "kernel_env": {"MKL_CBWR": "COMPATIBLE"}}
+    assert acc.here_of("Old CPU")["cpu_signature"] is None  # a label from before the numbers were recorded
+    profile = make_profile(tmp_path / "p.json")  # made on a "synthetic" CPU
+    data = tmp_path / "runs.csv"
+    acc.record_run(data, "synthetic", _run_rows(1.0))
+    acc.record_run(data, "Other CPU", _run_rows(1.0))
+    own = {r["name"]: r["interval_s"] for r in acc.judge_recorded(profile, data, "synthetic")["rows"]}
+    other = {r["name"]: r["interval_s"] for r in acc.judge_recorded(profile, data, "Other CPU")["rows"]}
+    from gru_sim.model.library import FOREIGN_INTERVAL_FACTOR
+    for name, (lo, hi) in own.items():
+        assert other[name] == pytest.approx([lo / FOREIGN_INTERVAL_FACTOR, hi * FOREIGN_INTERVAL_FACTOR])
+
+
 def test_recorded_runs_of_another_cpu_kind_only_are_refused_naming_them(tmp_path: Path, acc: Any) -> None:
     data = tmp_path / "runs.csv"
     acc.record_run(data, "Other CPU", _run_rows(1.0))

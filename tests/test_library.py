@@ -45,6 +45,48 @@ def test_another_vendor_is_farther_than_another_core_count() -> None:
     assert set(mismatch(INTEL, AMD)) >= {"cpu_vendor", "isa", "cpu_model", "caches"}
 
 
+def test_parts_that_share_a_model_name_are_told_apart_by_family_and_model(tmp_path: Path) -> None:
+    # A KVM guest shows "AMD EPYC" for a Zen 4 (family 25) and a Zen 5 (family 26) alike.
+    zen4 = {**AMD, "cpu_signature": [25, 17]}
+    zen5 = {**AMD, "cpu_signature": [26, 2]}
+    assert mismatch(zen4, zen5) == {"cpu_signature": [[25, 17], [26, 2]]}
+    assert mismatch(AMD, zen5) == {}  # a fingerprint from before the numbers were recorded: not compared
+    assert describe(zen5) == "AMD EPYC (family 26, model 2), 2 cores"
+    _write(tmp_path, "cpu-zen4.json", zen4)
+    own = _write(tmp_path, "cpu-zen5.json", zen5)
+    assert choose_profile("cpu", zen5, dirs=[tmp_path]).path == own
+
+
+def test_what_differs_is_said_in_words_with_both_values() -> None:
+    from gru_sim.model.library import mismatch_text
+
+    zen4 = {**AMD, "isa": ["avx2", "avx512f"], "cpu_signature": [25, 17],
+            "caches": [{"level": 1, "size_bytes": 32 << 10}, {"level": 2, "size_bytes": 1 << 20}]}
+    zen5 = {**AMD, "isa": ["avx2", "avx512f", "avx_vnni"], "cpu_signature": [26, 2],
+            "caches": [{"level": 1, "size_bytes": 48 << 10}, {"level": 2, "size_bytes": 1 << 20}]}
+    text = mismatch_text(mismatch(zen4, zen5))
+    assert text == ("ISA (avx_vnni here only), family/model (25/17 there, 26/2 here), "
+                    "caches (L1 32 KiB there, 48 KiB here)")
+    assert mismatch_text(mismatch({**AMD, "logical_cores": 8}, AMD)) == "logical cores (8 there, 2 here)"
+
+
+def test_the_cpu_signature_is_read_from_cpuinfo(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import builtins
+
+    from gru_sim import machine
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+                    "model name\t: AMD EPYC\n\nprocessor\t: 1\ncpu family\t: 26\nmodel\t\t: 2\n")
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(info if path == "/proc/cpuinfo" else path, *a, **k))
+    for name in machine.KERNEL_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    assert machine.cpu_signature() == (26, 2)
+    assert machine.machine_label() == "AMD EPYC (family 26, model 2)"
+    assert machine.signature_text(None) == ""
+
+
 def test_no_profile_for_the_device_is_a_clear_error(tmp_path: Path) -> None:
     _write(tmp_path, "cpu-amd.json", AMD)
     with pytest.raises(ProfileError, match="calibrate"):

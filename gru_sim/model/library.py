@@ -18,16 +18,17 @@ from typing import Any
 
 from ..errors import ProfileError
 from ..locations import file_slug, profile_search_dirs
-from ..machine import host_facts, kernel_env_text, machine_label
+from ..machine import host_facts, kernel_env_text, machine_label, signature_text
 
 # Identity fields compared, with the weight a difference adds to the distance between machines.
 MATCH_WEIGHTS = {"device": 100.0, "gpu_name": 50.0, "cpu_vendor": 20.0, "isa": 10.0, "kernel_env": 10.0,
-                 "cpu_model": 5.0, "caches": 3.0, "logical_cores": 2.0, "torch": 1.0}
+                 "cpu_model": 5.0, "cpu_signature": 5.0, "caches": 3.0, "logical_cores": 2.0, "torch": 1.0}
 # How much wider (as a factor on each side) the 90 % interval of a prediction from a profile of
 # another machine is: the cross-machine error of a profile used on another CPU kind (see README,
-# "Profiles for more than one machine"): 31-42 % median error on an Intel Xeon; on the emulated second
-# machine the shipped pool of the latest runs needs its own interval stretched 2.04x for 80 % and
-# 2.14x for 90 % of the measurements to fall inside (2.0 covered 75 %).
+# "Profiles for more than one machine"): 31-42 % median error on an Intel Xeon; the Zen 4 AMD EPYC pool
+# 36 % on a Zen 5 and the Zen 5 pool 24 % on the Zen 4 (every measurement inside, both ways); on the
+# emulated machine the Zen 4 pool needs its own interval stretched 2.04x for 80 % and 2.14x for 90 % of
+# the measurements to fall inside (2.0 covered 75 %).
 FOREIGN_INTERVAL_FACTOR = 2.5
 
 
@@ -58,6 +59,8 @@ def _identity(fp: dict[str, Any]) -> dict[str, Any]:
         # recorded was taken without any.
         "kernel_env": dict(sorted((fp.get("kernel_env") or {}).items())),
         "cpu_model": fp.get("cpu_model"),
+        # Family and model numbers; a fingerprint from before they were recorded leaves them unknown.
+        "cpu_signature": list(fp["cpu_signature"]) if fp.get("cpu_signature") else None,
         "caches": [[c["level"], c["size_bytes"]] for c in caches] if caches else None,
         "logical_cores": fp.get("logical_cores"),
         "torch": torch.split("+")[0] if isinstance(torch, str) else None,
@@ -69,6 +72,32 @@ def mismatch(profile_fp: dict[str, Any], here: dict[str, Any]) -> dict[str, list
     sides that differ (empty: the profile matches)."""
     a, b = _identity(profile_fp), _identity(here)
     return {k: [a[k], b[k]] for k in MATCH_WEIGHTS if a[k] is not None and b[k] is not None and a[k] != b[k]}
+
+
+def _bytes_text(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
+
+
+def _one_difference(key: str, theirs: Any, ours: Any) -> str:
+    if key == "isa":
+        parts = [f"{', '.join(sorted(set(ours) - set(theirs)))} here only" if set(ours) - set(theirs) else "",
+                 f"{', '.join(sorted(set(theirs) - set(ours)))} there only" if set(theirs) - set(ours) else ""]
+        return f"ISA ({'; '.join(p for p in parts if p)})"
+    if key == "caches":
+        a, b = dict((int(lv), int(n)) for lv, n in theirs), dict((int(lv), int(n)) for lv, n in ours)
+        levels = [lv for lv in sorted(set(a) | set(b)) if a.get(lv) != b.get(lv)]
+        return "caches (" + "; ".join(
+            f"L{lv} {_bytes_text(a[lv]) if lv in a else 'none'} there, {_bytes_text(b[lv]) if lv in b else 'none'} here"
+            for lv in levels) + ")"
+    if key == "cpu_signature":
+        return f"family/model ({theirs[0]}/{theirs[1]} there, {ours[0]}/{ours[1]} here)"
+    return f"{key.replace('_', ' ')} ({theirs} there, {ours} here)"
+
+
+def mismatch_text(diff: dict[str, list[Any]]) -> str:
+    """What differs between a profile's machine and this one, in words: ``ISA (avx_vnni here only),
+    caches (L1 32 KiB there, 48 KiB here)``."""
+    return ", ".join(_one_difference(k, theirs, ours) for k, (theirs, ours) in diff.items())
 
 
 def distance(profile_fp: dict[str, Any], here: dict[str, Any]) -> float:
@@ -120,11 +149,13 @@ def known_profiles(device: str, dirs: list[Path] | None = None) -> list[tuple[Pa
 
 
 def describe(fp: dict[str, Any]) -> str:
-    """A machine in a few words: its CPU (or GPU) model and core count."""
+    """A machine in a few words: its CPU (or GPU) model, family and model numbers where known, and core
+    count; where the two machines' model names are alike, :func:`mismatch` says what differs."""
     if fp.get("device") == "cuda" and fp.get("gpu_name"):
         return str(fp["gpu_name"])
     cores = fp.get("logical_cores")
-    return (f"{fp.get('cpu_model') or 'unknown CPU'}" + (f", {cores} cores" if cores else "")
+    return (f"{fp.get('cpu_model') or 'unknown CPU'}{signature_text(fp.get('cpu_signature'))}"
+            + (f", {cores} cores" if cores else "")
             + kernel_env_text(fp.get("kernel_env")))
 
 
@@ -151,7 +182,7 @@ def choose_profile(device: str, here: dict[str, Any] | None = None, explicit: st
     if not diff:
         return ProfileChoice(path, True, {}, f"matches this machine ({describe(here)})")
     return ProfileChoice(path, False, diff, f"the nearest to this machine ({describe(here)}): it was made on "
-                                            f"{describe(fp)}; differs in {', '.join(diff)}")
+                                            f"{describe(fp)}; differs in {mismatch_text(diff)}")
 
 
 def own_profile_path(device: str, directory: Path) -> Path:

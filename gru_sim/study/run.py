@@ -16,7 +16,7 @@ from .. import __version__
 from ..accounting import compulsory_bytes
 from ..config import GruConfig
 from ..groups import GroupKey
-from ..model.library import choose_profile, describe
+from ..model.library import choose_profile, describe, mismatch_text
 from ..predict import Prediction, Predictor
 from ..report.prose import extrapolation_warnings
 from ..scenario import Scenario, model_values
@@ -160,7 +160,7 @@ def profile_match_record(predictor: Predictor) -> dict[str, Any]:
     made_on, here = describe(predictor.profile.fingerprint), describe(predictor.here)
     return {"profile_match": False, "profile_mismatch": predictor.mismatch,
             "profile_note": f"This forecast uses a profile made on another machine ({made_on}), not on the one it "
-                            f"ran on ({here}); they differ in {', '.join(predictor.mismatch)}. Its figures describe "
+                            f"ran on ({here}); they differ in {mismatch_text(predictor.mismatch)}. Its figures describe "
                             "that machine, and its intervals are widened. Run 'gru-sim calibrate --quick' here "
                             "(about a minute) for this machine's numbers."}
 
