@@ -31,6 +31,7 @@ from pool_gain import DEFAULT_RUNS
 from gru_sim.calibrate.pool import open_runs
 from gru_sim.config import GruConfig
 from gru_sim.machine import machine_label
+from gru_sim.model.library import describe
 from gru_sim.model.profile import load_profile
 from gru_sim.predict import Predictor
 
@@ -80,9 +81,11 @@ def main() -> None:
     axes = {**AXES, "batch on step grid": lambda c: ("within the dense start" if c.batch <= dense else
                                                      "on a grid point" if c.batch in grid else "between grid points")}
     points: list[tuple[str, str, GruConfig, float]] = []  # run, role, config, log(predicted / measured)
+    made_on = None  # the machine the runs were measured on (one kind: open_runs checks)
     for run in runs:
         with warnings.catch_warnings(), open_runs([run], minimum=1) as stores:
             warnings.simplefilter("ignore")
+            made_on = made_on or describe(stores[0].get_meta("fingerprint") or {})
             for p in stores[0].points():
                 if p.role in ROLES and p.status == "ok" and p.latency_s and not p.noisy:
                     points.append((run, p.role, p.config,
@@ -100,7 +103,8 @@ def main() -> None:
                            f"{100 * np.median(np.abs(np.expm1(v))):4.1f}%" for k, v in groups.items())
 
     every = [e for _, _, e in after]
-    print(f"CPU: {machine_label()}; profile {args.profile}; {len(points)} whole calls of {len(runs)} runs; "
+    print(f"runs made on {made_on} (this machine: {machine_label()}); profile {args.profile}; {len(points)} "
+          f"whole calls of {len(runs)} runs; "
           f"after each run's level: median APE {100 * np.median(np.abs(np.expm1(every))):.1f}%, "
           f"signed {100 * np.expm1(np.median(every)):+.1f}%")
     by_role: dict[object, list[float]] = {r: [e for role, _, e in after if role == r] for r in ROLES}
