@@ -35,7 +35,7 @@ from accuracy import ROOT, add_cpu_flag, judge_recorded, one_run, recorded_runs
 from fresh_runs import FIGURES, right_after, short
 from gru_sim.calibrate.pool import readable_store
 from gru_sim.calibrate.store import MeasurementStore
-from gru_sim.machine import KERNEL_ENV_VARS, kernel_env_text, machine_label, signature_text
+from gru_sim.machine import KERNEL_ENV_VARS, kernel_env_text, label_of, machine_label
 
 DEFAULT_RUNS = "benchmarks/data/quick_runs/*.sqlite.gz"
 DEFAULT_MEASURED = "benchmarks/data/quick_measured.csv"
@@ -43,21 +43,22 @@ DEFAULT_SOURCE = "calibration/profiles/cpu-default.json"
 ESTIMATES = {"one timing": True, "faster of two": False}  # name → UnitTimer's passes_as_one
 
 
+def fingerprint_of(store_path: Path) -> dict[str, Any]:
+    """The fingerprint of the machine the store was measured on."""
+    with MeasurementStore(store_path) as store:
+        return store.get_meta("fingerprint") or {}
+
+
 def kernel_env_of(store_path: Path) -> dict[str, str]:
     """The kernel-choosing settings the store was measured under (from its fingerprint)."""
-    with MeasurementStore(store_path) as store:
-        return dict((store.get_meta("fingerprint") or {}).get("kernel_env") or {})
+    return dict(fingerprint_of(store_path).get("kernel_env") or {})
 
 
-def cpu_of(store_path: Path, default: str) -> str:
-    """The machine kind a store was measured on, as the records name it: from its fingerprint where
-    that has the CPU's family and model numbers, else ``default`` (a store from before they were
-    recorded), with the store's kernel-choosing settings either way."""
-    with MeasurementStore(store_path) as store:
-        fp = store.get_meta("fingerprint") or {}
-    base = (f"{fp.get('cpu_model') or 'unknown CPU'}{signature_text(fp['cpu_signature'])}"
-            if fp.get("cpu_signature") else default)
-    return base + kernel_env_text(fp.get("kernel_env"))
+def cpu_of(fp: dict[str, Any], default: str) -> str:
+    """The machine kind a store of fingerprint ``fp`` was measured on, as the records name it: its
+    label where the fingerprint has the CPU's family and model numbers, else ``default`` (a store from
+    before they were recorded) with the store's kernel-choosing settings."""
+    return label_of(fp) if fp.get("cpu_signature") else default + kernel_env_text(fp.get("kernel_env"))
 
 
 def child_env(kernel_env: dict[str, str]) -> dict[str, str]:
@@ -146,8 +147,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
-            store = readable_store(Path(run), Path(tmp))
-            settings, cpu = kernel_env_of(store), cpu_of(store, args.cpu or machine_label().split(" [")[0])
+            fp = fingerprint_of(readable_store(Path(run), Path(tmp)))
+            settings, cpu = dict(fp.get("kernel_env") or {}), cpu_of(fp, args.cpu or machine_label(settings=False))
             proc = subprocess.run([sys.executable, __file__, "--one", run, "--measured", str(measured),
                                    "--source", str(source), "--within", str(args.within), "--cpu", cpu],
                                   env=child_env(settings), capture_output=True, text=True)

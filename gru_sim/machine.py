@@ -169,10 +169,18 @@ def kernel_env_text(settings: dict[str, str] | None) -> str:
     return f" [{text}]" if text else ""
 
 
-def machine_label() -> str:
-    """This machine as figures name it: the CPU model, its family and model numbers, and any
-    kernel-choosing settings in force: ``AMD EPYC (family 26, model 2)``."""
-    return f"{cpu_model() or 'unknown CPU'}{signature_text(safe(cpu_signature))}{kernel_env_text(kernel_env())}"
+def label_of(fp: dict[str, Any]) -> str:
+    """A fingerprint's machine as figures and records name it: the CPU model, its family and model
+    numbers where known, and any kernel-choosing settings: ``AMD EPYC (family 26, model 2)``."""
+    return (f"{fp.get('cpu_model') or 'unknown CPU'}{signature_text(fp.get('cpu_signature'))}"
+            f"{kernel_env_text(fp.get('kernel_env'))}")
+
+
+def machine_label(settings: bool = True) -> str:
+    """This machine as figures name it (:func:`label_of`), with the kernel-choosing settings in force
+    unless ``settings`` is False."""
+    return label_of({"cpu_model": safe(cpu_model), "cpu_signature": safe(cpu_signature),
+                     "kernel_env": kernel_env() if settings else {}})
 
 
 def host_facts() -> dict[str, Any]:

@@ -32,6 +32,16 @@ def test_a_store_is_derived_again_under_exactly_the_settings_it_was_measured_wit
     assert not any(k in plain for k in KERNEL_ENV_VARS)
 
 
+def test_a_store_is_judged_against_the_records_of_the_machine_it_was_measured_on(
+        benchmark_script: Callable[[str], Any]) -> None:
+    qr = benchmark_script("quick_runs")
+    zen5 = {"cpu_model": "AMD EPYC", "cpu_signature": [26, 2], "kernel_env": {}}
+    assert qr.cpu_of(zen5, "This CPU (family 9, model 9)") == "AMD EPYC (family 26, model 2)"
+    # A store from before family and model numbers were recorded: the kind named on the command line.
+    old = {"cpu_model": "AMD EPYC", "kernel_env": {"MKL_CBWR": "COMPATIBLE"}}
+    assert qr.cpu_of(old, "AMD EPYC (family 25, model 17)") == "AMD EPYC (family 25, model 17) [MKL_CBWR=COMPATIBLE]"
+
+
 @pytest.mark.slow
 def test_deriving_a_stored_adaptation_again_measures_nothing_and_gives_the_same_tables(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, benchmark_script: Callable[[str], Any]) -> None:

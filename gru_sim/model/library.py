@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import ProfileError
 from ..locations import file_slug, profile_search_dirs
 from ..machine import host_facts, kernel_env_text, machine_label, signature_text
+from ..units import fmt_bytes
 
 # Identity fields compared, with the weight a difference adds to the distance between machines.
 MATCH_WEIGHTS = {"device": 100.0, "gpu_name": 50.0, "cpu_vendor": 20.0, "isa": 10.0, "kernel_env": 10.0,
@@ -74,10 +75,6 @@ def mismatch(profile_fp: dict[str, Any], here: dict[str, Any]) -> dict[str, list
     return {k: [a[k], b[k]] for k in MATCH_WEIGHTS if a[k] is not None and b[k] is not None and a[k] != b[k]}
 
 
-def _bytes_text(n: int) -> str:
-    return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n >> 10} KiB"
-
-
 def _one_difference(key: str, theirs: Any, ours: Any) -> str:
     if key == "isa":
         parts = [f"{', '.join(sorted(set(ours) - set(theirs)))} here only" if set(ours) - set(theirs) else "",
@@ -87,7 +84,7 @@ def _one_difference(key: str, theirs: Any, ours: Any) -> str:
         a, b = dict((int(lv), int(n)) for lv, n in theirs), dict((int(lv), int(n)) for lv, n in ours)
         levels = [lv for lv in sorted(set(a) | set(b)) if a.get(lv) != b.get(lv)]
         return "caches (" + "; ".join(
-            f"L{lv} {_bytes_text(a[lv]) if lv in a else 'none'} there, {_bytes_text(b[lv]) if lv in b else 'none'} here"
+            f"L{lv} {fmt_bytes(a[lv]) if lv in a else 'none'} there, {fmt_bytes(b[lv]) if lv in b else 'none'} here"
             for lv in levels) + ")"
     if key == "cpu_signature":
         return f"family/model ({theirs[0]}/{theirs[1]} there, {ours[0]}/{ours[1]} here)"
