@@ -278,8 +278,10 @@ class UnitPrior:
         if "intercepts" in cells:
             shrunk = self._shrink(f"{key}:intercepts", _step_part(fresh, "intercepts"), cells["intercepts"])
             intercepts = tuple(float(v) for v in shrunk)
+        # The pool's run-to-run scatter of each cell is the machine kind's, not one run's: it stays.
         return StepTable(fresh.batch, fresh.hidden, step_s, matmul_s, fresh.element_bytes, fresh.levels,
-                         fresh.matmuls_per_step, fresh.call_fixed_s, intercepts, fresh.weight_grad_each_step)
+                         fresh.matmuls_per_step, fresh.call_fixed_s, intercepts, fresh.weight_grad_each_step,
+                         prior.scatter_on(fresh.hidden, fresh.batch), prior.scatter_runs)
 
     def gemm(self, key: str, fresh: GemmTable) -> GemmTable:
         prior = self.gemms.get(key)

@@ -32,8 +32,8 @@ from ..errors import ProfileError
 from ..groups import GroupKey
 from .batch_configs import CHOICES, INT_COLUMNS, ConfigBatch, decode_category
 from .batch_tables import GemmLookup, StepLookup
-from .costmodel import (AXES, MATMULS_PER_TRAINING_STEP, TRAINING_OVER_INFERENCE, GruCostModel, gemm_key,
-                        step_key)
+from .costmodel import (AXES, MATMULS_PER_TRAINING_STEP, SCATTER_Z, TRAINING_OVER_INFERENCE, GruCostModel,
+                        gemm_key, step_key)
 from .fresh_memory import fresh_bytes_many, listed as fresh_listed
 from .saved_spill import cache_bytes, spilled_saved_bytes_many, spills
 from .library import FOREIGN_INTERVAL_FACTOR, here_fingerprint, mismatch
@@ -293,7 +293,15 @@ class BatchPredictor:
         widen = widen + constant
         quantiles = model.log_residual_quantiles_[key]
         qlo, qhi = quantiles.get(mode) or next(iter(quantiles.values()))
-        lo_s, hi_s = latency * np.exp(qlo * widen), latency * np.exp(qhi * widen)
+        # The steps' excess run-to-run scatter (GruCostModel.step_scatter_log_sd).
+        spread = np.zeros(len(part))
+        if not borrowed_mode and raw.cell_scatter_log_sd is not None:
+            steps_s = (terms_steps - terms_mm + terms_fixed) * coef[0] + terms_mm * coef[8] + terms_su * coef[6]
+            step_share = np.clip(np.divide(steps_s, composed, out=np.zeros(len(part)), where=composed > 0), 0.0, 1.0)
+            spread = SCATTER_Z * step_share * raw.excess_scatter_log_sd(b, h)
+        log_lo, log_hi = qlo * widen, qhi * widen
+        lo_s = latency * np.exp(log_lo - (np.hypot(log_lo, spread) - np.abs(log_lo)))
+        hi_s = latency * np.exp(log_hi + (np.hypot(log_hi, spread) - np.abs(log_hi)))
         if self.foreign:
             lo_s, hi_s = lo_s / FOREIGN_INTERVAL_FACTOR, hi_s * FOREIGN_INTERVAL_FACTOR
 

@@ -96,6 +96,11 @@ def _threads_of(key: str) -> int:
     return GroupKey.parse(key).threads
 
 
+# A step cell's excess run-to-run scatter (a log standard deviation) widens each side of the 90 %
+# interval by this many of it (in quadrature with the residual's): the normal 95th percentile.
+SCATTER_Z = 1.645
+
+
 class GruCostModel:
     """Composes GRU calls from measured units and fits the small residual on whole calls.
 
@@ -352,14 +357,33 @@ class GruCostModel:
         return out
 
     def interval_s(self, config: GruConfig, latency_s: float | None = None) -> tuple[float, float]:
-        """The prediction interval of ``config``'s latency, widened outside the calibrated ranges."""
+        """The prediction interval of ``config``'s latency, widened outside the calibrated ranges, and
+        by the run-to-run scatter of its steps where their cell scatters more than the typical one."""
         key, _ = self.group_for(config)
         quantiles = self.log_residual_quantiles_[key]
         lo, hi = quantiles.get(config.mode) or next(iter(quantiles.values()))
         lat = self.predict_one(config) if latency_s is None else latency_s
         share = {"input_size": self.input_share(config)}
         widen = 1.0 + sum(math.log2(r) * share.get(axis, 1.0) for axis, r in self.extrapolation(config).items())
-        return lat * math.exp(lo * widen), lat * math.exp(hi * widen)
+        spread = SCATTER_Z * self.step_scatter_log_sd(config)
+        # Independent of the whole calls' residual: the two add in quadrature, each end moved outwards.
+        lo, hi = lo * widen, hi * widen
+        return (lat * math.exp(lo - (math.hypot(lo, spread) - abs(lo))),
+                lat * math.exp(hi + (math.hypot(hi, spread) - abs(hi))))
+
+    def step_scatter_log_sd(self, config: GruConfig) -> float:
+        """How much more ``config``'s latency scatters from run to run than a typical call's, through its
+        steps: their share of the composed call times the excess scatter of their cell in a pool's step
+        table (:meth:`.units.StepTable.excess_scatter_log_sd`); 0 for a table without it."""
+        key, _ = self.group_for(config)
+        table = self.step_tables_.get(step_key(key, config.mode))
+        if table is None or table.cell_scatter_log_sd is None:
+            return 0.0
+        ts = self.term_seconds(config)
+        total = float(ts.sum())
+        steps = float(ts[_STEPS] + ts[_STEP_MM] + ts[_STEPS_UNALIGNED])
+        excess = float(table.excess_scatter_log_sd(np.array([config.batch]), np.array([config.hidden_size]))[0])
+        return excess * min(max(steps / total, 0.0), 1.0) if total > 0 else 0.0
 
     def input_share(self, config: GruConfig) -> float:
         """The share of ``config``'s composed latency that its input size changes: the first layer's

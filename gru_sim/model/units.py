@@ -29,6 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import isotonic_regression
+from scipy.stats import chi2
 
 from ..config import GATES
 from .table_fill import complete_step_rows, fill_matmul_row, monotone_fit, saturated_flops_per_s
@@ -152,6 +153,32 @@ class MemoryLevels:
         return cls(first.names, first.capacity_bytes, bandwidths, float(np.median(fresh)) if fresh else None)
 
 
+# A cell's run-to-run scatter is read from at least this many runs that timed it.
+SCATTER_MIN_RUNS = 3
+
+
+def cell_scatter(arrays: Sequence[np.ndarray], pooled: np.ndarray) -> np.ndarray | None:
+    """Per cell, the log standard deviation of the runs' timings about the pooled one once each run's
+    level (its median log ratio to the pool over the cells it timed) is divided out; NaN where fewer
+    than :data:`SCATTER_MIN_RUNS` runs timed the cell; None for fewer runs than that."""
+    if len(arrays) < SCATTER_MIN_RUNS:
+        return None
+    logs = np.log(np.stack([np.asarray(a, dtype=float) for a in arrays])) - np.log(pooled)[None]
+    with np.errstate(all="ignore"):
+        levels = np.array([np.nanmedian(run) if np.isfinite(run).any() else 0.0 for run in logs])
+        dev = logs - levels[:, None, None]
+        n = np.isfinite(dev).sum(axis=0)
+        sd = np.sqrt(np.nansum(dev ** 2, axis=0) / np.maximum(n - 1, 1))
+    return np.where(n >= SCATTER_MIN_RUNS, sd, np.nan)
+
+
+def _nearest_in_log(grid: Sequence[int], values: np.ndarray) -> np.ndarray:
+    """Index of the grid point nearest each value in log space (the edge's past either end)."""
+    g = np.log(np.asarray(grid, dtype=float))
+    v = np.log(np.maximum(np.asarray(values, dtype=float), 1e-12))
+    return np.abs(v[..., None] - g).argmin(axis=-1)
+
+
 # Along the batch, a step (and its matmul) is never cheaper than the same step with this many fewer
 # sequences — but can be cheaper than with one fewer: BLAS runs the rows in blocks and a remainder in
 # narrower, slower passes (on an AMD EPYC VM at H = 512, one thread: B = 7 took 350 µs a step and B = 8
@@ -181,6 +208,14 @@ class StepTable:
     per call, whatever its length (on an AMD EPYC thread: 0.5 ms at H = 256, 3.7 ms at 512, 15 ms at
     1024, against 0.4, 0.8 and 1.7 ms per step at B = 4). The step units are read net of it, and a
     layer pays :meth:`layer_fixed_s` once per call.
+
+    ``cell_scatter_log_sd`` (a pool's tables; None otherwise): how far one run's step lies from the
+    pool's in each cell once each run's level is divided out — the log standard deviation over the
+    runs that timed it (NaN where fewer than :data:`SCATTER_MIN_RUNS` did), ``scatter_runs`` the number
+    of runs pooled. On a shared VM most cells scatter by 2-6 %, but a step whose W_hh lives in the L3 by
+    15-40 %: how much of the L3 the guest gets moves between spells. :meth:`excess_scatter_log_sd` is
+    what a cell scatters beyond the table's typical cell, which the interval of a call made of such steps
+    carries (``GruCostModel.interval_s``).
     """
 
     batch: tuple[int, ...]
@@ -193,12 +228,16 @@ class StepTable:
     call_fixed_s: float | None = None
     call_fixed_by_hidden_s: tuple[float, ...] | None = None
     weight_grad_each_step: bool = True
+    cell_scatter_log_sd: np.ndarray | None = None
+    scatter_runs: int = 0
     _step: np.ndarray = field(init=False, repr=False)
     _matmul: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.step_s = np.asarray(self.step_s, dtype=float).reshape(len(self.hidden), len(self.batch))
         self.matmul_s = np.asarray(self.matmul_s, dtype=float).reshape(len(self.hidden), len(self.batch))
+        if self.cell_scatter_log_sd is not None:
+            self.cell_scatter_log_sd = np.asarray(self.cell_scatter_log_sd, dtype=float).reshape(self.step_s.shape)
         b = np.asarray(self.batch, dtype=float)
         if len(self.batch) < 1 or len(self.hidden) < 1:
             raise ValueError("a step table needs at least one batch and one hidden size")
@@ -234,6 +273,24 @@ class StepTable:
         if self.call_fixed_by_hidden_s is None:
             return {}
         return {h: float(v) for h, v in zip(self.hidden, self.call_fixed_by_hidden_s) if math.isfinite(v) and v > 0}
+
+    def excess_scatter_log_sd(self, batch: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+        """For each (batch, hidden), how much more its step scatters from run to run than a typical cell
+        can by chance (a log standard deviation; 0 where no more, or where the table has no scatter):
+        sqrt(sd² - bound²) of the grid cell nearest in log space (a call past the grid takes the edge's),
+        where ``bound`` is what a cell of the table's median scatter reaches one time in twenty when read
+        from ``scatter_runs`` runs (chi-square). The typical cell's scatter is already in the whole calls
+        the interval was fitted on; a cell read from a few runs scatters by chance alone."""
+        batch, hidden = np.asarray(batch, dtype=float), np.asarray(hidden, dtype=float)
+        sd = self.cell_scatter_log_sd
+        if sd is None or not np.isfinite(sd).any() or self.scatter_runs < SCATTER_MIN_RUNS:
+            return np.zeros(np.broadcast(batch, hidden).shape)
+        dof = self.scatter_runs - 1
+        bound = float(np.nanmedian(sd)) * math.sqrt(chi2.ppf(0.95, dof) / dof)
+        rows = _nearest_in_log(self.hidden, hidden)
+        cols = _nearest_in_log(self.batch, batch)
+        cell = np.nan_to_num(sd[rows, cols], nan=0.0)
+        return np.sqrt(np.maximum(cell ** 2 - bound ** 2, 0.0))
 
     def layer_fixed_s(self, hidden: float) -> float:
         """Seconds a layer (one direction) of ``hidden`` units pays once per call beyond the smallest
@@ -340,7 +397,9 @@ class StepTable:
                 **({"call_fixed_by_hidden_s": [None if not math.isfinite(v) else float(v)
                                                for v in self.call_fixed_by_hidden_s]}
                    if self.call_fixed_by_hidden_s is not None else {}),
-                **({} if self.weight_grad_each_step else {"weight_grad_each_step": False})}
+                **({} if self.weight_grad_each_step else {"weight_grad_each_step": False}),
+                **({"cell_scatter_log_sd": listed(self.cell_scatter_log_sd), "scatter_runs": self.scatter_runs}
+                   if self.cell_scatter_log_sd is not None else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StepTable":
@@ -353,7 +412,9 @@ class StepTable:
                    int(data.get("matmuls_per_step", 1)), data.get("call_fixed_s"),
                    tuple(math.nan if v is None else float(v) for v in data["call_fixed_by_hidden_s"])
                    if data.get("call_fixed_by_hidden_s") is not None else None,
-                   bool(data.get("weight_grad_each_step", True)))
+                   bool(data.get("weight_grad_each_step", True)),
+                   arr(data["cell_scatter_log_sd"]) if data.get("cell_scatter_log_sd") is not None else None,
+                   int(data.get("scatter_runs", 0)))
 
     @classmethod
     def median_of(cls, tables: Sequence["StepTable"]) -> "StepTable":
@@ -373,11 +434,18 @@ class StepTable:
         levels = [t.levels for t in tables if t.levels is not None]
         by_hidden = [_on_grid((hidden, (1,)), (t.hidden, (1,)), np.asarray(t.call_fixed_by_hidden_s)[:, None])
                      for t in tables if t.call_fixed_by_hidden_s is not None]
+        on_grid = [_on_grid((hidden, batch), (t.hidden, t.batch), t.step_s) for t in tables]
         return cls(batch, hidden, step, matmul, first.element_bytes,
                    MemoryLevels.median_of(levels) if levels else None, first.matmuls_per_step,
                    float(np.exp(np.median(np.log(fixed)))) if fixed else None,
                    tuple(float(v) for v in log_median(by_hidden)[:, 0]) if by_hidden else None,
-                   first.weight_grad_each_step)
+                   first.weight_grad_each_step, cell_scatter(on_grid, step), len(tables))
+
+    def scatter_on(self, hidden: Sequence[int], batch: Sequence[int]) -> np.ndarray | None:
+        """:attr:`cell_scatter_log_sd` on another grid of the same job (NaN where this one has no cell)."""
+        if self.cell_scatter_log_sd is None:
+            return None
+        return _on_grid((tuple(hidden), tuple(batch)), (self.hidden, self.batch), self.cell_scatter_log_sd)
 
 
 def intercepts_at(measured: dict[int, float], hiddens: Sequence[int]) -> dict[int, float]:
