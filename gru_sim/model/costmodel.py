@@ -40,7 +40,9 @@ composes exactly needs no correction; the call term is the call's fixed cost mea
 units, where the table has it) and the per-layer-direction correction pulled towards contributing
 nothing. Per-call terms do not grow with ``seq_len``; per-step terms
 do. The 90 % interval comes from out-of-fold log residuals of that fit, widened with the distance
-beyond the calibrated ranges.
+beyond the calibrated ranges and, in quadrature, by the run-to-run scatter of the call's step cell
+where a pool measured it to exceed what its typical cell reaches by chance
+(:meth:`.units.StepTable.excess_scatter_log_sd`).
 """
 
 from __future__ import annotations

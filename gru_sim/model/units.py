@@ -214,8 +214,8 @@ class StepTable:
     runs that timed it (NaN where fewer than :data:`SCATTER_MIN_RUNS` did), ``scatter_runs`` the number
     of runs pooled. On a shared VM most cells scatter by 2-6 %, but a step whose W_hh lives in the L3 by
     15-40 %: how much of the L3 the guest gets moves between spells. :meth:`excess_scatter_log_sd` is
-    what a cell scatters beyond the table's typical cell, which the interval of a call made of such steps
-    carries (``GruCostModel.interval_s``).
+    what a cell scatters beyond what the table's typical cell reaches by chance, which the interval of a
+    call made of such steps carries (``GruCostModel.interval_s``).
     """
 
     batch: tuple[int, ...]
