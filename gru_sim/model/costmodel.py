@@ -379,12 +379,14 @@ class GruCostModel:
         table (:meth:`.units.StepTable.excess_scatter_log_sd`); 0 for a table without it."""
         key, _ = self.group_for(config)
         table = self.step_tables_.get(step_key(key, config.mode))
-        if table is None or table.cell_scatter_log_sd is None:
+        if table is None:
+            return 0.0
+        excess = float(table.excess_scatter_log_sd(np.array([config.batch]), np.array([config.hidden_size]))[0])
+        if excess == 0.0:  # most calls: no need to compose the call for its steps' share
             return 0.0
         ts = self.term_seconds(config)
         total = float(ts.sum())
         steps = float(ts[_STEPS] + ts[_STEP_MM] + ts[_STEPS_UNALIGNED])
-        excess = float(table.excess_scatter_log_sd(np.array([config.batch]), np.array([config.hidden_size]))[0])
         return excess * min(max(steps / total, 0.0), 1.0) if total > 0 else 0.0
 
     def input_share(self, config: GruConfig) -> float:

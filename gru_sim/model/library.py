@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import ProfileError
 from ..locations import file_slug, profile_search_dirs
-from ..machine import host_facts, kernel_env_text, machine_label, signature_text
+from ..machine import host_facts, kernel_env_text, label_of, machine_label
 from ..units import fmt_bytes
 
 # Identity fields compared, with the weight a difference adds to the distance between machines.
@@ -151,8 +151,8 @@ def describe(fp: dict[str, Any]) -> str:
     if fp.get("device") == "cuda" and fp.get("gpu_name"):
         return str(fp["gpu_name"])
     cores = fp.get("logical_cores")
-    return (f"{fp.get('cpu_model') or 'unknown CPU'}{signature_text(fp.get('cpu_signature'))}"
-            + (f", {cores} cores" if cores else "")
+    # The machine's label (machine.label_of) with the core count before the kernel-choosing settings.
+    return (label_of({**fp, "kernel_env": None}) + (f", {cores} cores" if cores else "")
             + kernel_env_text(fp.get("kernel_env")))
 
 

@@ -232,12 +232,19 @@ class StepTable:
     scatter_runs: int = 0
     _step: np.ndarray = field(init=False, repr=False)
     _matmul: np.ndarray = field(init=False, repr=False)
+    _scatter_bound: float = field(init=False, repr=False, default=math.inf)
 
     def __post_init__(self) -> None:
         self.step_s = np.asarray(self.step_s, dtype=float).reshape(len(self.hidden), len(self.batch))
         self.matmul_s = np.asarray(self.matmul_s, dtype=float).reshape(len(self.hidden), len(self.batch))
         if self.cell_scatter_log_sd is not None:
             self.cell_scatter_log_sd = np.asarray(self.cell_scatter_log_sd, dtype=float).reshape(self.step_s.shape)
+            if np.isfinite(self.cell_scatter_log_sd).any() and self.scatter_runs >= SCATTER_MIN_RUNS:
+                # What a cell of the table's median scatter reaches one time in twenty, read from this
+                # many runs (chi-square); inf: no cell scatters beyond it.
+                dof = self.scatter_runs - 1
+                self._scatter_bound = float(np.nanmedian(self.cell_scatter_log_sd)) * math.sqrt(
+                    chi2.ppf(0.95, dof) / dof)
         b = np.asarray(self.batch, dtype=float)
         if len(self.batch) < 1 or len(self.hidden) < 1:
             raise ValueError("a step table needs at least one batch and one hidden size")
@@ -282,15 +289,10 @@ class StepTable:
         from ``scatter_runs`` runs (chi-square). The typical cell's scatter is already in the whole calls
         the interval was fitted on; a cell read from a few runs scatters by chance alone."""
         batch, hidden = np.asarray(batch, dtype=float), np.asarray(hidden, dtype=float)
-        sd = self.cell_scatter_log_sd
-        if sd is None or not np.isfinite(sd).any() or self.scatter_runs < SCATTER_MIN_RUNS:
+        if self.cell_scatter_log_sd is None or not math.isfinite(self._scatter_bound):
             return np.zeros(np.broadcast(batch, hidden).shape)
-        dof = self.scatter_runs - 1
-        bound = float(np.nanmedian(sd)) * math.sqrt(chi2.ppf(0.95, dof) / dof)
-        rows = _nearest_in_log(self.hidden, hidden)
-        cols = _nearest_in_log(self.batch, batch)
-        cell = np.nan_to_num(sd[rows, cols], nan=0.0)
-        return np.sqrt(np.maximum(cell ** 2 - bound ** 2, 0.0))
+        cell = self.cell_scatter_log_sd[_nearest_in_log(self.hidden, hidden), _nearest_in_log(self.batch, batch)]
+        return np.sqrt(np.maximum(np.nan_to_num(cell, nan=0.0) ** 2 - self._scatter_bound ** 2, 0.0))
 
     def layer_fixed_s(self, hidden: float) -> float:
         """Seconds a layer (one direction) of ``hidden`` units pays once per call beyond the smallest
@@ -428,13 +430,13 @@ class StepTable:
             raise ValueError("step tables of different modes or dtypes cannot be pooled")
         hidden = tuple(sorted({h for t in tables for h in t.hidden}))
         batch = tuple(sorted({b for t in tables for b in t.batch}))
-        step = log_median([_on_grid((hidden, batch), (t.hidden, t.batch), t.step_s) for t in tables])
+        on_grid = [_on_grid((hidden, batch), (t.hidden, t.batch), t.step_s) for t in tables]
+        step = log_median(on_grid)
         matmul = log_median([_on_grid((hidden, batch), (t.hidden, t.batch), t.matmul_s) for t in tables])
         fixed = [t.call_fixed_s for t in tables if t.call_fixed_s]
         levels = [t.levels for t in tables if t.levels is not None]
         by_hidden = [_on_grid((hidden, (1,)), (t.hidden, (1,)), np.asarray(t.call_fixed_by_hidden_s)[:, None])
                      for t in tables if t.call_fixed_by_hidden_s is not None]
-        on_grid = [_on_grid((hidden, batch), (t.hidden, t.batch), t.step_s) for t in tables]
         return cls(batch, hidden, step, matmul, first.element_bytes,
                    MemoryLevels.median_of(levels) if levels else None, first.matmuls_per_step,
                    float(np.exp(np.median(np.log(fixed)))) if fixed else None,
