@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
+from dataclasses import replace
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
@@ -23,7 +24,8 @@ from scipy.optimize import isotonic_regression
 from ..config import DTYPE_BYTES, GATES
 from ..machine import cache_levels
 from ..model.costmodel import MATMULS_PER_TRAINING_STEP, gemm_key, step_key
-from ..model.units import BATCH_BLOCK_ROWS, UNALIGNED_EXTRA_COLUMNS, GemmTable, MemoryLevels, StepTable, intercepts_at
+from ..model.units import (BATCH_BLOCK_ROWS, UNALIGNED_EXTRA_COLUMNS, UNALIGNED_EXTRA_HIDDEN, GemmTable, MemoryLevels,
+                           StepTable, intercepts_at)
 from ..groups import GroupKey
 from .drift import DriftTracker
 from .grids import batch_grid, gemm_grid, hidden_grid, round_grid
@@ -73,6 +75,39 @@ GEMM_MAX_OUTPUT_BYTES = 32 * 2**20
 # timed to GEMM_MAX_FLOPS, carries the growth.
 PAST_BATCH_FACTOR = 4
 PAST_BATCH_MAX_STEP_FLOPS = 2.5e8
+
+# The step cells that also time an unaligned twin (the full job): the step at UNALIGNED_EXTRA_HIDDEN
+# more hidden units, timed right after the cell's own call with as many steps, at these batches and at
+# the grid's hidden sizes that are powers of two from TWIN_MIN_HIDDEN (whole vectors on any ISA). The
+# grid's hidden sizes are whole vectors, and a call at a size between them is read from them; at a size
+# that is not (H = 60, 100, 127, 250, 500 ...) BLAS and the gate kernels run remainder loops, which on
+# an AMD EPYC (Zen 5) made 1-thread inference calls at H = 60, 127 and 250 5-11 % slower than the grid
+# reads there (B = 32-64), and one-row calls not at all. About 30 twins a table.
+TWIN_BATCHES = (1, 4, 16, 64, 256)
+TWIN_MIN_HIDDEN = 32
+# Likewise the step one sequence past a grid batch beyond the dense start (StepTable.odd_batch_ratio),
+# timed right after the cell at these batches and the same hidden sizes: past the dense start the grid's
+# batches are round, and a batch between them that is not whole BLAS row blocks runs narrower passes.
+ODD_TWIN_BATCHES = (32, 64, 128, 256)
+
+
+def _power_of_two_row(hidden: int, hiddens: Sequence[int]) -> bool:
+    return hidden >= TWIN_MIN_HIDDEN and hidden & (hidden - 1) == 0 and hidden <= max(hiddens)
+
+
+def has_twin(batch: int, hidden: int, hiddens: Sequence[int]) -> bool:
+    """Whether the full job times the unaligned twin of the step cell ``batch`` × ``hidden`` (of a table
+    whose hidden sizes are ``hiddens``: a twin past the largest would be read against the table's
+    extrapolation, not its cells)."""
+    return batch in TWIN_BATCHES and _power_of_two_row(hidden, hiddens) and hidden + UNALIGNED_EXTRA_HIDDEN <= max(hiddens)
+
+
+def has_odd_twin(batch: int, hidden: int, batches: Sequence[int], hiddens: Sequence[int]) -> bool:
+    """Whether the full job times the odd-batch twin (``batch`` + 1 sequences) of the step cell ``batch`` ×
+    ``hidden``: at ODD_TWIN_BATCHES past the dense start of ``batches`` and inside them."""
+    dense = max((b for k, b in enumerate(batches, start=1) if b == k), default=0)
+    return (batch in ODD_TWIN_BATCHES and dense < batch and batch + 1 < max(batches)
+            and _power_of_two_row(hidden, hiddens))
 
 # A projection column (K, N) whose M grid stops short of GEMM_MAX_FLOPS more than this factor below it
 # is also timed at the largest round M under the cap (see saturation_m).
@@ -257,10 +292,12 @@ class UnitTimer:
         policy = UNIT_POLICY if second is None else SECOND_PASS_POLICY
         extra = {} if second is None else {"pass": 2}
 
-        def timed(b: int, h: int, steps: int) -> float | None:
-            return self._timed(group, table, "call", {"batch": b, "hidden": h, "steps": steps, **extra},
-                               lambda: time_gru_call_s(step_probe(b, h, steps, mode, dtype, impl, device, threads),
-                                                       policy))
+        def timed(b: int, h: int, steps: int, kind: str = "call") -> float | None:
+            size = h + UNALIGNED_EXTRA_HIDDEN if kind == "twin_call" else h
+            rows = b + 1 if kind == "odd_twin_call" else b
+            return self._timed(group, table, kind, {"batch": b, "hidden": h, "steps": steps, **extra},
+                               lambda: time_gru_call_s(step_probe(rows, size, steps, mode, dtype, impl, device,
+                                                                  threads), policy))
 
         def intercept_call(h: int, steps: int, kind: str = "intercept_call") -> float | None:
             return self._timed(group, table, kind, {"hidden": h, "steps": steps, **extra},
@@ -299,6 +336,10 @@ class UnitTimer:
             if MIN_STEPS[mode] * est > self.spec.unit_max_call_s:
                 continue  # too costly: the table continues this row with the matmul's growth
             total = timed(b, h, steps)
+            if self.step_grid is None and has_twin(b, h, hiddens):  # the full job: its unaligned twin, right after it
+                timed(b, h, steps, "twin_call")
+            if self.step_grid is None and has_odd_twin(b, h, batches, hiddens):  # and its odd-batch twin
+                timed(b, h, steps, "odd_twin_call")
             plan.append((b, h, steps))
             if total is not None:
                 known[(b, h)] = _per_step_s(total, fixed_s, steps)
@@ -387,6 +428,18 @@ class UnitTimer:
         for (b, h), v in known.items():
             if self.store.get_unit(table, "step", {"batch": b, "hidden": h}) is None:
                 self.store.add_unit(group, table, "step", {"batch": b, "hidden": h}, v, False, 0.0, at=at[(b, h)])
+        # Each unaligned twin's step over its cell's, both from the first pass's calls taken back to back
+        # (the moment's speed is in both; the cell's unit is the faster of its passes, the twin has one).
+        for b, h, steps in plan:
+            params = {"batch": b, "hidden": h, "steps": steps}
+            own = self.store.get_unit(table, "call", params)
+            for call_kind, ratio_kind in (("twin_call", "twin_ratio"), ("odd_twin_call", "odd_twin_ratio")):
+                twin = self.store.get_unit(table, call_kind, params)
+                if (twin is None or own is None or twin.value is None or own.value is None
+                        or self.store.get_unit(table, ratio_kind, {"batch": b, "hidden": h}) is not None):
+                    continue
+                ratio = _per_step_s(twin.value, fixed_of[h], steps) / _per_step_s(own.value, fixed_of[h], steps)
+                self.store.add_unit(group, table, ratio_kind, {"batch": b, "hidden": h}, ratio, False, 0.0, at=twin.at)
         for h, (_, _, _, when) in pairs.items():
             if self.store.get_unit(table, "intercept", {"hidden": h}) is None:
                 self.store.add_unit(group, table, "intercept", {"hidden": h}, fixed_of[h], False, 0.0, at=when)
@@ -545,15 +598,32 @@ def step_table(store: MeasurementStore, spec: JobSpec, group: str, mode: str, dt
         counts = _unit_steps(store, table, steps, fixed_s)
         steps = {(b, h): (max(v - max(intercepts[h] - fixed_s, 0.0) / counts[(b, h)], 0.1 * v)
                           if (b, h) in counts else v) for (b, h), v in steps.items()}
-    return StepTable(tuple(batches), tuple(hiddens),
-                     [[steps.get((b, h), nan) for b in batches] for h in hiddens],
-                     [[matmuls.get((b, h), nan) for b in batches] for h in hiddens],
-                     DTYPE_BYTES[dtype], memory_levels(store, spec.device, dtype, threads),
-                     MATMULS_PER_TRAINING_STEP if mode == "training" else 1, fixed_s,
-                     tuple(intercepts.get(h, nan) for h in hiddens) if intercepts else None,
-                     # cuDNN's nn.GRU computes the weight gradient once per call; autograd over ATen's
-                     # CPU steps, or over GRUCell anywhere, every step.
-                     not (spec.device == "cuda" and GroupKey.parse(group).impl == "torch-gru"))
+    out = StepTable(tuple(batches), tuple(hiddens),
+                    [[steps.get((b, h), nan) for b in batches] for h in hiddens],
+                    [[matmuls.get((b, h), nan) for b in batches] for h in hiddens],
+                    DTYPE_BYTES[dtype], memory_levels(store, spec.device, dtype, threads),
+                    MATMULS_PER_TRAINING_STEP if mode == "training" else 1, fixed_s,
+                    tuple(intercepts.get(h, nan) for h in hiddens) if intercepts else None,
+                    # cuDNN's nn.GRU computes the weight gradient once per call; autograd over ATen's
+                    # CPU steps, or over GRUCell anywhere, every step.
+                    not (spec.device == "cuda" and GroupKey.parse(group).impl == "torch-gru"))
+    def twins(kind: str) -> dict[tuple[int, int], float]:
+        return {(u.params["batch"], u.params["hidden"]): u.value for u in store.units(table, kind)
+                if u.value is not None and u.value > 0 and u.params["batch"] in batches and u.params["hidden"] in hiddens}
+
+    # A twin's slowdown: how much more its step took than its cell's, over how much more the table reads
+    # at the twin's size than at the cell's (the grid's own growth between its round sizes). A twin past
+    # the table's last hidden size or batch would be read against its extrapolation: none is kept.
+    wide = {k: v for k, v in twins("twin_ratio").items() if k[1] + UNALIGNED_EXTRA_HIDDEN <= hiddens[-1]}
+    odd = {k: v for k, v in twins("odd_twin_ratio").items() if k[0] + 1 < batches[-1]}
+    if not wide and not odd:
+        return out
+    wide_ratio = [[wide[(b, h)] * out.step_parts_s(b, h)[0] / out.step_parts_s(b, h + UNALIGNED_EXTRA_HIDDEN)[0]
+                   if (b, h) in wide else nan for b in batches] for h in hiddens]
+    odd_ratio = [[odd[(b, h)] * out.step_parts_s(b, h)[0] / out.step_parts_s(b + 1, h)[0]
+                  if (b, h) in odd else nan for b in batches] for h in hiddens]
+    return replace(out, unaligned_ratio=np.array(wide_ratio) if wide else None,
+                   odd_batch_ratio=np.array(odd_ratio) if odd else None)
 
 
 def gemm_table(store: MeasurementStore, device: str, dtype: str, threads: int,

@@ -180,7 +180,7 @@ class BatchPredictor:
         step_off = (hi_ % line) != 0
         measured_off = step_off if gemm.log_ratio is not None else None
         fitted_off = step_off & (gemm.log_ratio is None)
-        step_s, mm_s = table.step_parts(b, h)
+        step_s, mm_s = table.step_parts(b, h, step_off)
         step_s = step_s * mode_factor
         mm_s = mm_s * (MATMULS_PER_TRAINING_STEP if training else 1.0)
         proj0, aligned0 = gemm.seconds_and_aligned(t * b, i, GATES * h, measured_off)

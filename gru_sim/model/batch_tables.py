@@ -40,6 +40,7 @@ class StepLookup:
         self.element_bytes = table.element_bytes
         self.matmuls_per_step = table.matmuls_per_step
         self.weight_work_s = table.weight_work_s()
+        self.table = table
 
     def _row(self, arr: np.ndarray, log_arr: np.ndarray, h_index: np.ndarray | int, batch: np.ndarray) -> np.ndarray:
         b = self.b
@@ -70,8 +71,11 @@ class StepLookup:
         mixed = np.exp((1 - f) * np.log(np.maximum(lo, _TINY_S)) + f * np.log(np.maximum(hi, _TINY_S)))
         return np.where(hidden <= self.hs[0], self._row(arr, log_arr, 0, batch), mixed)
 
-    def step_parts(self, batch: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(whole step, matmul alone) in seconds (StepTable.step_parts_s) for each (batch, hidden)."""
+    def step_parts(self, batch: np.ndarray, hidden: np.ndarray, unaligned: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(whole step, matmul alone) in seconds (StepTable.step_parts_s) for each (batch, hidden);
+        ``unaligned`` (bool per row): the hidden size is not whole SIMD vectors — times the slowdown the
+        table's twins measured; a batch that is not whole row blocks likewise."""
         out, out_mm = np.empty(batch.shape[0]), np.empty(batch.shape[0])
         inside = hidden <= self.hs[-1]
         if inside.any():
@@ -85,6 +89,11 @@ class StepLookup:
                 self._row(self.step, self.log_step, last, b), self._row(self.matmul, self.log_matmul, last, b),
                 self.weight_work_s, float(self.hs[-1]), hidden[beyond], self.matmuls_per_step, self.element_bytes,
                 self.levels)
+        log_slowdown = self.table.odd_batch_log_ratio(batch, hidden)
+        if unaligned is not None and self.table.unaligned_ratio is not None and np.any(unaligned):
+            log_slowdown = log_slowdown + np.where(unaligned, self.table.unaligned_log_ratio(batch, hidden), 0.0)
+        if np.any(log_slowdown):
+            out, out_mm = out * np.exp(log_slowdown), out_mm * np.exp(log_slowdown)
         return out, out_mm
 
     def step_s(self, batch: np.ndarray, hidden: np.ndarray) -> np.ndarray:

@@ -231,11 +231,14 @@ class GruCostModel:
         if borrowed_mode:
             mode_factor = TRAINING_OVER_INFERENCE if training else 1.0 / TRAINING_OVER_INFERENCE
         b, t, h = config.batch, config.seq_len, config.hidden_size
-        step_s, mm_s = table.step_parts_s(b, h)
+        line = max(self.alignment_bytes // config.dtype_bytes, 1)
+        step_off = h % line != 0
+        # A step whose rows are not whole vectors: times the slowdown its table's twins measured.
+        step_s, mm_s = table.step_parts_s(b, h, unaligned=step_off)
         step_s, mm_s = step_s * mode_factor, mm_s * (MATMULS_PER_TRAINING_STEP if training else 1.0)
         forward_share = 1.0
         if training:
-            fwd = (inference.step_parts_s(b, h)[0] if inference is not None and not borrowed_mode
+            fwd = (inference.step_parts_s(b, h, unaligned=step_off)[0] if inference is not None and not borrowed_mode
                    else step_s / TRAINING_OVER_INFERENCE)
             forward_share = min(max(fwd / step_s, 0.05), 0.6)
         layers = []
@@ -243,7 +246,6 @@ class GruCostModel:
         e = config.dtype_bytes
         weight_bytes = float(sum(config.directions * GATES * h * (config.layer_input_size(k) + h) * e
                                  for k in range(config.num_layers)))
-        line = max(self.alignment_bytes // config.dtype_bytes, 1)
         fresh_rate = table.fresh_s_per_byte()
         fresh_by_layer = fresh_bytes_by_layer(config)
         # Every layer and direction spills alike: the same B, H and T.
@@ -252,7 +254,6 @@ class GruCostModel:
         # costs the GEMM nothing measurable (I = 300 against 288 and 304: the same rate at 1 and 2
         # threads on AMD EPYC, while 3H = 750 or 780 against 768 ran 30-50 % slower). Where the GEMM
         # table measured that slowdown it prices the projection; else a fitted extra share does.
-        step_off = h % line != 0
         proj_measured = step_off and gemm.has_unaligned
         proj_off = step_off and not gemm.has_unaligned
         for layer in range(config.num_layers):

@@ -216,6 +216,21 @@ class StepTable:
     15-40 %: how much of the L3 the guest gets moves between spells. :meth:`excess_scatter_log_sd` is
     what a cell scatters beyond what the table's typical cell reaches by chance, which the interval of a
     call made of such steps carries (``GruCostModel.interval_s``).
+
+    ``unaligned_ratio`` (same grid, NaN where not timed; None in tables timed before it was): how much
+    slower a step runs at a hidden size :data:`UNALIGNED_EXTRA_HIDDEN` above the grid's (rows that are
+    not whole SIMD vectors) than the table, timed at whole vectors, reads there — the twin's step over
+    the table's step at the twin's size. The grid's hidden sizes are whole vectors, and a call at a size
+    between them is read from them; on an AMD EPYC (Zen 5) a 1-thread inference call at H = 60, 127 or
+    250 took 5-11 % longer than that reading while H = 64, 128 and 256 took what their cells say.
+    :meth:`unaligned_log_ratio` reads it between the twins (held at the edges).
+
+    ``odd_batch_ratio`` (likewise): how much slower a step runs with one sequence more than a grid batch
+    past the dense start (a batch that is not whole blocks of :data:`BATCH_BLOCK_ROWS` rows, which BLAS
+    runs in narrower passes) than the table reads there. Past the dense start the grid's batches are
+    round (24, 32, 48, 64 ...), and a batch between them is read from them: on an AMD EPYC (Zen 5) the
+    design's inference calls at such batches ran 5 % slower, against the rest, than those on the grid.
+    A step at a batch past the dense start that is not whole blocks pays it (:meth:`odd_batch_log_ratio`).
     """
 
     batch: tuple[int, ...]
@@ -230,6 +245,8 @@ class StepTable:
     weight_grad_each_step: bool = True
     cell_scatter_log_sd: np.ndarray | None = None
     scatter_runs: int = 0
+    unaligned_ratio: np.ndarray | None = None
+    odd_batch_ratio: np.ndarray | None = None
     _step: np.ndarray = field(init=False, repr=False)
     _matmul: np.ndarray = field(init=False, repr=False)
     _scatter_bound: float = field(init=False, repr=False, default=math.inf)
@@ -245,6 +262,20 @@ class StepTable:
                 dof = self.scatter_runs - 1
                 self._scatter_bound = float(np.nanmedian(self.cell_scatter_log_sd)) * math.sqrt(
                     chi2.ppf(0.95, dof) / dof)
+        self._unaligned: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if self.unaligned_ratio is not None:
+            self.unaligned_ratio = np.asarray(self.unaligned_ratio, dtype=float).reshape(self.step_s.shape)
+            self._unaligned = _twin_grid(self.hidden, self.batch, self.unaligned_ratio)
+            if self._unaligned is None:
+                self.unaligned_ratio = None
+        self._odd_batch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if self.odd_batch_ratio is not None:
+            self.odd_batch_ratio = np.asarray(self.odd_batch_ratio, dtype=float).reshape(self.step_s.shape)
+            self._odd_batch = _twin_grid(self.hidden, self.batch, self.odd_batch_ratio)
+            if self._odd_batch is None:
+                self.odd_batch_ratio = None
+        # The dense start of the batch grid: every batch up to it is a cell of its own.
+        self.dense_batch = max((b for k, b in enumerate(self.batch, start=1) if b == k), default=0)
         b = np.asarray(self.batch, dtype=float)
         if len(self.batch) < 1 or len(self.hidden) < 1:
             raise ValueError("a step table needs at least one batch and one hidden size")
@@ -293,6 +324,23 @@ class StepTable:
             return np.zeros(np.broadcast(batch, hidden).shape)
         cell = self.cell_scatter_log_sd[_nearest_in_log(self.hidden, hidden), _nearest_in_log(self.batch, batch)]
         return np.sqrt(np.maximum(np.nan_to_num(cell, nan=0.0) ** 2 - self._scatter_bound ** 2, 0.0))
+
+    def unaligned_log_ratio(self, batch: np.ndarray | float, hidden: np.ndarray | float) -> np.ndarray:
+        """Log of how much slower a step at a hidden size that is not whole SIMD vectors runs than the
+        table reads at that size (0 where the table timed no twins): bilinear in log batch and log hidden
+        between the twins' cells, held at the edges of the cells timed."""
+        return _twin_log_ratio(self._unaligned, batch, hidden)
+
+    def odd_batch_log_ratio(self, batch: np.ndarray | float, hidden: np.ndarray | float) -> np.ndarray:
+        """Log of how much slower a step runs at ``batch`` than the table reads there: where the batch lies
+        past the dense start and is not whole blocks of BATCH_BLOCK_ROWS rows, the odd-batch twins'
+        slowdown read between them as :meth:`unaligned_log_ratio` reads its twins; 0 elsewhere, and in a
+        table that timed none."""
+        batch, hidden = np.broadcast_arrays(np.asarray(batch, dtype=float), np.asarray(hidden, dtype=float))
+        odd = (batch > self.dense_batch) & (np.mod(batch, BATCH_BLOCK_ROWS) != 0)
+        if self._odd_batch is None or not odd.any():
+            return np.zeros(batch.shape)
+        return np.where(odd, _twin_log_ratio(self._odd_batch, batch, hidden), 0.0)
 
     def layer_fixed_s(self, hidden: float) -> float:
         """Seconds a layer (one direction) of ``hidden`` units pays once per call beyond the smallest
@@ -364,18 +412,27 @@ class StepTable:
             return float(math.exp((1 - f) * math.log(max(lo, 1e-12)) + f * math.log(max(hi, 1e-12))))
         return float("nan")  # beyond: see step_parts_s
 
-    def step_parts_s(self, batch: float, hidden: float) -> tuple[float, float]:
+    def step_parts_s(self, batch: float, hidden: float, unaligned: bool = False) -> tuple[float, float]:
         """(whole step, matmul alone) in seconds at ``batch`` × ``hidden``; past the largest measured
-        hidden size, see :func:`beyond_hidden_step_s`."""
+        hidden size, see :func:`beyond_hidden_step_s`. ``unaligned``: the hidden size is not whole SIMD
+        vectors — both times the measured slowdown (:meth:`unaligned_log_ratio`); a batch past the dense
+        start that is not whole row blocks, likewise (:meth:`odd_batch_log_ratio`)."""
         hs = self.hidden
         if hidden <= hs[-1]:
-            return self._lookup(self._step, batch, hidden), self._lookup(self._matmul, batch, hidden)
-        last = len(hs) - 1
-        step, mm = beyond_hidden_step_s(np.array([self._row(self._step, last, batch)]),
-                                        np.array([self._row(self._matmul, last, batch)]), self.weight_work_s(),
-                                        hs[-1], np.array([float(hidden)]), self.matmuls_per_step,
-                                        self.element_bytes, self.levels)
-        return float(step[0]), float(mm[0])
+            step, mm = self._lookup(self._step, batch, hidden), self._lookup(self._matmul, batch, hidden)
+        else:
+            last = len(hs) - 1
+            beyond = beyond_hidden_step_s(np.array([self._row(self._step, last, batch)]),
+                                          np.array([self._row(self._matmul, last, batch)]), self.weight_work_s(),
+                                          hs[-1], np.array([float(hidden)]), self.matmuls_per_step,
+                                          self.element_bytes, self.levels)
+            step, mm = float(beyond[0][0]), float(beyond[1][0])
+        log_slowdown = float(self.odd_batch_log_ratio(batch, hidden))
+        if unaligned:
+            log_slowdown += float(self.unaligned_log_ratio(batch, hidden))
+        if log_slowdown:
+            step, mm = step * math.exp(log_slowdown), mm * math.exp(log_slowdown)
+        return step, mm
 
     def weight_work_s(self) -> float:
         """Seconds a training step at the largest measured hidden size spends on its weights whatever the
@@ -401,7 +458,9 @@ class StepTable:
                    if self.call_fixed_by_hidden_s is not None else {}),
                 **({} if self.weight_grad_each_step else {"weight_grad_each_step": False}),
                 **({"cell_scatter_log_sd": listed(self.cell_scatter_log_sd), "scatter_runs": self.scatter_runs}
-                   if self.cell_scatter_log_sd is not None else {})}
+                   if self.cell_scatter_log_sd is not None else {}),
+                **({"unaligned_ratio": listed(self.unaligned_ratio)} if self.unaligned_ratio is not None else {}),
+                **({"odd_batch_ratio": listed(self.odd_batch_ratio)} if self.odd_batch_ratio is not None else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "StepTable":
@@ -416,7 +475,9 @@ class StepTable:
                    if data.get("call_fixed_by_hidden_s") is not None else None,
                    bool(data.get("weight_grad_each_step", True)),
                    arr(data["cell_scatter_log_sd"]) if data.get("cell_scatter_log_sd") is not None else None,
-                   int(data.get("scatter_runs", 0)))
+                   int(data.get("scatter_runs", 0)),
+                   arr(data["unaligned_ratio"]) if data.get("unaligned_ratio") is not None else None,
+                   arr(data["odd_batch_ratio"]) if data.get("odd_batch_ratio") is not None else None)
 
     @classmethod
     def median_of(cls, tables: Sequence["StepTable"]) -> "StepTable":
@@ -437,17 +498,75 @@ class StepTable:
         levels = [t.levels for t in tables if t.levels is not None]
         by_hidden = [_on_grid((hidden, (1,)), (t.hidden, (1,)), np.asarray(t.call_fixed_by_hidden_s)[:, None])
                      for t in tables if t.call_fixed_by_hidden_s is not None]
+        # Each twin's slowdown the geometric median of the runs that timed it (a ratio of two timings
+        # seconds apart: the run's level is in both).
+        twins = [_on_grid((hidden, batch), (t.hidden, t.batch), t.unaligned_ratio)
+                 for t in tables if t.unaligned_ratio is not None]
+        odd = [_on_grid((hidden, batch), (t.hidden, t.batch), t.odd_batch_ratio)
+               for t in tables if t.odd_batch_ratio is not None]
         return cls(batch, hidden, step, matmul, first.element_bytes,
                    MemoryLevels.median_of(levels) if levels else None, first.matmuls_per_step,
                    float(np.exp(np.median(np.log(fixed)))) if fixed else None,
                    tuple(float(v) for v in log_median(by_hidden)[:, 0]) if by_hidden else None,
-                   first.weight_grad_each_step, cell_scatter(on_grid, step), len(tables))
+                   first.weight_grad_each_step, cell_scatter(on_grid, step), len(tables),
+                   log_median(twins, level=False) if twins else None,
+                   log_median(odd, level=False) if odd else None)
 
     def scatter_on(self, hidden: Sequence[int], batch: Sequence[int]) -> np.ndarray | None:
         """:attr:`cell_scatter_log_sd` on another grid of the same job (NaN where this one has no cell)."""
         if self.cell_scatter_log_sd is None:
             return None
         return _on_grid((tuple(hidden), tuple(batch)), (self.hidden, self.batch), self.cell_scatter_log_sd)
+
+    def twins_on(self, hidden: Sequence[int], batch: Sequence[int], odd_batch: bool = False) -> np.ndarray | None:
+        """:attr:`unaligned_ratio` (with ``odd_batch``, :attr:`odd_batch_ratio`) on another grid of the
+        same job (NaN where this one has no twin; None where it has none there)."""
+        ratio = self.odd_batch_ratio if odd_batch else self.unaligned_ratio
+        if ratio is None:
+            return None
+        out = np.full((len(hidden), len(batch)), np.nan)
+        rows = {h: i for i, h in enumerate(self.hidden)}
+        cols = {b: j for j, b in enumerate(self.batch)}
+        for i, h in enumerate(hidden):
+            for j, b in enumerate(batch):
+                if h in rows and b in cols:
+                    out[i, j] = ratio[rows[h], cols[b]]
+        return out if np.isfinite(out).any() else None
+
+
+def _twin_log_ratio(grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None, batch: np.ndarray | float,
+                    hidden: np.ndarray | float) -> np.ndarray:
+    """A twin grid (:func:`_twin_grid`) read at each (batch, hidden): bilinear in log batch and log hidden
+    between its cells, held at their edges; 0 everywhere without one."""
+    batch, hidden = np.broadcast_arrays(np.asarray(batch, dtype=float), np.asarray(hidden, dtype=float))
+    if grid is None:
+        return np.zeros(batch.shape)
+    log_h, log_b, values = grid
+    qh = np.clip(np.log(np.maximum(hidden.ravel(), 1.0)), log_h[0], log_h[-1])
+    qb = np.clip(np.log(np.maximum(batch.ravel(), 1.0)), log_b[0], log_b[-1])
+    rows = np.array([np.interp(qb, log_b, row) for row in values])  # [twin hidden][query]
+    if len(log_h) == 1:
+        return rows[0].reshape(batch.shape)
+    k = np.clip(np.searchsorted(log_h, qh, side="right") - 1, 0, len(log_h) - 2)
+    f = (qh - log_h[k]) / (log_h[k + 1] - log_h[k])
+    at = np.arange(qh.size)
+    return ((1.0 - f) * rows[k, at] + f * rows[k + 1, at]).reshape(batch.shape)
+
+
+def _twin_grid(hidden: Sequence[int], batch: Sequence[int], ratio: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The unaligned twins' log slowdowns on the sub-grid of the hidden sizes and batches that have any
+    (log hidden, log batch, ``[hidden][batch]`` with each row's gaps interpolated in log batch and held at
+    its ends, a row without twins taking the median of all); None where no twin was timed."""
+    ok = np.isfinite(ratio) & (ratio > 0)
+    if not ok.any():
+        return None
+    rows, cols = np.flatnonzero(ok.any(axis=1)), np.flatnonzero(ok.any(axis=0))
+    log_b = np.log(np.asarray(batch, dtype=float)[cols])
+    sub = np.log(np.where(ok, ratio, 1.0))[np.ix_(rows, cols)]
+    fine = ok[np.ix_(rows, cols)]
+    values = np.array([np.interp(log_b, log_b[f], r[f]) for r, f in zip(sub, fine)])
+    return np.log(np.asarray(hidden, dtype=float)[rows]), log_b, values
 
 
 def intercepts_at(measured: dict[int, float], hiddens: Sequence[int]) -> dict[int, float]:
@@ -544,8 +663,10 @@ def _marginal_row_s(m: np.ndarray, col: np.ndarray, known: np.ndarray, ceiling_r
 # The unaligned twin of a grid GEMM (:class:`GemmTable`): 3H columns for a hidden size 4 above the
 # grid's, half a 32-byte vector (three quarters of a 64-byte one) past a whole number of them, the
 # commonest misalignment of the hidden sizes people use (100, 300, 500, 700 ...; others, such as 50 or
-# 650, ran within the same band in a probe on AMD EPYC).
-UNALIGNED_EXTRA_COLUMNS = GATES * 4
+# 650, ran within the same band in a probe on AMD EPYC). A step table's twins (StepTable.unaligned_ratio)
+# are timed at the same hidden size.
+UNALIGNED_EXTRA_HIDDEN = 4
+UNALIGNED_EXTRA_COLUMNS = GATES * UNALIGNED_EXTRA_HIDDEN
 
 
 @dataclass
