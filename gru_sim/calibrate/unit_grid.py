@@ -80,9 +80,10 @@ PAST_BATCH_MAX_STEP_FLOPS = 2.5e8
 # more hidden units, timed right after the cell's own call with as many steps, at these batches and at
 # the grid's hidden sizes that are powers of two from TWIN_MIN_HIDDEN (whole vectors on any ISA). The
 # grid's hidden sizes are whole vectors, and a call at a size between them is read from them; at a size
-# that is not (H = 60, 100, 127, 250, 500 ...) BLAS and the gate kernels run remainder loops, which on
-# an AMD EPYC (Zen 5) made 1-thread inference calls at H = 60, 127 and 250 5-11 % slower than the grid
-# reads there (B = 32-64), and one-row calls not at all. About 30 twins a table.
+# that is not (H = 60, 100, 250, 500 ...) BLAS and the gate kernels run remainder loops. On an AMD EPYC
+# (Zen 5) the twins read a median 1.00-1.03 (one-row steps 0.94-1.03, B = 256 at small H up to 1.2),
+# while the design's calls at hidden sizes a multiple of 32 had read 3-5 % faster, against its odd
+# sizes, than the residual fitted over both predicted. About 30 twins a table.
 TWIN_BATCHES = (1, 4, 16, 64, 256)
 TWIN_MIN_HIDDEN = 32
 # Likewise the step one sequence past a grid batch beyond the dense start (StepTable.odd_batch_ratio),
@@ -607,6 +608,7 @@ def step_table(store: MeasurementStore, spec: JobSpec, group: str, mode: str, dt
                     # cuDNN's nn.GRU computes the weight gradient once per call; autograd over ATen's
                     # CPU steps, or over GRUCell anywhere, every step.
                     not (spec.device == "cuda" and GroupKey.parse(group).impl == "torch-gru"))
+
     def twins(kind: str) -> dict[tuple[int, int], float]:
         return {(u.params["batch"], u.params["hidden"]): u.value for u in store.units(table, kind)
                 if u.value is not None and u.value > 0 and u.params["batch"] in batches and u.params["hidden"] in hiddens}

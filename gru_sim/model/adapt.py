@@ -75,7 +75,7 @@ def adapt_step_table(source: StepTable, batches: Sequence[int], hiddens: Sequenc
                           for b, v in zip(source.batch, row)] for h, row in zip(source.hidden, source.step_s)])
     new_mm = np.array([[v * math.exp(interp_log_grid(grids, mm_ratio, (h, b))) if np.isfinite(v) else np.nan
                         for b, v in zip(source.batch, row)] for h, row in zip(source.hidden, source.matmul_s)])
-    # The unaligned twins' slowdowns are the source's: a ratio of two sizes' steps on one machine.
+    # The twins' slowdowns are the source's: each a ratio of two sizes' steps on one machine.
     return StepTable(source.batch, source.hidden, new_step, new_mm, source.element_bytes, levels,
                      source.matmuls_per_step, source.call_fixed_s, adapt_intercepts(source, intercepts or {}),
                      source.weight_grad_each_step, unaligned_ratio=source.unaligned_ratio,
