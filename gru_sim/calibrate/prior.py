@@ -278,15 +278,19 @@ class UnitPrior:
         if "intercepts" in cells:
             shrunk = self._shrink(f"{key}:intercepts", _step_part(fresh, "intercepts"), cells["intercepts"])
             intercepts = tuple(float(v) for v in shrunk)
+        def pool_cells(values: np.ndarray | None) -> np.ndarray | None:
+            """The pool's ``values`` at this run's cells (None where the pool has none)."""
+            return None if values is None else _cells(fresh.step_s, (fresh.hidden, fresh.batch),
+                                                      (prior.hidden, prior.batch), values)
+
         # The pool's run-to-run scatter of each cell is the machine kind's, not one run's: it stays. The
-        # unaligned twins' slowdowns are ratios of timings taken together (no run's level in them): this
-        # run's as timed, the pool's where it timed none.
-        twins = fresh.unaligned_ratio if fresh.unaligned_ratio is not None else prior.twins_on(fresh.hidden, fresh.batch)
-        odd = (fresh.odd_batch_ratio if fresh.odd_batch_ratio is not None
-               else prior.twins_on(fresh.hidden, fresh.batch, odd_batch=True))
+        # twins' slowdowns are ratios of timings taken together (no run's level in them): this run's as
+        # timed, the pool's where it timed none.
+        twins = fresh.unaligned_ratio if fresh.unaligned_ratio is not None else pool_cells(prior.unaligned_ratio)
+        odd = fresh.odd_batch_ratio if fresh.odd_batch_ratio is not None else pool_cells(prior.odd_batch_ratio)
         return StepTable(fresh.batch, fresh.hidden, step_s, matmul_s, fresh.element_bytes, fresh.levels,
                          fresh.matmuls_per_step, fresh.call_fixed_s, intercepts, fresh.weight_grad_each_step,
-                         prior.scatter_on(fresh.hidden, fresh.batch), prior.scatter_runs, twins, odd)
+                         pool_cells(prior.cell_scatter_log_sd), prior.scatter_runs, twins, odd)
 
     def gemm(self, key: str, fresh: GemmTable) -> GemmTable:
         prior = self.gemms.get(key)

@@ -33,7 +33,7 @@ from ..groups import GroupKey
 from .batch_configs import CHOICES, INT_COLUMNS, ConfigBatch, decode_category
 from .batch_tables import GemmLookup, StepLookup
 from .costmodel import (AXES, MATMULS_PER_TRAINING_STEP, SCATTER_Z, TRAINING_OVER_INFERENCE, GruCostModel,
-                        gemm_key, step_key)
+                        gemm_key, step_key, widened_log_bounds)
 from .fresh_memory import fresh_bytes_many, listed as fresh_listed
 from .saved_spill import cache_bytes, spilled_saved_bytes_many, spills
 from .library import FOREIGN_INTERVAL_FACTOR, here_fingerprint, mismatch
@@ -299,9 +299,8 @@ class BatchPredictor:
             steps_s = (terms_steps - terms_mm + terms_fixed) * coef[0] + terms_mm * coef[8] + terms_su * coef[6]
             step_share = np.clip(np.divide(steps_s, composed, out=np.zeros(len(part)), where=composed > 0), 0.0, 1.0)
             spread = SCATTER_Z * step_share * raw.excess_scatter_log_sd(b, h)
-        log_lo, log_hi = qlo * widen, qhi * widen
-        lo_s = latency * np.exp(log_lo - (np.hypot(log_lo, spread) - np.abs(log_lo)))
-        hi_s = latency * np.exp(log_hi + (np.hypot(log_hi, spread) - np.abs(log_hi)))
+        log_lo, log_hi = widened_log_bounds(qlo * widen, qhi * widen, spread)
+        lo_s, hi_s = latency * np.exp(log_lo), latency * np.exp(log_hi)
         if self.foreign:
             lo_s, hi_s = lo_s / FOREIGN_INTERVAL_FACTOR, hi_s * FOREIGN_INTERVAL_FACTOR
 

@@ -103,6 +103,14 @@ def _threads_of(key: str) -> int:
 SCATTER_Z = 1.645
 
 
+def widened_log_bounds(log_lo: Any, log_hi: Any, spread: Any) -> tuple[Any, Any]:
+    """The interval's log ends (``log_lo`` ≤ 0 ≤ ``log_hi`` about the prediction) each moved outwards so
+    that its distance from the prediction is the residual's and ``spread`` added in quadrature: the two
+    are independent. Scalars or arrays alike."""
+    return (log_lo - (np.hypot(log_lo, spread) - np.abs(log_lo)),
+            log_hi + (np.hypot(log_hi, spread) - np.abs(log_hi)))
+
+
 class GruCostModel:
     """Composes GRU calls from measured units and fits the small residual on whole calls.
 
@@ -368,11 +376,8 @@ class GruCostModel:
         lat = self.predict_one(config) if latency_s is None else latency_s
         share = {"input_size": self.input_share(config)}
         widen = 1.0 + sum(math.log2(r) * share.get(axis, 1.0) for axis, r in self.extrapolation(config).items())
-        spread = SCATTER_Z * self.step_scatter_log_sd(config)
-        # Independent of the whole calls' residual: the two add in quadrature, each end moved outwards.
-        lo, hi = lo * widen, hi * widen
-        return (lat * math.exp(lo - (math.hypot(lo, spread) - abs(lo))),
-                lat * math.exp(hi + (math.hypot(hi, spread) - abs(hi))))
+        lo, hi = widened_log_bounds(lo * widen, hi * widen, SCATTER_Z * self.step_scatter_log_sd(config))
+        return lat * math.exp(float(lo)), lat * math.exp(float(hi))
 
     def step_scatter_log_sd(self, config: GruConfig) -> float:
         """How much more ``config``'s latency scatters from run to run than a typical call's, through its

@@ -336,8 +336,10 @@ class StepTable:
         slowdown read between them as :meth:`unaligned_log_ratio` reads its twins; 0 elsewhere, and in a
         table that timed none."""
         batch, hidden = np.broadcast_arrays(np.asarray(batch, dtype=float), np.asarray(hidden, dtype=float))
+        if self._odd_batch is None:  # most tables: nothing to read
+            return np.zeros(batch.shape)
         odd = (batch > self.dense_batch) & (np.mod(batch, BATCH_BLOCK_ROWS) != 0)
-        if self._odd_batch is None or not odd.any():
+        if not odd.any():
             return np.zeros(batch.shape)
         return np.where(odd, _twin_log_ratio(self._odd_batch, batch, hidden), 0.0)
 
@@ -511,26 +513,6 @@ class StepTable:
                    log_median(twins, level=False) if twins else None,
                    log_median(odd, level=False) if odd else None)
 
-    def scatter_on(self, hidden: Sequence[int], batch: Sequence[int]) -> np.ndarray | None:
-        """:attr:`cell_scatter_log_sd` on another grid of the same job (NaN where this one has no cell)."""
-        if self.cell_scatter_log_sd is None:
-            return None
-        return _on_grid((tuple(hidden), tuple(batch)), (self.hidden, self.batch), self.cell_scatter_log_sd)
-
-    def twins_on(self, hidden: Sequence[int], batch: Sequence[int], odd_batch: bool = False) -> np.ndarray | None:
-        """:attr:`unaligned_ratio` (with ``odd_batch``, :attr:`odd_batch_ratio`) on another grid of the
-        same job (NaN where this one has no twin; None where it has none there)."""
-        ratio = self.odd_batch_ratio if odd_batch else self.unaligned_ratio
-        if ratio is None:
-            return None
-        out = np.full((len(hidden), len(batch)), np.nan)
-        rows = {h: i for i, h in enumerate(self.hidden)}
-        cols = {b: j for j, b in enumerate(self.batch)}
-        for i, h in enumerate(hidden):
-            for j, b in enumerate(batch):
-                if h in rows and b in cols:
-                    out[i, j] = ratio[rows[h], cols[b]]
-        return out if np.isfinite(out).any() else None
 
 
 def _twin_log_ratio(grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None, batch: np.ndarray | float,
@@ -554,9 +536,9 @@ def _twin_log_ratio(grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None, batc
 
 def _twin_grid(hidden: Sequence[int], batch: Sequence[int], ratio: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The unaligned twins' log slowdowns on the sub-grid of the hidden sizes and batches that have any
+    """A twin ratio's log slowdowns on the sub-grid of the hidden sizes and batches that have any twin
     (log hidden, log batch, ``[hidden][batch]`` with each row's gaps interpolated in log batch and held at
-    its ends, a row without twins taking the median of all); None where no twin was timed."""
+    its ends); None where no twin was timed."""
     ok = np.isfinite(ratio) & (ratio > 0)
     if not ok.any():
         return None
